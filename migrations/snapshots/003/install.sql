@@ -1,0 +1,30 @@
+-- The tollgate SQL API: a tern code package. Every object here can be
+-- reinstalled whole (CREATE OR REPLACE); `make snapshot` freezes it into the
+-- migration history under migrations/snapshots/. Tables live in migrations/.
+--
+-- Conventions: public functions are SECURITY DEFINER with a pinned search_path
+-- and qualify every object they touch; internal helpers start with "_" and are
+-- granted to nobody; errors use SQLSTATE class TG (TG402, TG404, TG422).
+
+{{ template "window.sql" . }}
+{{ template "emit.sql" . }}
+{{ template "gate.sql" . }}
+{{ template "raise_quota_exceeded.sql" . }}
+{{ template "consume.sql" . }}
+{{ template "check.sql" . }}
+{{ template "require.sql" . }}
+{{ template "refund.sql" . }}
+{{ template "usage.sql" . }}
+{{ template "plan_for.sql" . }}
+{{ template "refresh_customer.sql" . }}
+{{ template "subscriptions_trigger.sql" . }}
+{{ template "set_customer.sql" . }}
+{{ template "row_gate.sql" . }}
+{{ template "attach_row_gate.sql" . }}
+{{ template "define_plan.sql" . }}
+{{ template "define_feature.sql" . }}
+{{ template "set_limit.sql" . }}
+{{ template "remove.sql" . }}
+{{ template "routes.sql" . }}
+{{ template "set_setting.sql" . }}
+{{ template "grants.sql" . }}
