@@ -1,0 +1,272 @@
+// Package config reads tollgate.yaml: the declarative description of plans, features, limits and routes, plus the
+// settings of the sidecar (email, Stripe, HTTP, conversions).
+//
+// Parse validates the whole file and reports every mistake at once, each as FILE:LINE:COL: message. Secrets never
+// come from the file: values that look like API keys or passwords are errors that point to the environment
+// variables instead (see Env).
+//
+// The file's schema for editors is schema/tollgate.schema.json; the reference is docs/config.md.
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Defaults of the optional settings. docs/config.md and schema/tollgate.schema.json repeat them.
+const (
+	DefaultEmailProvider        = "log"
+	DefaultEmailRatePerSecond   = 2.0 // Resend's default rate limit is 2 requests per second
+	DefaultEmailMaxAttempts     = 8
+	DefaultReconcileInterval    = time.Hour
+	DefaultStripeRatePerSecond  = 25.0 // Stripe's test-mode limit; live mode allows 100 reads per second
+	DefaultListen               = ":8080"
+	DefaultPollInterval         = 5 * time.Second
+	DefaultAttributionWindow    = 30 * 24 * time.Hour
+	DefaultEnforcement          = "hard"
+	DefaultBooleanFeaturePeriod = "lifetime"
+)
+
+// DefaultNotifyAt is the percent thresholds a feature emits events at when notify_at is not given.
+var DefaultNotifyAt = []int{100}
+
+// Config is a validated tollgate.yaml with every default filled in.
+type Config struct {
+	// File is the name the file was parsed under ("" for Defaults).
+	File string
+	// Plans in file order. Exactly one has Default set.
+	Plans []Plan
+	// Features in file order.
+	Features    []Feature
+	Email       Email
+	Stripe      Stripe
+	Sidecar     Sidecar
+	Conversions Conversions
+	// Warnings are findings that do not stop the file from being used, such as a plan that a feature's limits
+	// do not list (that plan does not get the feature).
+	Warnings Errors
+}
+
+// Pos is a position in the file, 1-based.
+type Pos struct {
+	Line, Col int
+}
+
+// Plan is an entry under plans:.
+type Plan struct {
+	Name    string
+	Default bool
+	// StripePrices and StripeProducts map Stripe subscriptions to this plan, sorted.
+	StripePrices   []string
+	StripeProducts []string
+	// Rank orders plans from lower to higher (an upgrade goes to a higher rank).
+	Rank int32
+	Pos  Pos
+}
+
+// Feature is an entry under features:.
+type Feature struct {
+	Name string
+	// Period is the usage window: month | billing | lifetime | <N>d | <N>h | rolling <N>d.
+	Period string
+	// Limits has one entry per plan listed under limits:, in file order. Plans not listed do not get the feature.
+	Limits []Limit
+	// Enforcement is hard (block at the limit) or soft (allow and record the overage).
+	Enforcement string
+	// NotifyAt holds percent thresholds (1..100) that emit events, ascending.
+	NotifyAt []int
+	// Message is shown to a blocked customer; "" means none.
+	Message string
+	// UpgradePrompt is the email template sent when the limit is hit; "" means no email.
+	UpgradePrompt string
+	// Routes gate HTTP requests (in the Django middleware) on this feature.
+	Routes []Route
+	Pos    Pos
+}
+
+// Limit is one plan's quota for a feature.
+type Limit struct {
+	Plan string
+	// Quota is nil for no quota (unlimited, on) and 0 for off.
+	Quota *int64
+	Pos   Pos
+}
+
+// Route is a "METHOD /path" entry under a feature's routes:.
+type Route struct {
+	// Method is GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS or * (any).
+	Method string
+	// Pattern starts with / and may end with a single * that matches any rest of the path.
+	Pattern string
+	Pos     Pos
+}
+
+// String gives the route as written in the file: "POST /api/features/*".
+func (r Route) String() string { return r.Method + " " + r.Pattern }
+
+// Email configures the mailer of the sidecar.
+type Email struct {
+	// Provider is resend, smtp or log (log writes emails to the sidecar's log instead of sending them).
+	Provider string
+	// From is the sender, as in "Acme <billing@acme.test>". Required unless Provider is log.
+	From string
+	// UpgradeURL is the link that upgrade prompts point to.
+	UpgradeURL string
+	// Templates is a directory whose templates override the built-in ones, resolved against the directory of
+	// the file; "" means the built-in templates only.
+	Templates     string
+	RatePerSecond float64
+	// MaxAttempts is how many times one email is tried before it is given up.
+	MaxAttempts int
+}
+
+// Stripe configures the Stripe sync of the sidecar.
+type Stripe struct {
+	// PastDueIsGrace keeps past_due subscriptions on their paid plan.
+	PastDueIsGrace    bool
+	ReconcileInterval time.Duration
+	RatePerSecond     float64
+}
+
+// Sidecar configures the HTTP server and the outbox polling of the sidecar.
+type Sidecar struct {
+	// Listen is the address of the HTTP server, host:port.
+	Listen string
+	// PollInterval is how often the outbox is drained when no notification arrives.
+	PollInterval time.Duration
+}
+
+// Conversions configures the attribution of free-to-paid conversions to upgrade prompts.
+type Conversions struct {
+	AttributionWindow time.Duration
+}
+
+// Defaults gives the settings used when no file is given: no plans, no features and every default.
+func Defaults() *Config {
+	return &Config{
+		Email: Email{
+			Provider:      DefaultEmailProvider,
+			RatePerSecond: DefaultEmailRatePerSecond,
+			MaxAttempts:   DefaultEmailMaxAttempts,
+		},
+		Stripe: Stripe{
+			ReconcileInterval: DefaultReconcileInterval,
+			RatePerSecond:     DefaultStripeRatePerSecond,
+		},
+		Sidecar: Sidecar{
+			Listen:       DefaultListen,
+			PollInterval: DefaultPollInterval,
+		},
+		Conversions: Conversions{AttributionWindow: DefaultAttributionWindow},
+	}
+}
+
+// Load reads and parses the file at path. A file that cannot be read gives the *os.PathError; a file with
+// mistakes gives Errors.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Plan returns the plan with the given name.
+func (c *Config) Plan(name string) (Plan, bool) {
+	for _, p := range c.Plans {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return Plan{}, false
+}
+
+// DefaultPlan returns the plan new customers start on.
+func (c *Config) DefaultPlan() Plan {
+	for _, p := range c.Plans {
+		if p.Default {
+			return p
+		}
+	}
+	return Plan{}
+}
+
+// Feature returns the feature with the given name.
+func (c *Config) Feature(name string) (Feature, bool) {
+	for _, f := range c.Features {
+		if f.Name == name {
+			return f, true
+		}
+	}
+	return Feature{}, false
+}
+
+// Diagnostic is one finding in the file.
+type Diagnostic struct {
+	File      string
+	Line, Col int
+	Message   string
+}
+
+// String gives FILE:LINE:COL: message.
+func (d Diagnostic) String() string {
+	file := d.File
+	if file == "" {
+		file = "tollgate.yaml"
+	}
+	return fmt.Sprintf("%s:%d:%d: %s", file, d.Line, d.Col, d.Message)
+}
+
+// Errors is every mistake found in a file, in file order. Match it with errors.As.
+type Errors []Diagnostic
+
+func (e Errors) Error() string {
+	lines := make([]string, len(e))
+	for i, d := range e {
+		lines[i] = d.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (e Errors) sort() {
+	sort.SliceStable(e, func(i, j int) bool {
+		if e[i].Line != e[j].Line {
+			return e[i].Line < e[j].Line
+		}
+		return e[i].Col < e[j].Col
+	})
+}
+
+// resolveTemplates resolves a templates directory against the directory of the file.
+func resolveTemplates(file, dir string) string {
+	if dir == "" || filepath.IsAbs(dir) || file == "" {
+		return dir
+	}
+	return filepath.Join(filepath.Dir(file), dir)
+}
+
+// Env is the part of the configuration that comes from the environment: secrets, and where services are.
+type Env struct {
+	DatabaseURL         string // DATABASE_URL
+	StripeSecretKey     string // STRIPE_SECRET_KEY
+	StripeWebhookSecret string // STRIPE_WEBHOOK_SECRET
+	StripeAPIBase       string // STRIPE_API_BASE: another Stripe endpoint, such as stripe-mock in tests
+	ResendAPIKey        string // RESEND_API_KEY
+	SMTPURL             string // SMTP_URL: smtp://user:password@host:port or smtps://...
+}
+
+// EnvFrom reads Env through getenv (os.Getenv, or a map's lookup in tests).
+func EnvFrom(getenv func(string) string) Env {
+	return Env{
+		DatabaseURL:         getenv("DATABASE_URL"),
+		StripeSecretKey:     getenv("STRIPE_SECRET_KEY"),
+		StripeWebhookSecret: getenv("STRIPE_WEBHOOK_SECRET"),
+		StripeAPIBase:       getenv("STRIPE_API_BASE"),
+		ResendAPIKey:        getenv("RESEND_API_KEY"),
+		SMTPURL:             getenv("SMTP_URL"),
+	}
+}
