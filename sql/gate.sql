@@ -225,8 +225,15 @@ BEGIN
         -- Blocked. Usage only grows within a window, so this read is final
         -- unless a refund makes room, which the recheck below notices.
         v_used := coalesce(v_used, 0);
-        IF v_used <= v_cap AND v_tries < 5 THEN
-          CONTINUE; -- a refund made room between the UPDATE and the read
+        IF v_cap IS NULL OR v_used <= v_cap THEN
+          -- The row was committed after the UPDATE's snapshot, or a refund
+          -- made room between the UPDATE and the read: count again.
+          IF v_tries >= 5 THEN
+            RAISE EXCEPTION USING ERRCODE = '40001',
+              MESSAGE = format('could not count %s for customer %s under contention', p_feature, p_customer),
+              HINT = 'Retry the transaction.';
+          END IF;
+          CONTINUE;
         END IF;
         v_allowed := false;
         IF NOT coalesce(v_hit, false) THEN
@@ -243,9 +250,9 @@ BEGIN
             SELECT u.used INTO v_used
               FROM tollgate.usage u
              WHERE u.customer = p_customer AND u.feature = p_feature AND u.window_start = v_start;
-            IF v_used <= v_cap AND v_tries < 5 THEN
+            IF v_used <= v_cap THEN
               v_allowed := true;
-              CONTINUE;
+              CONTINUE; -- a refund made room: the loop's guard bounds this
             END IF;
           END IF;
         END IF;

@@ -25,7 +25,9 @@ BEGIN
     window_end := ((window_start AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC';
   WHEN 'hour', 'day' THEN
     v_seconds := p_length::bigint * CASE p_unit WHEN 'hour' THEN 3600 ELSE 86400 END;
-    v_steps := floor(extract(epoch FROM p_at - p_anchor) / v_seconds)::bigint;
+    -- A call whose transaction started before the customer's first call
+    -- committed (so p_at < anchor) belongs to the first window.
+    v_steps := greatest(floor(extract(epoch FROM p_at - p_anchor) / v_seconds)::bigint, 0);
     window_start := p_anchor + make_interval(secs => v_steps * v_seconds);
     window_end := window_start + make_interval(secs => v_seconds);
   WHEN 'billing' THEN
@@ -45,6 +47,7 @@ BEGIN
     IF v_anchor + make_interval(months => v_months) > v_at THEN
       v_months := v_months - 1;
     END IF;
+    v_months := greatest(v_months, 0); -- before the anchor: the first window
     window_start := (v_anchor + make_interval(months => v_months)) AT TIME ZONE 'UTC';
     window_end := (v_anchor + make_interval(months => v_months + 1)) AT TIME ZONE 'UTC';
   WHEN 'lifetime' THEN

@@ -1,0 +1,240 @@
+package sqlapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+)
+
+// hammer runs clients goroutines, each with its own connection, each calling
+// consume calls times on one customer, all released at once.
+func hammer(t *testing.T, b *bundle, clients, calls int, customer, feature string) (allowed, blocked int64) {
+	t.Helper()
+	ctx := context.Background()
+	pool := b.appPool(t, int32(clients))
+	conns := make([]*pgxpool.Conn, clients)
+	for i := range conns {
+		c, err := pool.Acquire(ctx)
+		require.NoError(t, err)
+		conns[i] = c
+		defer c.Release()
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		start = make(chan struct{})
+		errs  []error
+	)
+	for i := 0; i < clients; i++ {
+		wg.Add(1)
+		go func(c *pgxpool.Conn) {
+			defer wg.Done()
+			<-start
+			var a, bl int64
+			for j := 0; j < calls; j++ {
+				var ok bool
+				if err := c.QueryRow(ctx, `SELECT allowed FROM tollgate.consume($1, $2)`, customer, feature).Scan(&ok); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+					return
+				}
+				if ok {
+					a++
+				} else {
+					bl++
+				}
+			}
+			mu.Lock()
+			allowed += a
+			blocked += bl
+			mu.Unlock()
+		}(conns[i])
+	}
+	close(start)
+	wg.Wait()
+	require.Empty(t, errs)
+	return allowed, blocked
+}
+
+func TestConsumeExactUnderConcurrency(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.feature(t, "api_calls", "30d", "hard", []int32{50, 80, 100}, ptr[int64](50))
+
+	allowed, blocked := hammer(t, b, 32, 300, "hot", "api_calls")
+	require.EqualValues(t, 50, allowed)
+	require.EqualValues(t, 32*300-50, blocked)
+	require.EqualValues(t, 50, b.count(t, `SELECT used FROM tollgate.usage WHERE customer = 'hot' AND feature = 'api_calls'`))
+	require.EqualValues(t, 1, b.count(t, `SELECT count(*) FROM tollgate.customers WHERE customer = 'hot'`))
+	require.EqualValues(t, 1, b.count(t, `SELECT count(*) FROM tollgate.events WHERE customer = 'hot' AND kind = 'limit_reached'`))
+	for _, pct := range []int{50, 80, 100} {
+		require.EqualValues(t, 1, b.count(t, `SELECT count(*) FROM tollgate.events WHERE customer = 'hot' AND kind = 'threshold' AND threshold = $1`, pct), "threshold %d", pct)
+	}
+	// each threshold event records the usage at its crossing
+	require.EqualValues(t, 25, b.count(t, `SELECT used FROM tollgate.events WHERE kind = 'threshold' AND threshold = 50`))
+	require.EqualValues(t, 40, b.count(t, `SELECT used FROM tollgate.events WHERE kind = 'threshold' AND threshold = 80`))
+}
+
+func TestConsumeSoftRecordsOverageUnderConcurrency(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.feature(t, "api_calls", "30d", "soft", []int32{80, 100}, ptr[int64](50))
+
+	allowed, blocked := hammer(t, b, 32, 300, "hot", "api_calls")
+	require.EqualValues(t, 32*300, allowed)
+	require.Zero(t, blocked)
+	v := call(t, b.owner, "check", "hot", "api_calls", 1)
+	require.True(t, v.Allowed)
+	require.EqualValues(t, 32*300, v.Used)
+	require.EqualValues(t, 0, *v.Remaining)
+	require.NotNil(t, v.Message, "over quota: the verdict carries the upgrade message")
+	require.EqualValues(t, 1, b.count(t, `SELECT count(*) FROM tollgate.events WHERE kind = 'limit_reached'`))
+	require.EqualValues(t, 51, b.count(t, `SELECT used FROM tollgate.events WHERE kind = 'limit_reached'`))
+	require.EqualValues(t, 2, b.count(t, `SELECT count(*) FROM tollgate.events WHERE kind = 'threshold'`))
+}
+
+func TestFirstCallsRaceRegistersOnce(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.feature(t, "api_calls", "30d", "hard", []int32{100}, ptr[int64](1000))
+	for i := 0; i < 5; i++ {
+		customer := "new" + strconv.Itoa(i)
+		allowed, _ := hammer(t, b, 16, 1, customer, "api_calls")
+		require.EqualValues(t, 16, allowed)
+		require.EqualValues(t, 1, b.count(t, `SELECT count(*) FROM tollgate.customers WHERE customer = $1`, customer))
+		require.EqualValues(t, 16, b.count(t, `SELECT sum(used) FROM tollgate.usage WHERE customer = $1`, customer))
+	}
+}
+
+func TestBlockedCallCountsNothingAndVerdictSaysWhy(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.exec(t, `SELECT tollgate.define_feature('api_calls', '30d', 'hard', '{100}', 'Upgrade to continue.')`)
+	b.exec(t, `SELECT tollgate.set_limit('free', 'api_calls', 3)`)
+
+	for i := 1; i <= 3; i++ {
+		v := call(t, b.owner, "consume", "c", "api_calls", 1)
+		require.True(t, v.Allowed)
+		require.EqualValues(t, i, v.Used)
+		require.EqualValues(t, 3-i, *v.Remaining)
+		require.Nil(t, v.Message)
+		require.Equal(t, "free", v.Plan)
+	}
+	v := call(t, b.owner, "consume", "c", "api_calls", 1)
+	require.False(t, v.Allowed)
+	require.EqualValues(t, 3, v.Used)
+	require.Equal(t, "Upgrade to continue.", *v.Message)
+	// an amount larger than what remains is blocked whole
+	call(t, b.owner, "refund", "c", "api_calls", 2)
+	v = call(t, b.owner, "consume", "c", "api_calls", 2)
+	require.True(t, v.Allowed)
+	v = call(t, b.owner, "consume", "c", "api_calls", 2)
+	require.False(t, v.Allowed)
+	require.EqualValues(t, 3, v.Used)
+}
+
+func TestRollbackLeavesNoTrace(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.feature(t, "api_calls", "30d", "hard", []int32{100}, ptr[int64](1))
+	ctx := context.Background()
+
+	listener := b.db.Conn(t, b.db.URL)
+	_, err := listener.Exec(ctx, `LISTEN tollgate_events`)
+	require.NoError(t, err)
+
+	app := b.db.Conn(t, b.db.AppURL)
+	tx, err := app.Begin(ctx)
+	require.NoError(t, err)
+	v := call(t, tx, "consume", "c", "api_calls", 1) // crosses 100%: writes an event
+	require.True(t, v.Allowed)
+	require.NoError(t, tx.Rollback(ctx))
+
+	require.Zero(t, b.count(t, `SELECT count(*) FROM tollgate.usage`))
+	require.Zero(t, b.count(t, `SELECT count(*) FROM tollgate.events`))
+	require.Zero(t, b.count(t, `SELECT count(*) FROM tollgate.customers`))
+
+	// The next committed crossing is the first notification the listener
+	// gets: the rolled-back one was never delivered.
+	call(t, app, "consume", "d", "api_calls", 1)
+	id := b.count(t, `SELECT id FROM tollgate.events WHERE customer = 'd'`)
+	waitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	n, err := listener.WaitForNotification(waitCtx)
+	require.NoError(t, err)
+	require.Equal(t, strconv.FormatInt(id, 10), n.Payload)
+}
+
+func TestNotifyOnlyOnEvents(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.feature(t, "api_calls", "30d", "hard", []int32{100}, ptr[int64](10))
+	ctx := context.Background()
+	listener := b.db.Conn(t, b.db.URL)
+	_, err := listener.Exec(ctx, `LISTEN tollgate_events`)
+	require.NoError(t, err)
+
+	app := b.db.Conn(t, b.db.AppURL)
+	for i := 0; i < 11; i++ { // 9 ordinary calls, the 10th crosses 100%, the 11th is blocked
+		call(t, app, "consume", "c", "api_calls", 1)
+	}
+	var ids []string
+	rows, err := b.owner.Query(ctx, `SELECT id::text FROM tollgate.events ORDER BY id`)
+	require.NoError(t, err)
+	ids, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Len(t, ids, 2)
+	// A marker sent after the calls bounds what we wait for: notifications
+	// arrive in commit order, so everything before it is what the calls sent.
+	_, err = b.owner.Exec(ctx, `SELECT pg_notify('tollgate_events', 'marker')`)
+	require.NoError(t, err)
+	var got []string
+	waitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for {
+		n, err := listener.WaitForNotification(waitCtx)
+		require.NoError(t, err)
+		if n.Payload == "marker" {
+			break
+		}
+		got = append(got, n.Payload)
+	}
+	require.Equal(t, ids, got)
+}
+
+func TestRequireRaisesTG402WithDetail(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.exec(t, `SELECT tollgate.define_feature('exports', 'month', 'hard', '{100}', 'Exports are a pro feature.')`)
+	b.exec(t, `SELECT tollgate.set_limit('free', 'exports', 1)`)
+	app := b.db.Conn(t, b.db.AppURL)
+	ctx := context.Background()
+
+	v := call(t, app, "require", "c", "exports", 1)
+	require.True(t, v.Allowed)
+	_, err := app.Exec(ctx, `SELECT tollgate.require('c', 'exports')`)
+	requireCode(t, err, "TG402")
+	var pgErr *pgconn.PgError
+	require.ErrorAs(t, err, &pgErr)
+	require.Equal(t, "Exports are a pro feature.", pgErr.Hint)
+	var detail struct {
+		Feature  string     `json:"feature"`
+		Used     int64      `json:"used"`
+		Quota    int64      `json:"quota"`
+		ResetsAt *time.Time `json:"resets_at"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(pgErr.Detail), &detail))
+	require.Equal(t, "exports", detail.Feature)
+	require.EqualValues(t, 1, detail.Used)
+	require.EqualValues(t, 1, detail.Quota)
+	require.NotNil(t, detail.ResetsAt)
+}
