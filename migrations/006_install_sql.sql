@@ -1,6 +1,6 @@
--- 003: the SQL API (functions, triggers, grants) as released: a frozen copy of
--- the sql/ code package in snapshots/003 (see CONTRIBUTING.md, "Snapshots").
-{{ install_snapshot "003" }}
+-- 006: the SQL API (functions, triggers, grants) as released: a frozen copy of
+-- the sql/ code package in snapshots/006 (see CONTRIBUTING.md, "Snapshots").
+{{ install_snapshot "006" }}
 
 ---- create above / drop below ----
 
