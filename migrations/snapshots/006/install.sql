@@ -27,4 +27,12 @@
 {{ template "remove.sql" . }}
 {{ template "routes.sql" . }}
 {{ template "set_setting.sql" . }}
+
+-- Stripe sync (the sidecar's functions): add includes below this line.
+
+-- Upgrade prompts (the email outbox): add includes below this line.
+
+-- Conversions and the funnel: add includes below this line.
+
+-- Last: revoke PUBLIC's EXECUTE from everything above.
 {{ template "grants.sql" . }}
