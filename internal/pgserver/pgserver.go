@@ -49,8 +49,13 @@ type Options struct {
 	// Port is the TCP port on 127.0.0.1; 0 picks a free one.
 	Port int
 	// Settings are extra server settings passed as -c name=value. For throwaway clusters they are
-	// applied over the defaults fsync=off, full_page_writes=off, max_connections=300.
+	// applied over the defaults fsync=off, full_page_writes=off, max_connections=300 and
+	// max_wal_size=256MB (bounds the WAL a tmpfs holds).
 	Settings map[string]string
+	// TempRoot is where a throwaway cluster's directory is created. Empty means /dev/shm when it is
+	// a tmpfs with at least 1 GiB free (CREATE DATABASE there is an order of magnitude faster than on
+	// a virtual disk), else os.TempDir(). A benchmark that measures durability should name a disk.
+	TempRoot string
 	// Logf, if set, receives progress lines (initdb, start, stop).
 	Logf func(format string, args ...any)
 }
@@ -123,7 +128,11 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if opts.Dir == "" {
 		sweepStale(s.logf)
 		s.temp = true
-		s.root, err = os.MkdirTemp("", tempPrefix+"*")
+		tempRoot := opts.TempRoot
+		if tempRoot == "" {
+			tempRoot = defaultTempRoot()
+		}
+		s.root, err = os.MkdirTemp(tempRoot, tempPrefix+"*")
 		if err != nil {
 			return nil, fmt.Errorf("pgserver: %w", err)
 		}
@@ -137,6 +146,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		settings["fsync"] = "off"
 		settings["full_page_writes"] = "off"
 		settings["max_connections"] = "300"
+		settings["max_wal_size"] = "256MB"
 	} else {
 		s.root, err = filepath.Abs(opts.Dir)
 		if err != nil {
@@ -406,6 +416,19 @@ func (s *Server) SocketURL(dbname string) string {
 	q := url.Values{"host": {s.sockDir}, "port": {strconv.Itoa(s.port)}, "sslmode": {"disable"}}
 	u := url.URL{Scheme: "postgres", User: url.User(superuser), Path: "/" + dbname, RawQuery: q.Encode()}
 	return u.String()
+}
+
+const shmDir = "/dev/shm"
+
+// defaultTempRoot prefers /dev/shm when it is a roomy tmpfs.
+func defaultTempRoot() string {
+	const tmpfsMagic = 0x01021994
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(shmDir, &st); err == nil && st.Type == tmpfsMagic &&
+		st.Bavail*uint64(st.Bsize) >= 1<<30 && syscall.Access(shmDir, 2 /* W_OK */) == nil {
+		return shmDir
+	}
+	return os.TempDir()
 }
 
 func freePort() (int, error) {

@@ -129,12 +129,12 @@ func TestStartSweepsStaleDirs(t *testing.T) {
 	require.NoError(t, cmd.Run())
 	deadPID := cmd.ProcessState.Pid()
 
-	stale, err := os.MkdirTemp("", tempPrefix+"*")
+	stale, err := os.MkdirTemp(defaultTempRoot(), tempPrefix+"*")
 	require.NoError(t, err)
 	t.Cleanup(func() { os.RemoveAll(stale) })
 	require.NoError(t, os.WriteFile(filepath.Join(stale, ownerFile), []byte(strconv.Itoa(deadPID)+" 1\n"), 0o644))
 
-	live, err := os.MkdirTemp("", tempPrefix+"*")
+	live, err := os.MkdirTemp(defaultTempRoot(), tempPrefix+"*")
 	require.NoError(t, err)
 	t.Cleanup(func() { os.RemoveAll(live) })
 	require.NoError(t, writeOwner(live))

@@ -59,11 +59,16 @@ func ownerAlive(root string) (alive bool, known bool) {
 	return len(fields) < 2 || fields[1] == start, true
 }
 
-// sweepStale removes tollgate-pg-* directories whose owner process is gone, first stopping any
-// postmaster still running there. Directories without an owner file are left alone unless they are
-// over an hour old (their creator may be between MkdirTemp and writeOwner).
+// sweepStale removes tollgate-pg-* directories (in /dev/shm and os.TempDir()) whose owner process is
+// gone, first stopping any postmaster still running there. Directories without an owner file are
+// left alone unless they are over an hour old (their creator may be between MkdirTemp and
+// writeOwner). A custom Options.TempRoot is not swept.
 func sweepStale(logf func(string, ...any)) {
 	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), tempPrefix+"*"))
+	if os.TempDir() != shmDir {
+		more, _ := filepath.Glob(filepath.Join(shmDir, tempPrefix+"*"))
+		dirs = append(dirs, more...)
+	}
 	for _, dir := range dirs {
 		alive, known := ownerAlive(dir)
 		if alive {
