@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/url"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tollgate/tollgate/internal/schema"
+	"github.com/tollgate/tollgate/migrations"
+)
+
+const migrateUsage = `usage: tollgate migrate [--database-url URL] [--to N]
+
+Brings the tollgate schema of the database to version N (default: the latest), one transaction per
+migration, and prints each migration it runs. The version is kept in public.schema_version, so
+tern migrate --migrations migrations gives the same result. --to 0 removes the tollgate schema
+and all its functions (the cluster-wide roles tollgate_app and tollgate_sidecar stay).
+
+  --database-url URL  a role that may create schemas and roles; default: $DATABASE_URL
+  --to N              the target version (0 to the latest)
+`
+
+func init() {
+	register(command{name: "migrate", summary: "bring the database's tollgate schema to the latest (or a given) version", run: runMigrate})
+}
+
+func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return migrateCmd(ctx, args, stdout, stderr, os.Getenv, migrations.FS)
+}
+
+// migrateCmd is runMigrate with its environment and migrations passed in (tests pass their own).
+func migrateCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string, fsys fs.FS) int {
+	flags := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	flags.SetOutput(io.Discard)
+	dbURL := flags.String("database-url", "", "")
+	to := flags.String("to", "", "")
+	if err := flags.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, migrateUsage)
+			return 0
+		}
+		fmt.Fprintf(stderr, "tollgate migrate: %v\n\n%s", err, migrateUsage)
+		return 2
+	}
+	if flags.NArg() > 0 {
+		fmt.Fprintf(stderr, "tollgate migrate: unexpected argument %q\n\n%s", flags.Arg(0), migrateUsage)
+		return 2
+	}
+	target := schema.Latest
+	if *to != "" {
+		n, err := strconv.ParseInt(*to, 10, 32)
+		if err != nil || n < 0 {
+			fmt.Fprintf(stderr, "tollgate migrate: --to wants a version number (0 or more), not %q\n", *to)
+			return 2
+		}
+		target = int32(n)
+	}
+	if *dbURL == "" {
+		*dbURL = getenv("DATABASE_URL")
+	}
+	if *dbURL == "" {
+		fmt.Fprintf(stderr, "tollgate migrate: no database: pass --database-url URL or set DATABASE_URL\n")
+		return 2
+	}
+
+	cfg, err := pgx.ParseConfig(*dbURL)
+	if err != nil {
+		fmt.Fprintf(stderr, "tollgate migrate: invalid database URL %s: %s\n", redactURL(*dbURL), scrub(err, *dbURL))
+		return 2
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "tollgate migrate: %s\n", scrub(err, *dbURL)) // names user, database and host
+		return 1
+	}
+	defer conn.Close(context.Background())
+
+	fmt.Fprintf(stdout, "database %s\n", describe(cfg))
+	if _, err := schema.MigrateFS(ctx, conn, fsys, target, stdout); err != nil {
+		printMigrateError(stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// printMigrateError prints a failed migration as
+//
+//	tollgate: migration 004_bad.sql failed
+//	  SQLSTATE 42601: syntax error at or near "SELEC"
+//	  DETAIL: ...
+//	  HINT: ...
+//	  CONTEXT: ...
+//	  line 3: SELEC 1;
+func printMigrateError(w io.Writer, err error) {
+	var me *schema.MigrationError
+	if !errors.As(err, &me) {
+		fmt.Fprintf(w, "tollgate: migrate: %v\n", err)
+		return
+	}
+	direction := ""
+	if me.Direction == "down" {
+		direction = " (down)"
+	}
+	fmt.Fprintf(w, "tollgate: migration %s%s failed\n", me.Migration, direction)
+	fmt.Fprintf(w, "  SQLSTATE %s: %s\n", me.Code, me.Message)
+	for _, f := range []struct{ label, text string }{{"DETAIL", me.Detail}, {"HINT", me.Hint}, {"CONTEXT", me.Where}} {
+		if f.text != "" {
+			fmt.Fprintf(w, "  %s: %s\n", f.label, strings.ReplaceAll(f.text, "\n", "\n    "))
+		}
+	}
+	if me.Line > 0 {
+		fmt.Fprintf(w, "  line %d: %s\n", me.Line, strings.TrimSpace(me.LineText))
+	}
+}
+
+// describe names a connection without its password: user@host:port/database.
+func describe(cfg *pgx.ConnConfig) string {
+	host := cfg.Host
+	if strings.HasPrefix(host, "/") {
+		host = "[" + host + "]"
+	}
+	return fmt.Sprintf("%s@%s:%d/%s", cfg.User, host, cfg.Port, cfg.Database)
+}
+
+var dsnPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
+
+// redactURL hides the password of a postgres:// URL or of a key=value connection string.
+func redactURL(s string) string {
+	if u, err := url.Parse(s); err == nil && u.Scheme != "" {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+		q := u.Query()
+		if q.Has("password") {
+			q.Set("password", "xxxxx")
+			u.RawQuery = q.Encode()
+		}
+		return u.Redacted()
+	}
+	if strings.Contains(s, "://") {
+		return "(unparsable URL)"
+	}
+	return dsnPassword.ReplaceAllString(s, "${1}xxxxx")
+}
+
+// scrub is err's message with every password of connString replaced, whatever the error quotes.
+func scrub(err error, connString string) string {
+	msg := err.Error()
+	var secrets []string
+	if u, perr := url.Parse(connString); perr == nil && u.Scheme != "" {
+		if pw, has := u.User.Password(); has {
+			secrets = append(secrets, pw, url.QueryEscape(pw), url.PathEscape(pw))
+		}
+		secrets = append(secrets, u.Query()["password"]...)
+	}
+	for _, m := range dsnPassword.FindAllStringSubmatch(connString, -1) {
+		secrets = append(secrets, m[2], strings.Trim(m[2], "'"))
+	}
+	for _, s := range secrets {
+		if s != "" {
+			msg = strings.ReplaceAll(msg, s, "xxxxx")
+		}
+	}
+	return msg
+}

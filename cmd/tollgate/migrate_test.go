@@ -1,0 +1,226 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io/fs"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tollgate/tollgate/internal/schema"
+	"github.com/tollgate/tollgate/migrations"
+	"github.com/tollgate/tollgate/tests/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// runCLI runs `tollgate ARGS...` in-process with an environment of its own.
+func runCLI(t *testing.T, env map[string]string, fsys fs.FS, args ...string) result {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	getenv := func(k string) string { return env[k] }
+	var code int
+	if len(args) > 0 && args[0] == "migrate" {
+		if fsys == nil {
+			fsys = migrations.FS
+		}
+		code = migrateCmd(t.Context(), args[1:], &stdout, &stderr, getenv, fsys)
+	} else {
+		code = run(t.Context(), args, &stdout, &stderr)
+	}
+	return result{code, stdout.String(), stderr.String()}
+}
+
+func latest(t *testing.T) int32 {
+	t.Helper()
+	v, err := schema.LatestVersion()
+	require.NoError(t, err)
+	return v
+}
+
+func TestMigrateTwice(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewEmptyDB(t)
+
+	r := runCLI(t, nil, nil, "migrate", "--database-url", db.URL)
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "migrating 001_roles.sql up\n")
+	require.Contains(t, r.stdout, fmt.Sprintf("migrated from version 0 to %d\n", latest(t)))
+
+	// DATABASE_URL is the fallback.
+	r = runCLI(t, map[string]string{"DATABASE_URL": db.URL}, nil, "migrate")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, fmt.Sprintf("already at version %d, nothing to do\n", latest(t)))
+	require.NotContains(t, r.stdout, "migrating")
+}
+
+func TestMigrateDownToZeroAndUp(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewDB(t)
+
+	r := runCLI(t, nil, nil, "migrate", "--database-url", db.URL, "--to", "0")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, fmt.Sprintf("migrating %03d_", latest(t)))
+	require.Contains(t, r.stdout, fmt.Sprintf("migrated from version %d to 0\n", latest(t)))
+
+	r = runCLI(t, nil, nil, "migrate", "--database-url", db.URL)
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, fmt.Sprintf("migrated from version 0 to %d\n", latest(t)))
+}
+
+func TestMigrateFailureOutput(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewDB(t)
+
+	mfs := fstest.MapFS{}
+	require.NoError(t, fs.WalkDir(migrations.FS, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := fs.ReadFile(migrations.FS, path)
+		mfs[path] = &fstest.MapFile{Data: data}
+		return err
+	}))
+	bad := fmt.Sprintf("%03d_bad.sql", latest(t)+1)
+	mfs[bad] = &fstest.MapFile{Data: []byte("-- a migration with a typo\nCREATE TABLE tollgate.t (x int);\nSELEC 1;\n")}
+
+	r := runCLI(t, nil, mfs, "migrate", "--database-url", db.URL)
+	require.Equal(t, 1, r.code)
+	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	require.Equal(t, "tollgate: migration "+bad+" failed", lines[0])
+	require.Regexp(t, `^  SQLSTATE 42601: `, lines[1])
+	require.Equal(t, "  line 3: SELEC 1;", lines[len(lines)-1])
+	require.Contains(t, r.stdout, "migrating "+bad+" up\n")
+}
+
+func TestMigrateArguments(t *testing.T) {
+	t.Parallel()
+	r := runCLI(t, nil, nil, "migrate")
+	require.Equal(t, 2, r.code)
+	require.Contains(t, r.stderr, "pass --database-url URL or set DATABASE_URL")
+
+	r = runCLI(t, nil, nil, "migrate", "--database-url", "postgres://x@127.0.0.1/db", "--to", "latest")
+	require.Equal(t, 2, r.code)
+	require.Contains(t, r.stderr, "--to wants a version number")
+
+	r = runCLI(t, nil, nil, "migrate", "--help")
+	require.Equal(t, 0, r.code)
+	require.Contains(t, r.stdout, "usage: tollgate migrate")
+}
+
+func TestMigrateNeverPrintsPasswords(t *testing.T) {
+	t.Parallel()
+	const secret = "s3cr3t-pa55"
+	for _, url := range []string{
+		"postgres://someone:" + secret + "@127.0.0.1:1/db?sslmode=disable&connect_timeout=5", // nothing listens on port 1
+		"postgres://someone:" + secret + "@127.0.0.1:notaport/db",
+		"host=127.0.0.1 port=1 user=someone password=" + secret + " dbname=db sslmode=disable",
+		"host=127.0.0.1 port=1 password='" + secret + "' user=someone sslmode=disable",
+		"postgres://someone@127.0.0.1:1/db?password=" + secret + "&sslmode=disable",
+	} {
+		r := runCLI(t, nil, nil, "migrate", "--database-url", url)
+		require.NotEqual(t, 0, r.code)
+		require.NotContains(t, r.stdout+r.stderr, secret, url)
+		require.Contains(t, r.stderr, "tollgate migrate: ")
+	}
+
+	// On success too: the trusting test server ignores the password.
+	db := pgtest.NewEmptyDB(t)
+	url := strings.Replace(db.URL, "postgres@", "postgres:"+secret+"@", 1)
+	require.Contains(t, url, secret)
+	r := runCLI(t, nil, nil, "migrate", "--database-url", url)
+	require.Equal(t, 0, r.code, r.stderr)
+	require.NotContains(t, r.stdout+r.stderr, secret)
+}
+
+func TestHelp(t *testing.T) {
+	t.Parallel()
+	r := runCLI(t, nil, nil, "help")
+	require.Equal(t, 0, r.code)
+	for name := range commands {
+		require.Contains(t, r.stdout, "  "+name+" ")
+	}
+	r = runCLI(t, nil, nil, "help", "migrate")
+	require.Equal(t, 0, r.code)
+	require.Contains(t, r.stdout, "usage: tollgate migrate")
+
+	r = runCLI(t, nil, nil, "no-such-command")
+	require.Equal(t, 2, r.code)
+	require.Contains(t, r.stderr, `unknown command "no-such-command"`)
+
+	r = runCLI(t, nil, nil)
+	require.Equal(t, 2, r.code)
+
+	r = runCLI(t, nil, nil, "version")
+	require.Equal(t, 0, r.code)
+	require.Regexp(t, `^tollgate \S+.* \(schema version \d+, go`, r.stdout)
+}
+
+// buildTern builds the tern CLI of go.mod's version (a go.mod tool).
+func buildTern(t *testing.T) string {
+	t.Helper()
+	tern := filepath.Join(t.TempDir(), "tern")
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	out, err := exec.Command(goBin, "build", "-o", tern, "github.com/jackc/tern/v2").CombinedOutput()
+	require.NoError(t, err, "go build tern:\n%s", out)
+	return tern
+}
+
+// schemaDump is pg_dump --schema-only of the database, without comments and the database name.
+func schemaDump(t *testing.T, db *pgtest.DB) string {
+	t.Helper()
+	out, err := exec.Command(pgtest.Server(t).Bin("pg_dump"), "--schema-only", "--dbname", db.URL).Output()
+	if ee, ok := err.(*exec.ExitError); ok {
+		t.Fatalf("pg_dump: %v\n%s", err, ee.Stderr)
+	}
+	require.NoError(t, err)
+	var kept []string
+	for _, line := range strings.Split(string(out), "\n") {
+		// Comments name the dump's source; \restrict and \unrestrict carry a random key.
+		if strings.HasPrefix(line, "--") || strings.HasPrefix(line, `\restrict`) || strings.HasPrefix(line, `\unrestrict`) {
+			continue
+		}
+		kept = append(kept, strings.ReplaceAll(line, db.Name, "DBNAME"))
+	}
+	return regexp.MustCompile(`\n{3,}`).ReplaceAllString(strings.Join(kept, "\n"), "\n\n")
+}
+
+func TestTernCLIMigratesTheSameSchema(t *testing.T) {
+	t.Parallel()
+	tern := buildTern(t)
+	byTern, byTollgate := pgtest.NewEmptyDB(t), pgtest.NewEmptyDB(t)
+
+	repoMigrations, err := filepath.Abs("../../migrations")
+	require.NoError(t, err)
+	cmd := exec.Command(tern, "migrate", "--migrations", repoMigrations, "--conn-string", byTern.URL)
+	cmd.Dir = t.TempDir() // no tern.conf there
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+
+	r := runCLI(t, nil, nil, "migrate", "--database-url", byTollgate.URL)
+	require.Equal(t, 0, r.code, r.stderr)
+
+	for _, db := range []*pgtest.DB{byTern, byTollgate} {
+		v, err := schema.CurrentVersion(t.Context(), db.Pool(t))
+		require.NoError(t, err)
+		require.Equal(t, latest(t), v)
+	}
+	dumpTern, dumpTollgate := schemaDump(t, byTern), schemaDump(t, byTollgate)
+	require.Contains(t, dumpTollgate, "CREATE FUNCTION tollgate.consume(")
+	require.Equal(t, dumpTern, dumpTollgate)
+}
