@@ -3,7 +3,7 @@
 GO ?= go
 
 .DEFAULT_GOAL := help
-.PHONY: help test build vet fmt demo snapshot
+.PHONY: help test build vet fmt demo snapshot docs
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-9s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -25,3 +25,6 @@ demo: ## run tollgate end to end against a throwaway PostgreSQL
 
 snapshot: ## copy sql/ into the newest migrations/snapshots/NNN (the one the newest snapshot migration installs)
 	$(GO) run ./internal/cmd/snapshot
+
+docs: ## regenerate docs/sql-api.md from the catalog's COMMENT ON (a throwaway migrated database)
+	$(GO) run ./internal/cmd/sqldocs
