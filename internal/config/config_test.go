@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -332,4 +333,32 @@ func TestEnvFrom(t *testing.T) {
 	require.Equal(t, Env{DatabaseURL: "postgres://x", StripeSecretKey: "k", StripeWebhookSecret: "w",
 		StripeAPIBase: "http://localhost:12111", ResendAPIKey: "r", SMTPURL: "smtp://h"},
 		EnvFrom(func(k string) string { return env[k] }))
+}
+
+// TestParseAliasBomb: aliases that name a huge structure many times are an error, and errors past maxErrors
+// are counted, not listed.
+func TestParseAliasBomb(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	b.WriteString("plans: { free: { default: true } }\nx: &l [")
+	for i := range 2000 {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("GET /a")
+		b.WriteString(strings.Repeat("b", i%7))
+	}
+	b.WriteString("]\nfeatures:\n")
+	for i := range 2000 {
+		b.WriteString("  f" + strconv.Itoa(i))
+		b.WriteString(": { limits: { free: on }, routes: *l }\n")
+	}
+	errs := parseErrors(t, b.String())
+	require.LessOrEqual(t, len(errs), maxErrors+2)
+	require.Regexp(t, `^[0-9]+:[0-9]+: and [0-9]+ more errors$`, errs[len(errs)-1])
+	too := false
+	for _, e := range errs {
+		too = too || strings.Contains(e, "too large once its aliases are expanded")
+	}
+	require.True(t, too, "want the alias error among:\n%s", strings.Join(errs, "\n"))
 }

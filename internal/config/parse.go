@@ -66,6 +66,10 @@ func Parse(file string, data []byte) (cfg *Config, err error) {
 	}
 	if len(p.errs) > 0 {
 		p.errs.sort()
+		if p.more > 0 {
+			last := p.errs[len(p.errs)-1]
+			p.errs = append(p.errs, Diagnostic{File: file, Line: last.Line, Col: last.Col, Message: fmt.Sprintf("and %d more errors", p.more)})
+		}
 		return nil, p.errs
 	}
 	p.warns.sort()
@@ -77,10 +81,44 @@ type parser struct {
 	file  string
 	errs  Errors
 	warns Errors
+	work  int // nodes visited, aliases counted each time they are used
+	more  int // errors past maxErrors, counted only
+}
+
+// maxErrors is how many errors are reported; the rest are counted.
+const maxErrors = 100
+
+// maxWork bounds the nodes visited: aliases can make a small file name a huge structure.
+const maxWork = 1 << 18
+
+// spend counts n nodes visited and reports whether the file is still within maxWork.
+func (p *parser) spend(at *yaml.Node, n int) bool {
+	if p.work > maxWork {
+		return false
+	}
+	p.work += n
+	if p.work > maxWork {
+		// past maxErrors too: it explains why the rest of the file was not checked
+		p.errs = append(p.errs, Diagnostic{File: p.file, Line: at.Line, Col: at.Column, Message: "the file is too large once its aliases are expanded; the rest is not checked"})
+		return false
+	}
+	return true
 }
 
 func (p *parser) errorf(n *yaml.Node, format string, args ...any) {
-	p.errs = append(p.errs, Diagnostic{File: p.file, Line: n.Line, Col: n.Column, Message: fmt.Sprintf(format, args...)})
+	if len(p.errs) >= maxErrors {
+		p.more++
+		return
+	}
+	p.add(Diagnostic{File: p.file, Line: n.Line, Col: n.Column, Message: fmt.Sprintf(format, args...)})
+}
+
+func (p *parser) add(d Diagnostic) {
+	if len(p.errs) >= maxErrors {
+		p.more++
+		return
+	}
+	p.errs = append(p.errs, d)
 }
 
 func (p *parser) warnf(n *yaml.Node, format string, args ...any) {
@@ -95,7 +133,7 @@ func (p *parser) decode(data []byte) *yaml.Node {
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
-			p.errs = append(p.errs, Diagnostic{File: p.file, Line: 1, Col: 1, Message: "the file is empty: it needs at least plans:"})
+			p.add(Diagnostic{File: p.file, Line: 1, Col: 1, Message: "the file is empty: it needs at least plans:"})
 			return nil
 		}
 		p.yamlError(err)
@@ -108,7 +146,7 @@ func (p *parser) decode(data []byte) *yaml.Node {
 		p.yamlError(err)
 	}
 	if len(doc.Content) == 0 {
-		p.errs = append(p.errs, Diagnostic{File: p.file, Line: 1, Col: 1, Message: "the file is empty: it needs at least plans:"})
+		p.add(Diagnostic{File: p.file, Line: 1, Col: 1, Message: "the file is empty: it needs at least plans:"})
 		return nil
 	}
 	root := deref(doc.Content[0])
@@ -127,10 +165,10 @@ func (p *parser) yamlError(err error) {
 	msg := err.Error()
 	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
-		p.errs = append(p.errs, Diagnostic{File: p.file, Line: line, Col: 1, Message: "invalid YAML: " + m[2]})
+		p.add(Diagnostic{File: p.file, Line: line, Col: 1, Message: "invalid YAML: " + m[2]})
 		return
 	}
-	p.errs = append(p.errs, Diagnostic{File: p.file, Line: 1, Col: 1, Message: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")})
+	p.add(Diagnostic{File: p.file, Line: 1, Col: 1, Message: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")})
 }
 
 // deref follows aliases (*name) to the anchored node.
@@ -162,6 +200,9 @@ func (p *parser) entries(n *yaml.Node, what string, allowed []string) []field {
 		} else {
 			p.errorf(n, "%s must be a mapping", what)
 		}
+		return nil
+	}
+	if !p.spend(n, len(n.Content)) {
 		return nil
 	}
 	var out []field
@@ -302,6 +343,9 @@ func (p *parser) seq(n *yaml.Node, what string) []*yaml.Node {
 		p.errorf(n, "%s must be a list, as in [a, b]", what)
 		return nil
 	}
+	if !p.spend(n, len(n.Content)) {
+		return nil
+	}
 	out := make([]*yaml.Node, len(n.Content))
 	for i, c := range n.Content {
 		out[i] = deref(c)
@@ -420,7 +464,7 @@ func (p *parser) checkPlans(at *yaml.Node, plans []Plan) {
 		pl := &plans[i]
 		if pl.Default {
 			if def != nil {
-				p.errs = append(p.errs, Diagnostic{File: p.file, Line: pl.Pos.Line, Col: pl.Pos.Col,
+				p.add(Diagnostic{File: p.file, Line: pl.Pos.Line, Col: pl.Pos.Col,
 					Message: fmt.Sprintf("plan %s is a second default plan (the first is %s, line %d): exactly one plan has default: true", pl.Name, def.Name, def.Pos.Line)})
 			} else {
 				def = pl
@@ -428,14 +472,14 @@ func (p *parser) checkPlans(at *yaml.Node, plans []Plan) {
 		}
 		for _, id := range pl.StripePrices {
 			if other, dup := prices[id]; dup {
-				p.errs = append(p.errs, Diagnostic{File: p.file, Line: pl.Pos.Line, Col: pl.Pos.Col,
+				p.add(Diagnostic{File: p.file, Line: pl.Pos.Line, Col: pl.Pos.Col,
 					Message: fmt.Sprintf("Stripe price %s is on plans %s and %s: a price belongs to one plan", id, other.Name, pl.Name)})
 			}
 			prices[id] = *pl
 		}
 		for _, id := range pl.StripeProducts {
 			if other, dup := products[id]; dup {
-				p.errs = append(p.errs, Diagnostic{File: p.file, Line: pl.Pos.Line, Col: pl.Pos.Col,
+				p.add(Diagnostic{File: p.file, Line: pl.Pos.Line, Col: pl.Pos.Col,
 					Message: fmt.Sprintf("Stripe product %s is on plans %s and %s: a product belongs to one plan", id, other.Name, pl.Name)})
 			}
 			products[id] = *pl

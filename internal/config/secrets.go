@@ -45,7 +45,7 @@ func (p *parser) scanSecrets(data []byte) {
 				start += j
 			}
 			col := utf8.RuneCountInString(line[:start]) + 1
-			p.errs = append(p.errs, Diagnostic{File: p.file, Line: i + 1, Col: col,
+			p.add(Diagnostic{File: p.file, Line: i + 1, Col: col,
 				Message: fmt.Sprintf("this looks like %s: secrets never go in this file; set %s in the environment instead", k.what, k.env)})
 		}
 	}
