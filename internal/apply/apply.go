@@ -85,6 +85,7 @@ const (
 	selectFeatures = "SELECT feature, period, enforcement, notify_at, message, upgrade_prompt FROM tollgate.features ORDER BY feature"
 	selectLimits   = "SELECT plan, feature, quota FROM tollgate.limits ORDER BY plan, feature"
 	selectRoutes   = "SELECT method, pattern, feature, amount FROM tollgate.routes ORDER BY method, pattern"
+	selectSettings = "SELECT key, value FROM tollgate.settings ORDER BY key"
 )
 
 // ReadState reads the configuration tables.
@@ -112,6 +113,12 @@ func ReadState(ctx context.Context, q pgx.Tx) (State, error) {
 	if s.Routes, err = query(ctx, q, selectRoutes, func(r pgx.CollectableRow) (rt RouteRow, err error) {
 		err = r.Scan(&rt.Method, &rt.Pattern, &rt.Feature, &rt.Amount)
 		return rt, err
+	}); err != nil {
+		return s, err
+	}
+	if s.Settings, err = query(ctx, q, selectSettings, func(r pgx.CollectableRow) (st SettingRow, err error) {
+		err = r.Scan(&st.Key, &st.Value)
+		return st, err
 	}); err != nil {
 		return s, err
 	}

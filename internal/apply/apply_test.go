@@ -48,7 +48,8 @@ func (b *testBundle) dump(t *testing.T) string {
 		  (SELECT string_agg(format('%s %s %s %s %s', plan, is_default, stripe_prices, stripe_products, rank), E'\n' ORDER BY plan) FROM tollgate.plans),
 		  (SELECT string_agg(format('%s %s %s %s %s %s', feature, period, enforcement, notify_at, message, upgrade_prompt), E'\n' ORDER BY feature) FROM tollgate.features),
 		  (SELECT string_agg(format('%s/%s %s', plan, feature, coalesce(quota::text, 'unlimited')), E'\n' ORDER BY plan, feature) FROM tollgate.limits),
-		  (SELECT string_agg(format('%s %s %s %s', method, pattern, feature, amount), E'\n' ORDER BY method, pattern) FROM tollgate.routes))`).Scan(&s)
+		  (SELECT string_agg(format('%s %s %s %s', method, pattern, feature, amount), E'\n' ORDER BY method, pattern) FROM tollgate.routes),
+		  (SELECT string_agg(format('%s %s', key, value), E'\n' ORDER BY key) FROM tollgate.settings))`).Scan(&s)
 	require.NoError(t, err)
 	return s
 }
@@ -99,8 +100,9 @@ func TestApplyExample(t *testing.T) {
 		"+ limit pro/projects: 100",
 		"+ limit pro/sso: unlimited",
 		"+ route POST /api/features/*: feature api_calls",
+		"+ setting past_due_is_grace: false",
 	}, changeLines(out))
-	require.True(t, strings.HasSuffix(out, "applied 12 changes\n"), out)
+	require.True(t, strings.HasSuffix(out, "applied 13 changes\n"), out)
 
 	ctx := t.Context()
 	pool := b.db.Pool(t)
@@ -230,7 +232,7 @@ features:
 		"- plan free",
 		"- plan pro",
 	}, changeLines(out))
-	require.Equal(t, "basic t {} {} 0\napi_calls month hard {100}  \nbasic/api_calls 50", b.dump(t))
+	require.Equal(t, "basic t {} {} 0\napi_calls month hard {100}  \nbasic/api_calls 50\npast_due_is_grace false", b.dump(t))
 
 	var used int64
 	require.NoError(t, pool.QueryRow(ctx, "SELECT sum(used) FROM tollgate.usage WHERE customer = 'c1' AND feature = 'projects'").Scan(&used))
@@ -291,7 +293,7 @@ func TestApplyEnvURL(t *testing.T) {
 		return ""
 	})
 	require.Equal(t, 0, code, errOut.String())
-	require.Contains(t, out.String(), "dry run: 12 changes, rolled back")
+	require.Contains(t, out.String(), "dry run: 13 changes, rolled back")
 
 	out.Reset()
 	errOut.Reset()
@@ -339,7 +341,7 @@ func TestApplyConcurrent(t *testing.T) {
 	waitForLockWait(t, b)
 	res1, err := Apply(t.Context(), tx, cfg, Options{}, &bytes.Buffer{})
 	require.NoError(t, err)
-	require.Equal(t, 12, res1.Writes)
+	require.Equal(t, 13, res1.Writes)
 	require.NoError(t, tx.Commit(t.Context()))
 	res2 := <-done
 	require.NoError(t, <-errs)
@@ -359,4 +361,32 @@ func waitForLockWait(t *testing.T, b *testBundle) {
 			return
 		}
 	}
+}
+
+// TestApplyPastDueGrace: stripe.past_due_is_grace reaches the database, and customers with a past_due
+// subscription move with it.
+func TestApplyPastDueGrace(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	code, _, errOut := b.apply(t, examplePath)
+	require.Equal(t, 0, code, errOut)
+	ctx := t.Context()
+	pool := b.db.Pool(t)
+	_, err := pool.Exec(ctx, "SELECT tollgate.set_customer('c3', NULL, 'cus_3')")
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `INSERT INTO tollgate.subscriptions (stripe_subscription, stripe_customer, customer, status, price_ids)
+		VALUES ('sub_3', 'cus_3', 'c3', 'past_due', '{price_pro_monthly}')`)
+	require.NoError(t, err)
+	planOf := func() string {
+		var plan string
+		require.NoError(t, pool.QueryRow(ctx, "SELECT (tollgate.check('c3', 'api_calls')).plan").Scan(&plan))
+		return plan
+	}
+	require.Equal(t, "free", planOf())
+
+	path := writeFile(t, strings.Replace(readExample(t), "past_due_is_grace: false", "past_due_is_grace: true", 1))
+	code, out, errOut := b.apply(t, path)
+	require.Equal(t, 0, code, errOut)
+	require.Equal(t, "~ setting past_due_is_grace: false -> true\napplied 1 change\n", out)
+	require.Equal(t, "pro", planOf())
 }

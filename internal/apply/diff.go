@@ -19,6 +19,7 @@ type State struct {
 	Features []FeatureRow
 	Limits   []LimitRow
 	Routes   []RouteRow
+	Settings []SettingRow
 }
 
 // PlanRow is a row of tollgate.plans.
@@ -52,9 +53,14 @@ type RouteRow struct {
 	Amount                   int64
 }
 
+// SettingRow is a row of tollgate.settings: behaviour the SQL functions read, such as past_due_is_grace.
+type SettingRow struct {
+	Key, Value string
+}
+
 // Desired is the State a validated config asks for.
 func Desired(cfg *config.Config) State {
-	var s State
+	s := State{Settings: []SettingRow{{Key: "past_due_is_grace", Value: strconv.FormatBool(cfg.Stripe.PastDueIsGrace)}}}
 	for _, p := range cfg.Plans {
 		s.Plans = append(s.Plans, PlanRow{
 			Plan: p.Name, IsDefault: p.Default, Rank: p.Rank,
@@ -103,7 +109,7 @@ const (
 // Change is one line of the plan of an apply, and the SQL call that makes it.
 type Change struct {
 	Op     Op
-	Kind   string // plan, feature, limit or route
+	Kind   string // plan, feature, limit, route or setting
 	Key    string // "pro", "free/api_calls", "POST /api/*"
 	Detail string // what changes, as "rank 0 -> 10"; "" for none
 
@@ -128,6 +134,7 @@ const (
 	sqlDefineFeature = "SELECT tollgate.define_feature(feature => $1, period => $2, enforcement => $3, notify_at => $4, message => $5, upgrade_prompt => $6)"
 	sqlSetLimit      = "SELECT tollgate.set_limit(plan => $1, feature => $2, quota => $3)"
 	sqlDefineRoute   = "SELECT tollgate.define_route(method => $1, pattern => $2, feature => $3, amount => $4)"
+	sqlSetSetting    = "SELECT tollgate.set_setting(key => $1, value => $2)"
 	sqlRemoveLimit   = "SELECT tollgate.remove_limit(plan => $1, feature => $2)"
 	sqlRemoveRoute   = "SELECT tollgate.remove_route(method => $1, pattern => $2)"
 	sqlRemoveFeature = "SELECT tollgate.remove_feature(feature => $1)"
@@ -142,7 +149,8 @@ const (
 //  2. features;
 //  3. limits (they need their plan and feature);
 //  4. routes (they need their feature);
-//  5. with prune: routes, limits, features, then plans that want does not name. Removing a feature or a plan
+//  5. settings (set_setting recomputes the plans of customers it concerns);
+//  6. with prune: routes, limits, features, then plans that want does not name. Removing a feature or a plan
 //     keeps its usage history; their limits and routes are removed first, each listed.
 //
 // Objects in cur that want does not name are Keep changes unless prune is set. A Keep whose parent (plan or
@@ -238,7 +246,23 @@ func Diff(cur, want State, prune bool) []Change {
 		}
 	}
 
-	// 5. what the file does not name
+	// 5. settings; the database's other settings are left alone (there is no removing a setting)
+	curSettings := index(cur.Settings, func(s SettingRow) string { return s.Key })
+	for _, st := range sorted(want.Settings, func(s SettingRow) string { return s.Key }) {
+		old, ok := curSettings[st.Key]
+		c := Change{Kind: "setting", Key: st.Key, SQL: sqlSetSetting, Args: []any{st.Key, st.Value}}
+		switch {
+		case !ok:
+			c.Op, c.Detail = Add, st.Value
+		case old.Value != st.Value:
+			c.Op, c.Detail = Update, old.Value+" -> "+st.Value
+		default:
+			continue
+		}
+		out = append(out, c)
+	}
+
+	// 6. what the file does not name
 	keepOrRemove := Keep
 	if prune {
 		keepOrRemove = Remove

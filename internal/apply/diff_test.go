@@ -23,6 +23,8 @@ func lines(changes []Change) []string {
 	return out
 }
 
+var noGrace = []SettingRow{{Key: "past_due_is_grace", Value: "false"}}
+
 func i64(v int64) *int64   { return &v }
 func str(s string) *string { return &s }
 
@@ -55,6 +57,7 @@ func TestDiffFromEmpty(t *testing.T) {
 		"+ limit pro/api_calls: unlimited",
 		"+ limit pro/sso: unlimited",
 		"+ route POST /api/*: feature api_calls",
+		"+ setting past_due_is_grace: false",
 	}, lines(changes))
 	require.Equal(t, sqlDefinePlan, changes[1].SQL)
 	require.Equal(t, []any{"pro", false, []string{"price_a", "price_b"}, int32(10), []string{}}, changes[1].Args)
@@ -62,6 +65,8 @@ func TestDiffFromEmpty(t *testing.T) {
 	require.Equal(t, []any{"free", "sso", i64(0)}, changes[5].Args)
 	require.Equal(t, []any{"pro", "api_calls", (*int64)(nil)}, changes[6].Args)
 	require.Equal(t, []any{"POST", "/api/*", "api_calls", int64(1)}, changes[8].Args)
+	require.Equal(t, sqlSetSetting, changes[9].SQL)
+	require.Equal(t, []any{"past_due_is_grace", "false"}, changes[9].Args)
 }
 
 func TestDiffSameIsEmpty(t *testing.T) {
@@ -70,6 +75,8 @@ func TestDiffSameIsEmpty(t *testing.T) {
 	// the database returns arrays in its own order; order does not matter
 	cur := Desired(mustConfig(t, baseYAML))
 	cur.Plans[1].StripePrices = []string{"price_b", "price_a"}
+	// a setting the file does not know is left alone
+	cur.Settings = append(cur.Settings, SettingRow{Key: "from_the_future", Value: "x"})
 	require.Empty(t, Diff(cur, want, false))
 	require.Empty(t, Diff(cur, want, true))
 }
@@ -90,6 +97,7 @@ features:
     routes: ["POST /api/*", "GET /api/*"]
   sso:
     limits: { free: on, pro: on }
+stripe: { past_due_is_grace: true }
 `))
 	require.Equal(t, []string{
 		"~ plan pro: stripe_prices [price_a price_b] -> [price_a price_c], stripe_products [] -> [prod_pro], rank 10 -> 20",
@@ -98,6 +106,7 @@ features:
 		"~ limit free/sso: 0 -> unlimited",
 		"~ limit pro/api_calls: unlimited -> 1000",
 		"+ route GET /api/*: feature api_calls",
+		"~ setting past_due_is_grace: false -> true",
 	}, lines(Diff(cur, want, false)))
 }
 
@@ -107,6 +116,7 @@ func TestDiffRouteMovesFeature(t *testing.T) {
 		Plans:    []PlanRow{{Plan: "free", IsDefault: true}},
 		Features: []FeatureRow{{Feature: "a", Period: "month", Enforcement: "hard", NotifyAt: []int32{100}}},
 		Routes:   []RouteRow{{Method: "GET", Pattern: "/x", Feature: "a", Amount: 3}},
+		Settings: noGrace,
 	}
 	want := Desired(mustConfig(t, `
 plans: { free: { default: true } }
@@ -182,7 +192,7 @@ features:
 // removed) afterwards.
 func TestDiffNewDefault(t *testing.T) {
 	t.Parallel()
-	cur := State{Plans: []PlanRow{{Plan: "basic", IsDefault: true}, {Plan: "zeta"}}}
+	cur := State{Plans: []PlanRow{{Plan: "basic", IsDefault: true}, {Plan: "zeta"}}, Settings: noGrace}
 	want := Desired(mustConfig(t, "plans:\n  basic: {}\n  zeta: { default: true }\n"))
 	require.Equal(t, []string{
 		"~ plan zeta: default false -> true",
