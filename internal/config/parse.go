@@ -399,10 +399,11 @@ func (p *parser) config(root *yaml.Node) *Config {
 
 func (p *parser) plans(n *yaml.Node) []Plan {
 	var plans []Plan
-	fields := p.entries(n, "plans", nil)
-	if len(fields) == 0 && len(p.errs) == 0 {
-		p.errorf(deref(n), "plans: needs at least one plan, one of them with default: true")
+	if v := deref(n); isNull(v) || (v.Kind == yaml.MappingNode && len(v.Content) == 0) {
+		p.errorf(v, "plans: needs at least one plan, one of them with default: true")
+		return nil
 	}
+	fields := p.entries(n, "plans", nil)
 	for _, f := range fields {
 		name := f.key.Value
 		if !nameRE.MatchString(name) {
