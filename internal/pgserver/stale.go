@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The owner file records "<pid> <start time>" of the process that created a throwaway cluster. The
@@ -112,18 +114,46 @@ func postmasterPID(dataDir string) int {
 	return pid
 }
 
-// stopPID sends SIGQUIT (immediate shutdown) and waits up to stopTimeout for the process to go.
-// The process is not our child, so its exit is observed by polling.
+// stopPID sends SIGQUIT (immediate shutdown) and waits up to stopTimeout for the process to go,
+// then kills it.
 func stopPID(pid int) {
 	if err := syscall.Kill(pid, syscall.SIGQUIT); err != nil {
 		return
 	}
-	deadline := time.Now().Add(stopTimeout)
+	if !WaitExit(pid, stopTimeout) {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// WaitExit waits until process pid (not necessarily a child) has exited, up to timeout, and reports
+// whether it did. It waits on a pidfd; on kernels without pidfd_open it polls.
+func WaitExit(pid int, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	fd, err := unix.PidfdOpen(pid, 0)
+	if errors.Is(err, unix.ESRCH) {
+		return true
+	}
+	if err == nil {
+		defer unix.Close(fd)
+		for {
+			left := time.Until(deadline)
+			if left <= 0 {
+				return false
+			}
+			n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, int(left.Milliseconds())+1)
+			if n > 0 {
+				return true
+			}
+			if err != nil && !errors.Is(err, unix.EINTR) {
+				break
+			}
+		}
+	}
 	for time.Now().Before(deadline) {
 		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
-			return
+			return true
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	syscall.Kill(pid, syscall.SIGKILL)
+	return false
 }
