@@ -103,24 +103,11 @@ func migrateCmd(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 //	  line 3: SELEC 1;
 func printMigrateError(w io.Writer, err error) {
 	var me *schema.MigrationError
-	if !errors.As(err, &me) {
-		fmt.Fprintf(w, "tollgate: migrate: %v\n", err)
+	if errors.As(err, &me) {
+		fmt.Fprint(w, "tollgate: "+me.Report())
 		return
 	}
-	direction := ""
-	if me.Direction == "down" {
-		direction = " (down)"
-	}
-	fmt.Fprintf(w, "tollgate: migration %s%s failed\n", me.Migration, direction)
-	fmt.Fprintf(w, "  SQLSTATE %s: %s\n", me.Code, me.Message)
-	for _, f := range []struct{ label, text string }{{"DETAIL", me.Detail}, {"HINT", me.Hint}, {"CONTEXT", me.Where}} {
-		if f.text != "" {
-			fmt.Fprintf(w, "  %s: %s\n", f.label, strings.ReplaceAll(f.text, "\n", "\n    "))
-		}
-	}
-	if me.Line > 0 {
-		fmt.Fprintf(w, "  line %d: %s\n", me.Line, strings.TrimSpace(me.LineText))
-	}
+	fmt.Fprintf(w, "tollgate: migrate: %v\n", err)
 }
 
 // describe names a connection without its password: user@host:port/database.

@@ -158,6 +158,34 @@ func (e *MigrationError) Error() string {
 
 func (e *MigrationError) Unwrap() error { return e.Err }
 
+// Report is the error as a few lines for people: the migration, then the server's fields and the
+// failing line, indented:
+//
+//	migration 004_bad.sql failed
+//	  SQLSTATE 42601: syntax error at or near "SELEC"
+//	  DETAIL: ...
+//	  HINT: ...
+//	  CONTEXT: ...
+//	  line 3: SELEC 1;
+func (e *MigrationError) Report() string {
+	var b strings.Builder
+	direction := ""
+	if e.Direction == "down" {
+		direction = " (down)"
+	}
+	fmt.Fprintf(&b, "migration %s%s failed\n", e.Migration, direction)
+	fmt.Fprintf(&b, "  SQLSTATE %s: %s\n", e.Code, e.Message)
+	for _, f := range []struct{ label, text string }{{"DETAIL", e.Detail}, {"HINT", e.Hint}, {"CONTEXT", e.Where}} {
+		if f.text != "" {
+			fmt.Fprintf(&b, "  %s: %s\n", f.label, strings.ReplaceAll(f.text, "\n", "\n    "))
+		}
+	}
+	if e.Line > 0 {
+		fmt.Fprintf(&b, "  line %d: %s\n", e.Line, strings.TrimSpace(e.LineText))
+	}
+	return b.String()
+}
+
 func translate(err error, running *Step, fsys fs.FS) error {
 	var mpe migrate.MigrationPgError
 	if !errors.As(err, &mpe) {

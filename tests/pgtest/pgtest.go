@@ -19,6 +19,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -234,10 +235,14 @@ func (c *Cluster) template() (string, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		c.tplErr = c.prepareTemplate(ctx, name)
-		if c.tplErr == nil {
+		var me *schema.MigrationError
+		switch {
+		case c.tplErr == nil:
 			c.tpl = name
-		} else {
-			c.tplErr = fmt.Errorf("pgtest: prepare template database: %w", c.tplErr)
+		case errors.As(c.tplErr, &me):
+			c.tplErr = fmt.Errorf("pgtest: migrate the template database: %w\n%s", c.tplErr, me.Report())
+		default:
+			c.tplErr = fmt.Errorf("pgtest: prepare the template database: %w", c.tplErr)
 		}
 	})
 	return c.tpl, c.tplErr
