@@ -62,19 +62,20 @@ type Options struct {
 
 // Server is a running cluster. Its methods are safe for concurrent use.
 type Server struct {
-	binDir   string
-	root     string // temp root (owner.pid, socket, data/), or the persistent data dir
-	dataDir  string
-	sockDir  string
-	port     int
-	temp     bool
-	logf     func(string, ...any)
-	logPath  string
-	pid      int
-	done     chan struct{} // closed when the postmaster has exited
-	waitErr  error
-	stopOnce sync.Once
-	stopErr  error
+	binDir     string
+	root       string // temp root (owner.pid, socket, data/), or the persistent data dir
+	dataDir    string
+	sockDir    string
+	ownSockDir bool // sockDir is a temporary directory of its own
+	port       int
+	temp       bool
+	logf       func(string, ...any)
+	logPath    string
+	pid        int
+	done       chan struct{} // closed when the postmaster has exited
+	waitErr    error
+	stopOnce   sync.Once
+	stopErr    error
 }
 
 // FindBinDir returns the directory holding initdb and postgres: the one of initdb found via PATH,
@@ -158,20 +159,35 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		s.dataDir = s.root
 		s.sockDir = s.root
 		s.logPath = filepath.Join(s.root, "postgres.log")
+		// A unix socket path has at most 107 bytes; a deep data directory gets a short socket
+		// directory of its own (swept like a throwaway cluster if this process dies).
+		if len(s.root)+len("/.s.PGSQL.65535.lock") > 100 {
+			if s.sockDir, err = os.MkdirTemp("", tempPrefix+"sock-*"); err != nil {
+				return nil, fmt.Errorf("pgserver: %w", err)
+			}
+			s.ownSockDir = true
+			if err := writeOwner(s.sockDir); err != nil {
+				os.RemoveAll(s.sockDir)
+				return nil, fmt.Errorf("pgserver: %w", err)
+			}
+		}
 	}
 	for k, v := range opts.Settings {
 		settings[k] = v
 	}
 
 	fail := func(err error) (*Server, error) {
-		if s.temp {
-			os.RemoveAll(s.root)
-		}
+		s.removeDirs()
 		return nil, err
 	}
 	if cred != nil {
 		if err := chownTree(s.root, cred); err != nil {
 			return fail(fmt.Errorf("pgserver: %w", err))
+		}
+		if s.ownSockDir {
+			if err := chownTree(s.sockDir, cred); err != nil {
+				return fail(fmt.Errorf("pgserver: %w", err))
+			}
 		}
 	}
 	if _, err := os.Stat(filepath.Join(s.dataDir, "PG_VERSION")); err != nil {
@@ -377,13 +393,26 @@ func (s *Server) Stop() error {
 			s.stopErr = fmt.Errorf("pgserver: postgres did not stop within %s; killed it", stopTimeout)
 			s.kill()
 		}
-		if s.temp {
-			if err := os.RemoveAll(s.root); err != nil && s.stopErr == nil {
-				s.stopErr = fmt.Errorf("pgserver: %w", err)
-			}
+		if err := s.removeDirs(); err != nil && s.stopErr == nil {
+			s.stopErr = fmt.Errorf("pgserver: %w", err)
 		}
 	})
 	return s.stopErr
+}
+
+// removeDirs removes what Start created for this run: a throwaway cluster's directory, a socket
+// directory.
+func (s *Server) removeDirs() error {
+	var err error
+	if s.temp {
+		err = os.RemoveAll(s.root)
+	}
+	if s.ownSockDir {
+		if err2 := os.RemoveAll(s.sockDir); err == nil {
+			err = err2
+		}
+	}
+	return err
 }
 
 // Done is closed when the postmaster has exited.

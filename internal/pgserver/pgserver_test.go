@@ -97,16 +97,21 @@ func TestPersistentDirSurvivesRestart(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { os.RemoveAll(parent) })
 	require.NoError(t, os.Chmod(parent, 0o755))
-	dir := filepath.Join(parent, "pgdata")
+	// Deep enough that the unix socket cannot live in it (a socket path has at most 107 bytes).
+	dir := filepath.Join(parent, strings.Repeat("deep", 20), "pgdata")
+	require.NoError(t, os.MkdirAll(filepath.Dir(dir), 0o755))
 
 	srv, err := Start(ctx, Options{Dir: dir})
 	require.NoError(t, err)
-	conn, err := pgx.Connect(ctx, srv.URL("postgres"))
+	conn, err := pgx.Connect(ctx, srv.SocketURL("postgres"))
 	require.NoError(t, err)
 	_, err = conn.Exec(ctx, "CREATE TABLE kept (x int)")
 	require.NoError(t, err)
 	require.NoError(t, conn.Close(ctx))
+	sockDir := srv.sockDir
+	require.NotEqual(t, dir, sockDir)
 	require.NoError(t, srv.Stop())
+	require.NoDirExists(t, sockDir)
 	_, err = os.Stat(filepath.Join(dir, "PG_VERSION"))
 	require.NoError(t, err, "a persistent data directory is kept")
 
