@@ -19,6 +19,28 @@ COMMENT ON COLUMN tollgate.stripe_events.object_id IS 'Stripe Event.data.object.
 COMMENT ON COLUMN tollgate.stripe_events.stripe_created IS 'Stripe Event.created.';
 CREATE INDEX stripe_events_received_at ON tollgate.stripe_events (received_at);
 
+-- Links from a Stripe customer to a tollgate customer that the sidecar found
+-- in Stripe, besides the one the app makes with tollgate.set_customer
+-- (customers.stripe_customer, which always wins): the Stripe customer's
+-- metadata.tollgate_customer, then the client_reference_id of a completed
+-- Checkout Session. Kept apart from customers.stripe_customer so that the
+-- order of precedence survives (a later metadata link beats a checkout link,
+-- and neither can override the app's own).
+CREATE TABLE tollgate.stripe_links (
+  stripe_customer text PRIMARY KEY,
+  customer        text NOT NULL CHECK (customer <> ''),
+  source          text NOT NULL CHECK (source IN ('metadata', 'checkout')),
+  source_id       text,
+  linked_at       timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX stripe_links_customer ON tollgate.stripe_links (customer);
+COMMENT ON TABLE tollgate.stripe_links IS
+  'Stripe customers linked by the sidecar: from Customer.metadata.tollgate_customer or a Checkout Session''s client_reference_id.';
+COMMENT ON COLUMN tollgate.stripe_links.stripe_customer IS 'Stripe Customer.id (cus_...).';
+COMMENT ON COLUMN tollgate.stripe_links.customer IS 'Stripe Customer.metadata.tollgate_customer, or Checkout Session.client_reference_id.';
+COMMENT ON COLUMN tollgate.stripe_links.source IS 'metadata: Customer.metadata.tollgate_customer; checkout: Checkout Session.client_reference_id (metadata wins).';
+COMMENT ON COLUMN tollgate.stripe_links.source_id IS 'The Checkout Session.id (cs_...) a checkout link came from.';
+
 -- Bookkeeping of reconcile runs: one row per run, for /metrics and tollgate report.
 CREATE TABLE tollgate.sync_runs (
   id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -27,8 +49,12 @@ CREATE TABLE tollgate.sync_runs (
   subscriptions integer NOT NULL DEFAULT 0,
   error         text
 );
+COMMENT ON COLUMN tollgate.sync_runs.finished_at IS 'NULL while running, or when the replica running it died.';
+COMMENT ON COLUMN tollgate.sync_runs.subscriptions IS 'Stripe subscriptions listed (status=all) and upserted by the run.';
+COMMENT ON COLUMN tollgate.sync_runs.error IS 'Why the run stopped early; NULL = it listed every subscription.';
 
 ---- create above / drop below ----
 
 DROP TABLE tollgate.sync_runs;
+DROP TABLE tollgate.stripe_links;
 DROP TABLE tollgate.stripe_events;

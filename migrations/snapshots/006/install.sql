@@ -29,6 +29,10 @@
 {{ template "set_setting.sql" . }}
 
 -- Stripe sync (the sidecar's functions): add includes below this line.
+{{ template "stripe_links.sql" . }}
+{{ template "stripe_sync_subscription.sql" . }}
+{{ template "stripe_events.sql" . }}
+{{ template "stripe_sync_runs.sql" . }}
 
 -- Upgrade prompts (the email outbox): add includes below this line.
 

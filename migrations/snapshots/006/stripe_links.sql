@@ -1,0 +1,85 @@
+-- Customer mapping for Stripe sync. A Stripe customer belongs to a tollgate
+-- customer by, in this order of precedence:
+--   1. the app's link, tollgate.set_customer(customer, email, stripe_customer)
+--      (customers.stripe_customer);
+--   2. the Stripe customer's metadata.tollgate_customer (stripe_links, 'metadata');
+--   3. the client_reference_id of a completed Checkout Session (stripe_links,
+--      'checkout').
+-- A subscription whose Stripe customer belongs to nobody is stored with
+-- customer NULL and linked as soon as one of these appears.
+
+-- The tollgate customer a Stripe customer belongs to; NULL = nobody yet.
+CREATE OR REPLACE FUNCTION tollgate._stripe_owner(p_stripe_customer text)
+RETURNS text
+LANGUAGE sql STABLE
+AS $$
+  SELECT coalesce(
+    (SELECT c.customer FROM tollgate.customers c WHERE c.stripe_customer = p_stripe_customer),
+    (SELECT l.customer FROM tollgate.stripe_links l WHERE l.stripe_customer = p_stripe_customer))
+$$;
+
+-- Records a link found in Stripe (source 'metadata' or 'checkout'; a metadata
+-- link replaces a checkout link, never the reverse), registers the customer
+-- when the link decides the owner, and moves the Stripe customer's stored
+-- subscriptions to the owner (the subscriptions trigger recomputes plans).
+-- Returns the owner, which is the app's own link when there is one.
+CREATE OR REPLACE FUNCTION tollgate._link_stripe_customer(
+  p_stripe_customer text, p_customer text, p_source text, p_source_id text)
+RETURNS text
+LANGUAGE plpgsql
+AS $$
+DECLARE
+  v_owner text;
+BEGIN
+  INSERT INTO tollgate.stripe_links AS l (stripe_customer, customer, source, source_id)
+  VALUES (p_stripe_customer, p_customer, p_source, p_source_id)
+  ON CONFLICT ON CONSTRAINT stripe_links_pkey DO UPDATE
+    SET customer = EXCLUDED.customer, source = EXCLUDED.source, source_id = EXCLUDED.source_id, linked_at = now()
+  WHERE (l.customer, l.source) IS DISTINCT FROM (EXCLUDED.customer, EXCLUDED.source)
+    AND (EXCLUDED.source = 'metadata' OR l.source = 'checkout');
+  v_owner := tollgate._stripe_owner(p_stripe_customer);
+  IF v_owner = p_customer THEN
+    -- first sight of this customer: register it (on the default plan until
+    -- the relink below gives it its subscriptions' plan)
+    INSERT INTO tollgate.customers AS c (customer) VALUES (p_customer)
+    ON CONFLICT ON CONSTRAINT customers_pkey DO NOTHING;
+  END IF;
+  UPDATE tollgate.subscriptions s SET customer = v_owner
+   WHERE s.stripe_customer = p_stripe_customer AND s.customer IS DISTINCT FROM v_owner;
+  RETURN v_owner;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION tollgate.link_checkout_session(
+  stripe_checkout_session text, stripe_customer text, client_reference_id text)
+RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = tollgate, pg_temp
+AS $$
+DECLARE
+  v_session text := $1;
+  v_stripe text := $2;
+  v_customer text := $3;
+BEGIN
+  IF v_session IS NULL OR v_session !~ '^cs_[A-Za-z0-9_]+$' THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422',
+      MESSAGE = format('stripe_checkout_session %L is not a Stripe Checkout Session id', v_session),
+      HINT = 'Checkout Session ids look like cs_test_a1b2c3.';
+  END IF;
+  IF v_stripe IS NULL OR v_stripe !~ '^cus_[A-Za-z0-9]+$' THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422',
+      MESSAGE = format('stripe_customer %L is not a Stripe customer id', v_stripe),
+      HINT = 'Stripe customer ids look like cus_NffrFeUfNV2Hib.';
+  END IF;
+  IF v_customer IS NULL OR v_customer = '' THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'client_reference_id must be a non-empty text';
+  END IF;
+  RETURN tollgate._link_stripe_customer(v_stripe, v_customer, 'checkout', v_session);
+END
+$$;
+COMMENT ON FUNCTION tollgate.link_checkout_session(text, text, text) IS
+  'Sidecar: records that a completed Checkout Session (stripe_checkout_session) with client_reference_id was paid '
+  'by stripe_customer, so that Stripe customer''s subscriptions belong to that customer unless the app''s own link '
+  '(set_customer) or the Stripe customer''s metadata.tollgate_customer says otherwise. Registers the customer when '
+  'new. Returns the customer the Stripe customer now belongs to. Errors: TG422 for malformed ids.';
+
+GRANT EXECUTE ON FUNCTION tollgate.link_checkout_session(text, text, text) TO tollgate_sidecar;
