@@ -1,0 +1,155 @@
+"""Thin calls of tollgate's SQL API through Django's own database connection.
+
+Each call is one statement on ``django.db.connections[alias]`` (the
+TOLLGATE_DATABASE setting, 'default' unless set), so it joins the current
+transaction: inside ``transaction.atomic`` (or with ATOMIC_REQUESTS) a rollback
+gives the usage back; in autocommit it counts at once.
+"""
+
+from collections import namedtuple
+
+from django.conf import settings
+from django.db import DatabaseError, connections
+
+from .errors import translate
+
+_VERDICT_COLUMNS = "allowed, customer, feature, plan, used, quota, remaining, resets_at, message"
+
+_Verdict = namedtuple("_Verdict", _VERDICT_COLUMNS.replace(",", ""))
+
+
+class Verdict(_Verdict):
+    """One answer of tollgate: ``tollgate.verdict`` as a read-only tuple.
+
+    allowed: whether the call was (or would be) allowed; plan: the customer's
+    plan; used: the usage in the current window after the call; quota and
+    remaining: None when unlimited; resets_at: an aware datetime, None when the
+    window never resets; message: the upgrade message when blocked or over.
+    """
+
+    __slots__ = ()
+
+    @property
+    def unlimited(self):
+        return self.quota is None
+
+
+class Route(namedtuple("Route", "method pattern feature amount")):
+    """A route TollgateMiddleware gates: method (or '*') and path pattern (an optional trailing '*')."""
+
+    __slots__ = ()
+
+    def matches(self, method, path):
+        if self.method != "*" and self.method != method:
+            return False
+        if self.pattern.endswith("*"):
+            return path.startswith(self.pattern[:-1])
+        return path == self.pattern
+
+
+def database_alias():
+    """The database alias tollgate lives in: the TOLLGATE_DATABASE setting, 'default' unless set."""
+    return getattr(settings, "TOLLGATE_DATABASE", None) or "default"
+
+
+def _fetch(using, sql, params):
+    connection = connections[using or database_alias()]
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+    except DatabaseError as exc:
+        err = translate(exc)
+        if err is None or err is exc:
+            raise
+        raise err from exc
+
+
+def _text(value):
+    return None if value is None else str(value)
+
+
+def _verdict_call(function, customer, feature, amount, using):
+    rows = _fetch(
+        using,
+        "SELECT %s FROM tollgate.%s(%%s::text, %%s::text, %%s::bigint)" % (_VERDICT_COLUMNS, function),
+        [_text(customer), feature, amount],
+    )
+    return Verdict(*rows[0])
+
+
+def consume(customer, feature, amount=1, *, using=None):
+    """Counts amount of feature for customer if the plan allows it; returns the Verdict.
+
+    A blocked call counts nothing and returns ``allowed=False`` (it does not
+    raise: see ``require``). Raises UnknownFeature (TG404) or InvalidArgument
+    (TG422).
+    """
+    return _verdict_call("consume", customer, feature, amount, using)
+
+
+def check(customer, feature, amount=1, *, using=None):
+    """The Verdict consume would give, changing nothing."""
+    return _verdict_call("check", customer, feature, amount, using)
+
+
+def require(customer, feature, amount=1, *, using=None):
+    """Like consume, but a blocked call raises QuotaExceeded (SQLSTATE TG402).
+
+    The error aborts the current transaction like any database error: inside
+    ``transaction.atomic`` the block is rolled back.
+    """
+    return _verdict_call("require", customer, feature, amount, using)
+
+
+def refund(customer, feature, amount=1, *, using=None):
+    """Gives amount of feature back to customer (never below 0); returns the Verdict."""
+    return _verdict_call("refund", customer, feature, amount, using)
+
+
+def usage(customer, *, using=None):
+    """One Verdict per feature for customer, changing nothing ("80 of 100 API calls used")."""
+    rows = _fetch(using, "SELECT %s FROM tollgate.usage(%%s::text)" % _VERDICT_COLUMNS, [_text(customer)])
+    return [Verdict(*row) for row in rows]
+
+
+def set_customer(customer, email=None, stripe_customer=None, *, using=None):
+    """Registers customer or updates it: email (where upgrade prompts go) and the Stripe customer id.
+
+    None leaves a value as it is. Linking a Stripe customer links its
+    subscriptions, and with them the customer's plan.
+    """
+    _fetch(using, "SELECT 1 FROM tollgate.set_customer(%s::text, %s::text, %s::text)",
+           [_text(customer), email, stripe_customer])
+
+
+def routes(*, using=None):
+    """The routes TollgateMiddleware gates (``tollgate apply`` writes them), most specific first."""
+    rows = _fetch(using, "SELECT method, pattern, feature, amount FROM tollgate.routes()", [])
+    return [Route(*row) for row in rows]
+
+
+def _translating_wrapper(execute, sql, params, many, context):
+    try:
+        return execute(sql, params, many, context)
+    except DatabaseError as exc:
+        err = translate(exc)
+        if err is None or err is exc:
+            raise
+        raise err from exc
+
+
+def install_error_translation(connection):
+    """Makes every query on connection raise tollgate's errors (QuotaExceeded for TG402, ...).
+
+    So a row gate's trigger surfaces as QuotaExceeded from
+    ``Project.objects.create``. The wrapper goes first in the list: innermost,
+    so your own execute wrappers see the translated error, and
+    ``connection.execute_wrapper()`` blocks still pop their own wrapper.
+    """
+    if _translating_wrapper not in connection.execute_wrappers:
+        connection.execute_wrappers.insert(0, _translating_wrapper)
+
+
+def _on_connection_created(sender, connection, **kwargs):
+    install_error_translation(connection)
