@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io/fs"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -222,5 +223,29 @@ func TestTernCLIMigratesTheSameSchema(t *testing.T) {
 	}
 	dumpTern, dumpTollgate := schemaDump(t, byTern), schemaDump(t, byTollgate)
 	require.Contains(t, dumpTollgate, "CREATE FUNCTION tollgate.consume(")
+	if dumpTern != dumpTollgate {
+		require.Empty(t, changedOnDisk(t, repoMigrations), "migrations/ changed on disk since the test was built: run it again")
+	}
 	require.Equal(t, dumpTern, dumpTollgate)
+}
+
+// changedOnDisk lists the files of dir that differ from the embedded migrations.
+func changedOnDisk(t *testing.T, dir string) []string {
+	t.Helper()
+	var changed []string
+	disk := os.DirFS(dir)
+	require.NoError(t, fs.WalkDir(disk, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || filepath.Ext(path) != ".sql" {
+			return err
+		}
+		onDisk, err := fs.ReadFile(disk, path)
+		if err != nil {
+			return err
+		}
+		if embedded, err := fs.ReadFile(migrations.FS, path); err != nil || !bytes.Equal(onDisk, embedded) {
+			changed = append(changed, path)
+		}
+		return nil
+	}))
+	return changed
 }
