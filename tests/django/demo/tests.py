@@ -1,0 +1,317 @@
+"""tollgate_django against a real tollgate database (see django_test.go for its configuration).
+
+Plans: free (default) and pro (Stripe price price_pro_monthly; the Stripe
+customers cus_pro, cus_pro2 and cus_pro3 have active subscriptions to it, and
+as a Stripe customer links to one tollgate customer, each test takes its own).
+Features, free quota / pro: api_calls 100 per 30 days / unlimited; exports 3
+per 30 days / unlimited; projects 3 for life / unlimited, a row gate on
+demo_project.
+Routes: POST /api/features/* consumes 1 export, * /api/reports consumes 2.
+
+The tests commit for real (TransactionTestCase) and assert on status codes,
+SQLSTATEs and numbers, never on message text.
+"""
+
+import contextlib
+import datetime
+import unittest
+import uuid
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import DatabaseError, connection, connections
+from django.test import Client, TransactionTestCase
+from django.test.utils import CaptureQueriesContext
+
+import tollgate_django as tg
+from tollgate_django.errors import sqlstate
+from tollgate_django.middleware import clear_routes_cache
+
+from .models import Project
+
+QUOTA_EXCEEDED_KEYS = {"error", "feature", "message", "upgrade_url", "used", "quota", "resets_at"}
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+
+
+@contextlib.contextmanager
+def atomic_requests(on):
+    """Turns ATOMIC_REQUESTS on or off for the requests inside (Django reads it per request)."""
+    settings_dict = connections["default"].settings_dict
+    old = settings_dict["ATOMIC_REQUESTS"]
+    settings_dict["ATOMIC_REQUESTS"] = on
+    try:
+        yield
+    finally:
+        settings_dict["ATOMIC_REQUESTS"] = old
+
+
+def parse_iso(value):
+    return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+class TollgateTestCase(TransactionTestCase):
+    def setUp(self):
+        self.user = self.make_user()
+        self.customer = str(self.user.pk)
+        self.client.force_login(self.user)
+
+    def make_user(self):
+        return get_user_model().objects.create(username="u-" + uuid.uuid4().hex[:16])
+
+    def used(self, feature, customer=None):
+        return tg.check(customer or self.customer, feature).used
+
+    def assert_remaining(self, response, remaining):
+        self.assertEqual(response.status_code, 200)
+        self.assertEqual(int(response["X-Tollgate-Remaining"]), remaining)
+        self.assertGreater(parse_iso(response["X-Tollgate-Reset"]), datetime.datetime.now(datetime.timezone.utc))
+
+    def assert_quota_exceeded(self, response, feature, used, quota):
+        self.assertEqual(response.status_code, 402)
+        self.assertEqual(response["Content-Type"], "application/json")
+        body = response.json()
+        self.assertEqual(set(body), QUOTA_EXCEEDED_KEYS)
+        self.assertEqual(body["error"], "quota_exceeded")
+        self.assertEqual(body["feature"], feature)
+        self.assertEqual(body["used"], used)
+        self.assertEqual(body["quota"], quota)
+        self.assertEqual(body["upgrade_url"], settings.TOLLGATE_UPGRADE_URL)
+        self.assertIsInstance(body["message"], str)
+        self.assertTrue(body["message"])
+        self.assertEqual(response["X-Tollgate-Remaining"], "0")
+        return body
+
+
+class GateDecoratorTests(TollgateTestCase):
+    def test_free_customer_gets_100_calls_then_402(self):
+        for i in range(1, 101):
+            response = self.client.get("/api/call")
+            self.assert_remaining(response, 100 - i)
+        body = self.assert_quota_exceeded(self.client.get("/api/call"), "api_calls", used=100, quota=100)
+        self.assertGreater(parse_iso(body["resets_at"]), datetime.datetime.now(datetime.timezone.utc))
+        self.assertEqual(body["resets_at"], self.client.get("/api/call")["X-Tollgate-Reset"])
+        self.assertEqual(self.used("api_calls"), 100)  # blocked calls count nothing
+
+    def test_amount_counts_units(self):
+        for i in range(1, 21):
+            self.assert_remaining(self.client.get("/api/bulk"), 100 - 5 * i)
+        self.assert_quota_exceeded(self.client.get("/api/bulk"), "api_calls", used=100, quota=100)
+
+    def test_a_call_that_would_cross_the_quota_is_blocked_whole(self):
+        tg.consume(self.customer, "api_calls", 97)
+        self.assert_quota_exceeded(self.client.get("/api/bulk"), "api_calls", used=97, quota=100)
+        self.assert_remaining(self.client.get("/api/call"), 2)
+
+    def test_browsers_get_a_page(self):
+        tg.consume(self.customer, "api_calls", 100)
+        response = self.client.get("/api/call", HTTP_ACCEPT=BROWSER_ACCEPT)
+        self.assertEqual(response.status_code, 402)
+        self.assertTrue(response["Content-Type"].startswith("text/html"))
+        self.assertContains(response, 'href="%s"' % settings.TOLLGATE_UPGRADE_URL, status_code=402)
+        # API clients, and clients that take anything, get JSON
+        self.assert_quota_exceeded(self.client.get("/api/call", HTTP_ACCEPT="*/*"), "api_calls", 100, 100)
+        self.assert_quota_exceeded(self.client.get("/api/call", HTTP_ACCEPT="application/json, text/html"),
+                                   "api_calls", 100, 100)
+
+    def test_pro_customer_never_blocks(self):
+        tg.set_customer(self.customer, "pro@example.test", "cus_pro")
+        self.assertEqual(tg.check(self.customer, "api_calls").plan, "pro")
+        for _ in range(150):
+            response = self.client.get("/api/call")
+            self.assertEqual(response.status_code, 200)
+            self.assertNotIn("X-Tollgate-Remaining", response)
+        verdict = tg.check(self.customer, "api_calls")
+        self.assertEqual((verdict.used, verdict.quota, verdict.remaining), (150, None, None))
+
+    def test_customer_callable_and_anonymous_requests(self):
+        anonymous = Client()
+        team = "team-" + uuid.uuid4().hex
+        self.assert_remaining(anonymous.get("/api/team", HTTP_X_TEAM=team), 99)
+        self.assertEqual(self.used("api_calls", team), 1)
+        # no customer: not metered (login_required above gate keeps anonymous users out)
+        for path in ("/api/team", "/api/call"):
+            response = anonymous.get(path)
+            self.assertEqual(response.status_code, 200)
+            self.assertNotIn("X-Tollgate-Remaining", response)
+
+
+class MiddlewareTests(TollgateTestCase):
+    def test_a_route_is_gated_by_the_middleware_alone(self):
+        for remaining in (2, 1, 0):
+            self.assert_remaining(self.client.post("/api/features/export"), remaining)
+        self.assert_quota_exceeded(self.client.post("/api/features/export"), "exports", used=3, quota=3)
+        # another method, another path: not gated
+        for response in (self.client.get("/api/features/export"), self.client.get("/api/call")):
+            self.assertEqual(response.status_code, 200)
+        self.assertEqual(self.used("exports"), 3)
+
+    def test_any_method_route_with_an_amount(self):
+        self.assert_remaining(self.client.get("/api/reports"), 1)
+        self.assert_quota_exceeded(self.client.delete("/api/reports"), "exports", used=2, quota=3)
+        self.assert_remaining(self.client.post("/api/features/pdf"), 0)
+
+    def test_routes_are_read_once_per_cache_period(self):
+        clear_routes_cache()
+        with CaptureQueriesContext(connection) as queries:
+            for _ in range(3):
+                self.assertEqual(self.client.get("/api/features/export").status_code, 200)
+        self.assertEqual(sum("tollgate.routes()" in q["sql"] for q in queries.captured_queries), 1)
+
+    def test_quota_exceeded_from_a_view_is_a_402(self):
+        for _ in range(3):
+            self.assertEqual(self.client.post("/projects").status_code, 201)
+        self.assert_quota_exceeded(self.client.post("/projects"), "projects", used=3, quota=3)
+        self.assertEqual(Project.objects.filter(owner=self.user).count(), 3)
+
+
+class AtomicRequestsTests(TollgateTestCase):
+    """ATOMIC_REQUESTS decides whether a view that raises keeps what its gates consumed."""
+
+    def setUp(self):
+        super().setUp()
+        self.raising_client = Client(raise_request_exception=False)
+        self.raising_client.force_login(self.user)
+
+    def explode(self):
+        self.assertEqual(self.raising_client.get("/api/explode").status_code, 500)  # @gate
+        self.assertEqual(self.raising_client.post("/api/features/explode").status_code, 500)  # route
+
+    def test_with_atomic_requests_a_raising_view_gives_the_usage_back(self):
+        with atomic_requests(True):
+            self.explode()
+            self.assertEqual((self.used("api_calls"), self.used("exports")), (0, 0))
+            # and a view that returns keeps it
+            self.assert_remaining(self.client.get("/api/call"), 99)
+            self.assert_remaining(self.client.post("/api/features/export"), 2)
+        self.assertEqual((self.used("api_calls"), self.used("exports")), (1, 1))
+
+    def test_without_atomic_requests_a_raising_view_keeps_the_usage(self):
+        with atomic_requests(False):
+            self.explode()
+        self.assertEqual((self.used("api_calls"), self.used("exports")), (1, 1))
+
+
+class RowGateTests(TollgateTestCase):
+    def test_the_fourth_project_on_free_raises_quota_exceeded(self):
+        for i in range(3):
+            Project.objects.create(owner=self.user, name="p%d" % i)
+        with self.assertRaises(tg.QuotaExceeded) as caught:
+            Project.objects.create(owner=self.user, name="p3")
+        err = caught.exception
+        self.assertIsInstance(err, DatabaseError)
+        self.assertEqual(sqlstate(err), "TG402")
+        self.assertEqual((err.feature, err.customer, err.plan, err.used, err.quota),
+                         ("projects", self.customer, "free", 3, 3))
+        self.assertIsNone(err.resets_at)  # lifetime
+        self.assertTrue(err.upgrade_message)
+        self.assertEqual(Project.objects.filter(owner=self.user).count(), 3)
+        # deleting a project makes room for one
+        Project.objects.filter(owner=self.user).first().delete()
+        Project.objects.create(owner=self.user, name="p3")
+        self.assertEqual(self.used("projects"), 3)
+
+    def test_pro_has_no_project_limit(self):
+        tg.set_customer(self.customer, None, "cus_pro2")
+        for i in range(6):
+            Project.objects.create(owner=self.user, name="p%d" % i)
+        self.assertEqual(self.used("projects"), 6)
+
+
+class ApiTests(TollgateTestCase):
+    def test_consume_check_refund_usage(self):
+        verdict = tg.consume(self.customer, "api_calls", 3)
+        self.assertIsInstance(verdict, tg.Verdict)
+        self.assertEqual((verdict.allowed, verdict.customer, verdict.feature, verdict.plan),
+                         (True, self.customer, "api_calls", "free"))
+        self.assertEqual((verdict.used, verdict.quota, verdict.remaining, verdict.unlimited), (3, 100, 97, False))
+        self.assertIsNotNone(verdict.resets_at.tzinfo)
+        self.assertEqual(tg.check(self.customer, "api_calls").used, 3)
+        self.assertEqual(tg.check(self.customer, "api_calls", 98).allowed, False)
+        self.assertEqual(tg.refund(self.customer, "api_calls", 2).used, 1)
+        rows = tg.usage(self.customer)
+        self.assertEqual([v.feature for v in rows], ["api_calls", "exports", "projects"])
+        self.assertEqual([v.used for v in rows], [1, 0, 0])
+
+    def test_consume_joins_the_current_transaction(self):
+        from django.db import transaction
+
+        with self.assertRaises(RuntimeError):
+            with transaction.atomic():
+                tg.consume(self.customer, "api_calls", 10)
+                raise RuntimeError("roll back")
+        self.assertEqual(self.used("api_calls"), 0)
+
+    def test_require_raises_quota_exceeded(self):
+        self.assertEqual(tg.require(self.customer, "api_calls", 100).remaining, 0)
+        with self.assertRaises(tg.QuotaExceeded) as caught:
+            tg.require(self.customer, "api_calls")
+        err = caught.exception
+        self.assertEqual((err.feature, err.used, err.quota), ("api_calls", 100, 100))
+        self.assertIsNotNone(err.resets_at.tzinfo)
+
+    def test_errors_map_to_their_sqlstates(self):
+        cases = [
+            (lambda: tg.consume(self.customer, "no_such_feature"), tg.UnknownFeature, "TG404"),
+            (lambda: tg.consume(self.customer, "api_calls", 0), tg.InvalidArgument, "TG422"),
+            (lambda: tg.consume("", "api_calls"), tg.InvalidArgument, "TG422"),
+            (lambda: tg.set_customer(self.customer, "not-an-email"), tg.InvalidArgument, "TG422"),
+        ]
+        for call, cls, code in cases:
+            with self.subTest(code=code, cls=cls.__name__):
+                with self.assertRaises(cls) as caught:
+                    call()
+                self.assertEqual(sqlstate(caught.exception), code)
+
+    def test_other_database_errors_pass_through(self):
+        with self.assertRaises(DatabaseError) as caught:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1/0")
+        self.assertNotIsInstance(caught.exception, tg.TollgateError)
+        self.assertEqual(sqlstate(caught.exception), "22012")
+
+    def test_psycopg3_errors_translate(self):
+        try:
+            import psycopg
+        except ImportError:
+            raise unittest.SkipTest("psycopg 3 is not installed (Debian: python3-psycopg)")
+        db = connection.settings_dict
+        params = dict(db["OPTIONS"], dbname=db["NAME"], user=db["USER"], password=db["PASSWORD"],
+                      host=db["HOST"], port=db["PORT"])
+        with psycopg.connect(**{k: v for k, v in params.items() if v}, autocommit=True) as conn:
+            with self.assertRaises(psycopg.Error) as caught:
+                conn.execute("SELECT tollgate.require(%s, 'projects', 4)", [self.customer])
+            self.assertEqual(caught.exception.sqlstate, "TG402")
+            err = tg.translate(caught.exception)
+            self.assertIsInstance(err, tg.QuotaExceeded)
+            self.assertEqual((err.feature, err.customer, err.used, err.quota), ("projects", self.customer, 0, 3))
+            # as Django 4.2+ wraps it
+            wrapped = DatabaseError(*caught.exception.args)
+            wrapped.__cause__ = caught.exception
+            self.assertIsInstance(tg.translate(wrapped), tg.QuotaExceeded)
+            with self.assertRaises(psycopg.Error) as caught:
+                conn.execute("SELECT tollgate.consume(%s, 'no_such_feature')", [self.customer])
+            self.assertIsInstance(tg.translate(caught.exception), tg.UnknownFeature)
+
+
+class TemplateTagTests(TollgateTestCase):
+    def test_usage_text(self):
+        tg.consume(self.customer, "api_calls", 80)
+        tg.consume(self.customer, "exports", 1)
+        response = self.client.get("/usage")
+        self.assertContains(response, '<p id="api">80 of 100 API calls used</p>', html=False)
+        self.assertContains(response, "<li>1 of 3 exports used</li>")
+        self.assertContains(response, "<li>0 of 3 projects used</li>")
+
+    def test_unlimited_and_anonymous(self):
+        tg.set_customer(self.customer, None, "cus_pro3")
+        tg.consume(self.customer, "api_calls", 12)
+        self.assertContains(self.client.get("/usage"), '<p id="api">12 API calls used</p>')
+        self.assertContains(Client().get("/usage"), '<p id="api"></p>')
+
+
+@unittest.skipUnless(settings.HAVE_DRF, "Django REST framework is not installed (Debian: python3-djangorestframework)")
+class RestFrameworkTests(TollgateTestCase):
+    def test_permission_gates_an_api_view(self):
+        for remaining in (2, 1, 0):
+            self.assert_remaining(self.client.get("/drf/ping"), remaining)
+        self.assert_quota_exceeded(self.client.get("/drf/ping"), "exports", used=3, quota=3)

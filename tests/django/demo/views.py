@@ -1,0 +1,65 @@
+from django.http import JsonResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_POST
+
+from tollgate_django import gate
+
+from .models import Project
+
+
+@gate("api_calls")
+def api_call(request):
+    return JsonResponse({"ok": True})
+
+
+@gate("api_calls", amount=5)
+def api_bulk(request):
+    return JsonResponse({"ok": True})
+
+
+@gate("api_calls", customer=lambda request: request.headers.get("X-Team"))
+def team_call(request):
+    return JsonResponse({"ok": True})
+
+
+@gate("api_calls")
+def explode(request):
+    raise RuntimeError("the view fails after its gate consumed")
+
+
+def feature(request, name):
+    """No decorator: the route POST /api/features/* gates it through the middleware."""
+    if name == "explode":
+        raise RuntimeError("the view fails after the middleware consumed")
+    return JsonResponse({"feature": name})
+
+
+def reports(request):
+    """No decorator: the route * /api/reports (amount 2) gates it through the middleware."""
+    return JsonResponse({"ok": True})
+
+
+@require_POST
+def create_project(request):
+    """The row gate raises QuotaExceeded on the 4th project; the middleware renders it as 402."""
+    project = Project.objects.create(owner=request.user, name=request.POST.get("name", "project"))
+    return JsonResponse({"id": project.pk}, status=201)
+
+
+def usage_page(request):
+    return render(request, "demo/usage.html")
+
+
+def drf_ping():
+    from rest_framework.response import Response
+    from rest_framework.views import APIView
+
+    from tollgate_django.permissions import gate_permission
+
+    class Ping(APIView):
+        permission_classes = [gate_permission("exports")]
+
+        def get(self, request):
+            return Response({"ok": True})
+
+    return Ping.as_view()

@@ -1,0 +1,148 @@
+// Package djangotest runs the Django test project next to this file (tests/django) against a fresh
+// tollgate database, with Django connecting as a member of tollgate_app, as an app would.
+//
+// Go configures tollgate as the owner (plans, features, limits, routes, Stripe subscriptions), then
+// runs `manage.py test` with Debian's python3-django and python3-psycopg2. The project's test runner
+// migrates the Django apps into that database and runs the tests there, without a test database of
+// its own (the app role may not create databases). Python's output goes to the test log.
+package djangotest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/tests/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// debianPackages are what the Django tests need on Debian 12; python3-psycopg (psycopg 3) and
+// python3-djangorestframework are optional: their tests skip without them.
+const debianPackages = "python3-django python3-psycopg2"
+
+// config is what tests/django/demo/tests.py expects of tollgate, written as the owner.
+const config = `
+SELECT tollgate.define_plan('free', is_default => true);
+SELECT tollgate.define_plan('pro', stripe_prices => ARRAY['price_pro_monthly']);
+SELECT tollgate.define_feature('api_calls', '30d', 'hard', ARRAY[80, 100]);
+SELECT tollgate.define_feature('exports', '30d');
+SELECT tollgate.define_feature('projects', 'lifetime');
+SELECT tollgate.set_limit(plan, feature, quota)
+  FROM (VALUES ('free', 'api_calls', 100), ('free', 'exports', 3), ('free', 'projects', 3),
+               ('pro', 'api_calls', NULL), ('pro', 'exports', NULL), ('pro', 'projects', NULL))
+       AS l (plan, feature, quota);
+SELECT tollgate.define_route('POST', '/api/features/*', 'exports');
+SELECT tollgate.define_route('*', '/api/reports', 'exports', 2);
+INSERT INTO tollgate.subscriptions (stripe_subscription, stripe_customer, status, price_ids)
+VALUES ('sub_pro', 'cus_pro', 'active', '{price_pro_monthly}'),
+       ('sub_pro2', 'cus_pro2', 'active', '{price_pro_monthly}'),
+       ('sub_pro3', 'cus_pro3', 'active', '{price_pro_monthly}');
+`
+
+func TestDjango(t *testing.T) {
+	t.Parallel()
+	python := findPython(t)
+	db := pgtest.NewDB(t)
+	db.Exec(t, config)
+	// Django's tables belong to the app's own login role, as in production: it runs the migrations,
+	// and attach_row_gate (SECURITY INVOKER) must be called by the table's owner.
+	db.Exec(t, `GRANT CREATE ON SCHEMA public TO `+pgtest.AppRole)
+
+	helper, err := filepath.Abs("../../django")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, python, "manage.py", "test", "--noinput", "-v", "2")
+	cmd.Env = append(os.Environ(),
+		"TOLLGATE_DJANGO_DATABASE_URL="+db.AppURL,
+		"DJANGO_SETTINGS_MODULE=testproject.settings",
+		"PYTHONPATH="+helper,
+		"PYTHONDONTWRITEBYTECODE=1",
+		"PYTHONUNBUFFERED=1",
+	)
+	cmd.WaitDelay = 10 * time.Second
+	out := &lineLogger{t: t}
+	cmd.Stdout, cmd.Stderr = out, out
+	err = cmd.Run()
+	out.flush()
+	if err != nil {
+		t.Fatalf("Django tests failed (%s manage.py test in tests/django): %v", python, err)
+	}
+}
+
+// findPython returns an interpreter that imports django and a PostgreSQL driver (psycopg2, or
+// psycopg 3 for Django 4.2 and later): $TOLLGATE_PYTHON, Debian's /usr/bin/python3 (python3 on PATH
+// may be a pyenv without Debian's packages), or python3 on PATH. Without one the test fails in CI
+// and skips elsewhere.
+func findPython(t *testing.T) string {
+	t.Helper()
+	candidates := []string{os.Getenv("TOLLGATE_PYTHON"), "/usr/bin/python3"}
+	if p, err := exec.LookPath("python3"); err == nil {
+		candidates = append(candidates, p)
+	}
+	for _, c := range candidates {
+		if c == "" {
+			continue
+		}
+		if err := exec.Command(c, "-c", probe).Run(); err == nil {
+			return c
+		}
+	}
+	msg := "Django tests need python3 with Django and psycopg2: apt-get install " + debianPackages
+	if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+const probe = `
+import django
+try:
+    import psycopg2
+except ImportError:
+    import psycopg
+`
+
+// lineLogger writes the subprocess's output to the test log, a line at a time.
+type lineLogger struct {
+	t   *testing.T
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *lineLogger) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf.Write(p)
+	for {
+		line, err := l.buf.ReadString('\n')
+		if err != nil { // no full line yet: keep it
+			l.buf.Reset()
+			l.buf.WriteString(line)
+			return len(p), nil
+		}
+		l.t.Log(strings.TrimRight(line, "\r\n"))
+	}
+}
+
+func (l *lineLogger) flush() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	sc := bufio.NewScanner(&l.buf)
+	for sc.Scan() {
+		l.t.Log(sc.Text())
+	}
+	l.buf.Reset()
+}

@@ -1,0 +1,86 @@
+"""Settings of tollgate's Django test project.
+
+The database comes from TOLLGATE_DJANGO_DATABASE_URL, a postgres:// URL of a
+throwaway database where tollgate is migrated and configured (django_test.go
+makes one), for a login role that is a member of tollgate_app. The tests run
+in that database as it is (testproject.runner), so never point it at a
+database you care about.
+"""
+
+import os
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+DATABASE_URL_ENV = "TOLLGATE_DJANGO_DATABASE_URL"
+
+
+def database_from_url(url):
+    """Django's DATABASES entry for a postgres:// URL (query parameters become libpq options)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise ImproperlyConfigured("%s must be a postgres:// URL" % DATABASE_URL_ENV)
+    options = dict(parse_qsl(parts.query))
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": unquote(parts.path.lstrip("/")),
+        "USER": unquote(parts.username or ""),
+        "PASSWORD": unquote(parts.password or ""),
+        "HOST": options.pop("host", None) or parts.hostname or "",
+        "PORT": str(options.pop("port", None) or parts.port or ""),
+        "OPTIONS": options,
+        "ATOMIC_REQUESTS": False,  # tests turn it on where they need it
+    }
+
+
+try:
+    import rest_framework  # noqa: F401
+
+    HAVE_DRF = True
+except ImportError:
+    HAVE_DRF = False
+
+if not os.environ.get(DATABASE_URL_ENV):
+    raise ImproperlyConfigured(
+        "%s is not set: run these tests with `go test ./tests/django/`, which makes the database" % DATABASE_URL_ENV)
+
+SECRET_KEY = "tollgate-tests-only-not-a-secret"
+DEBUG = False
+ALLOWED_HOSTS = ["testserver", "localhost"]
+USE_TZ = True
+TIME_ZONE = "UTC"
+DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "tollgate_django",
+    "demo",
+] + (["rest_framework"] if HAVE_DRF else [])
+
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "tollgate_django.TollgateMiddleware",
+]
+
+ROOT_URLCONF = "testproject.urls"
+
+TEMPLATES = [{
+    "BACKEND": "django.template.backends.django.DjangoTemplates",
+    "DIRS": [],
+    "APP_DIRS": True,
+    "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+}]
+
+DATABASES = {"default": database_from_url(os.environ[DATABASE_URL_ENV])}
+
+TEST_RUNNER = "testproject.runner.ExistingDatabaseRunner"
+
+TOLLGATE_UPGRADE_URL = "https://acme.test/pricing"
+
+REST_FRAMEWORK = {
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+}

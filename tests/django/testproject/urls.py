@@ -1,0 +1,18 @@
+from django.conf import settings
+from django.urls import path
+
+from demo import views
+
+urlpatterns = [
+    path("api/call", views.api_call),
+    path("api/bulk", views.api_bulk),
+    path("api/team", views.team_call),
+    path("api/explode", views.explode),
+    path("api/features/<str:name>", views.feature),
+    path("api/reports", views.reports),
+    path("projects", views.create_project),
+    path("usage", views.usage_page),
+]
+
+if settings.HAVE_DRF:
+    urlpatterns.append(path("drf/ping", views.drf_ping()))
