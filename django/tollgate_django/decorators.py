@@ -1,5 +1,6 @@
 """The view decorator: ``@gate("api_calls")``."""
 
+import asyncio
 import functools
 
 from .db import consume
@@ -21,9 +22,12 @@ def gate(feature, amount=1, customer=None):
     view that raises gives it back; without, it stays counted.
 
     For class-based views: ``method_decorator(gate("api_calls"), name="dispatch")``.
+    Async views are not supported: the database calls are synchronous.
     """
 
     def decorator(view):
+        if asyncio.iscoroutinefunction(view):
+            raise TypeError("tollgate_django.gate supports synchronous views only, not %s" % view.__qualname__)
         @functools.wraps(view)
         def gated(request, *args, **kwargs):
             key = resolve_customer(request, customer)
