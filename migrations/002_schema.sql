@@ -129,19 +129,52 @@ COMMENT ON COLUMN tollgate.subscriptions.current_period_end IS 'Stripe Subscript
 COMMENT ON COLUMN tollgate.subscriptions.cancel_at_period_end IS 'Stripe Subscription.cancel_at_period_end.';
 COMMENT ON COLUMN tollgate.subscriptions.stripe_created IS 'Stripe Subscription.created.';
 
--- Usage per customer, feature and window. Fixed windows have one row each;
--- lifetime uses window_start = -infinity; a rolling window keeps one row per
--- hour bucket plus a lock row at -infinity that serializes its consumers.
--- No foreign keys: this is the hot table, and history outlives removed features.
+-- Configuration changes bump this version (triggers below). A usage row
+-- copies what the hot path needs (plan, quota, ...) with the version it was
+-- copied at, so one UPDATE of that row can count a call without reading the
+-- configuration; a row of an older version takes the full path once and is
+-- refreshed.
+CREATE TABLE tollgate.config_state (
+  singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+  version   bigint NOT NULL
+);
+INSERT INTO tollgate.config_state (version) VALUES (1);
+
+-- Usage of the current window, one row per customer and feature: the hot
+-- table. No foreign keys and no CHECK constraints (each costs every UPDATE);
+-- the functions keep used >= 0. For rolling windows this row only serializes
+-- the customer's calls and carries limit_hit; their counts are hour buckets
+-- in usage_windows.
 CREATE TABLE tollgate.usage (
+  customer       text NOT NULL,
+  feature        text NOT NULL,
+  window_start   timestamptz NOT NULL,
+  window_end     timestamptz NOT NULL,
+  used           bigint NOT NULL DEFAULT 0,
+  limit_hit      boolean NOT NULL DEFAULT false,
+  plan           text NOT NULL,
+  quota          bigint,
+  soft           boolean NOT NULL DEFAULT false,
+  next_mark      bigint,
+  config_version bigint NOT NULL DEFAULT 0,
+  PRIMARY KEY (customer, feature)
+) WITH (fillfactor = 70); -- room on each page keeps the counter updates HOT
+COMMENT ON TABLE tollgate.usage IS 'Usage in the current window per customer and feature; closed windows move to usage_windows.';
+COMMENT ON COLUMN tollgate.usage.window_end IS 'End of the window (infinity for lifetime; -infinity for rolling, which never takes the one-statement path).';
+COMMENT ON COLUMN tollgate.usage.limit_hit IS 'A limit_reached event was written for this window: later blocked calls only read.';
+COMMENT ON COLUMN tollgate.usage.next_mark IS 'The usage at which the next event is due (a notify_at threshold; soft: quota + 1); NULL = none.';
+COMMENT ON COLUMN tollgate.usage.config_version IS 'The config_state version that plan, quota, soft and next_mark were copied at; 0 = stale.';
+
+-- Usage of closed windows (history, kept), and the hour buckets of rolling windows.
+CREATE TABLE tollgate.usage_windows (
   customer     text NOT NULL,
   feature      text NOT NULL,
   window_start timestamptz NOT NULL,
-  used         bigint NOT NULL DEFAULT 0 CHECK (used >= 0),
-  limit_hit    boolean NOT NULL DEFAULT false,
+  window_end   timestamptz,
+  used         bigint NOT NULL,
+  plan         text,
   PRIMARY KEY (customer, feature, window_start)
-) WITH (fillfactor = 70); -- room on each page keeps the counter updates HOT
-COMMENT ON COLUMN tollgate.usage.limit_hit IS 'A limit_reached event was written for this window: later blocked calls only read.';
+);
 
 -- The outbox of limit events: the sidecar turns them into upgrade prompts.
 CREATE TABLE tollgate.events (

@@ -28,5 +28,9 @@ BEGIN
      SET plan = v_plan, period_start = v_start, period_end = v_end, updated_at = now()
    WHERE c.customer = p_customer
      AND (c.plan, c.period_start, c.period_end) IS DISTINCT FROM (v_plan, v_start, v_end);
+  IF FOUND THEN
+    -- the customer's usage rows copied the old plan: send them down the full path once
+    UPDATE tollgate.usage u SET config_version = 0 WHERE u.customer = p_customer AND u.config_version <> 0;
+  END IF;
 END
 $$;

@@ -3,6 +3,7 @@ package sqlapi_test
 import (
 	"context"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -24,5 +25,14 @@ func TestSQLDocsAreCurrent(t *testing.T) {
 	}
 	want, err := os.ReadFile("../../docs/sql-api.md")
 	require.NoError(t, err)
-	require.Equal(t, string(want), sqldocs.Render(objs), "docs/sql-api.md is out of date: run `make docs` (go run ./internal/cmd/sqldocs)")
+	got := sqldocs.Render(objs)
+	if got != string(want) {
+		wantLines, gotLines := strings.Split(string(want), "\n"), strings.Split(got, "\n")
+		for i := 0; i < len(wantLines) && i < len(gotLines); i++ {
+			if wantLines[i] != gotLines[i] {
+				t.Fatalf("docs/sql-api.md is out of date (line %d differs): run `make docs`", i+1)
+			}
+		}
+		t.Fatalf("docs/sql-api.md is out of date (%d lines, want %d): run `make docs`", len(wantLines), len(gotLines))
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 )
 
@@ -181,4 +182,53 @@ func TestRowGate(t *testing.T) {
 	requireCode(t, err, "TG422")
 	_, err = b.owner.Exec(ctx, `SELECT tollgate.attach_row_gate('projects', 'owner_id', 'nope')`)
 	requireCode(t, err, "TG404")
+}
+
+// Usage rows carry a copy of the plan and quota for the one-statement hot
+// path; a change of limit or of plan must still apply to the very next call.
+func TestConfigChangesApplyAtOnce(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.feature(t, "f", "month", "hard", []int32{100}, ptr[int64](5))
+	for i := 0; i < 3; i++ {
+		require.True(t, call(t, b.owner, "consume", "c", "f", 1).Allowed)
+	}
+	b.exec(t, `SELECT tollgate.set_limit('free', 'f', 3)`)
+	v := call(t, b.owner, "consume", "c", "f", 1)
+	require.False(t, v.Allowed)
+	require.EqualValues(t, 3, *v.Quota)
+	require.EqualValues(t, 3, v.Used)
+
+	b.exec(t, `SELECT tollgate.set_customer('c', NULL, 'cus_c')`)
+	b.exec(t, `INSERT INTO tollgate.subscriptions (stripe_subscription, stripe_customer, status, price_ids)
+	           VALUES ('sub_c', 'cus_c', 'active', '{price_pro}')`)
+	v = call(t, b.owner, "consume", "c", "f", 1)
+	require.True(t, v.Allowed)
+	require.Equal(t, "pro", v.Plan)
+	require.EqualValues(t, 4, v.Used, "the window's usage carries over to the new plan")
+	b.exec(t, `UPDATE tollgate.subscriptions SET status = 'canceled'`)
+	v = call(t, b.owner, "consume", "c", "f", 1)
+	require.False(t, v.Allowed)
+	require.Equal(t, "free", v.Plan)
+
+	// a feature switched to soft enforcement allows at once
+	b.exec(t, `SELECT tollgate.define_feature('f', 'month', 'soft')`)
+	v = call(t, b.owner, "consume", "c", "f", 1)
+	require.True(t, v.Allowed)
+	require.EqualValues(t, 5, v.Used)
+	require.NotNil(t, v.Message)
+}
+
+func TestRoutesMostSpecificFirst(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.feature(t, "f", "month", "hard", []int32{100}, nil)
+	for _, r := range [][2]string{{"*", "/api/*"}, {"POST", "/api/*"}, {"GET", "/api/x"}, {"*", "/api/features/*"}, {"*", "/api/x"}} {
+		b.exec(t, `SELECT tollgate.define_route($1, $2, 'f')`, r[0], r[1])
+	}
+	rows, err := b.owner.Query(context.Background(), `SELECT method || ' ' || pattern FROM tollgate.routes()`)
+	require.NoError(t, err)
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Equal(t, []string{"GET /api/x", "* /api/x", "* /api/features/*", "POST /api/*", "* /api/*"}, got)
 }

@@ -4,13 +4,15 @@
 --         'check'   answers the same question and changes nothing;
 --         'refund'  gives p_amount back, never below 0.
 --
--- The hot path (a known customer, a fixed window, under the limit) is one
--- read of the configuration and one UPDATE whose WHERE clause is the limit
--- check, so the count is exact under any concurrency: a row over the limit
--- does not match and is not locked. A customer already over the limit is
--- answered from a plain read (usage only grows within a window); only the
--- first blocked call of a window takes a lock, to write its limit_reached
--- event once. Events, and their NOTIFY, happen only on threshold crossings.
+-- The hot path is one UPDATE of the customer's usage row, whose WHERE clause
+-- is the limit check: exact under any concurrency (a concurrent update makes
+-- PostgreSQL re-check the clause on the new row), and a row over the limit is
+-- neither matched nor locked. The row carries the plan, quota and next event
+-- mark copied from the configuration, so the hot path reads no configuration.
+-- A customer already blocked in this window is answered from a plain read.
+-- Everything else takes the full path: first call, new window, changed
+-- configuration or plan, a threshold crossing, the first blocked call, rolling
+-- windows, refunds. Events, and their NOTIFY, happen only on crossings.
 --
 -- Internal: not granted to anyone. The public wrappers pass now(); tests, as
 -- the owner, pass other times to cross window boundaries. No setting that an
@@ -37,21 +39,23 @@ DECLARE
   v_plan text;
   v_has_limit boolean;
   v_quota bigint;
+  v_version bigint;
   v_start timestamptz;
   v_end timestamptz;
+  v_row_start timestamptz;
+  v_row_end timestamptz;
+  v_row_plan text;
   v_cap bigint;          -- hard limit: the most "used" may be before adding p_amount
   v_used bigint;
   v_old bigint;
+  v_next bigint;
   v_hit boolean;
   v_allowed boolean := true;
-  v_bucket timestamptz;  -- rolling windows: the current hour bucket
   v_from timestamptz;    -- rolling windows: buckets after this one count
   v_oldest timestamptz;
+  v_bucket timestamptz;
   v_left bigint;
   v_take bigint;
-  v_t integer;
-  v_mark bigint;
-  v_tries integer := 0;
 BEGIN
   IF p_customer IS NULL OR p_customer = '' THEN
     RAISE EXCEPTION USING ERRCODE = 'TG422',
@@ -66,13 +70,66 @@ BEGIN
       MESSAGE = format('amount must be a positive integer, not %s', coalesce(p_amount::text, 'NULL'));
   END IF;
 
+  IF p_mode = 'consume' THEN
+    -- The hot path.
+    UPDATE tollgate.usage u SET used = u.used + p_amount
+     WHERE u.customer = p_customer AND u.feature = p_feature AND u.window_end > p_at
+       AND u.config_version = (SELECT s.version FROM tollgate.config_state s)
+       AND (u.quota IS NULL OR u.soft OR u.used + p_amount <= u.quota)
+    RETURNING u.used, u.quota, u.soft, u.plan, u.window_start, u.window_end, u.next_mark
+      INTO v_used, v_quota, v_soft, v_plan, v_start, v_end, v_next;
+    IF FOUND THEN
+      IF v_used >= v_next THEN
+        -- crossed a threshold (soft: the quota); the row is locked already
+        SELECT f.notify_at INTO v_notify FROM tollgate.features f WHERE f.feature = p_feature;
+        PERFORM tollgate._crossed(p_customer, p_feature, v_plan, v_used - p_amount, v_used, v_quota,
+                                  v_soft, v_notify, v_start, v_end, p_at);
+        UPDATE tollgate.usage u SET next_mark = tollgate._next_mark(v_used, v_quota, v_soft, v_notify)
+         WHERE u.customer = p_customer AND u.feature = p_feature;
+      END IF;
+      IF v_used > v_quota THEN
+        SELECT f.message INTO v_message FROM tollgate.features f WHERE f.feature = p_feature;
+      END IF;
+      RETURN tollgate._verdict(true, p_customer, p_feature, v_plan, v_used, v_quota, v_end, v_message);
+    END IF;
+
+    -- Already blocked in this window, its limit_reached written: a plain read.
+    SELECT u.used, u.quota, u.plan, u.window_end, f.message
+      INTO v_used, v_quota, v_plan, v_end, v_message
+      FROM tollgate.usage u
+      JOIN tollgate.features f ON f.feature = u.feature
+     WHERE u.customer = p_customer AND u.feature = p_feature AND u.window_end > p_at
+       AND u.config_version = (SELECT s.version FROM tollgate.config_state s)
+       AND u.limit_hit AND NOT u.soft AND u.used + p_amount > u.quota;
+    IF FOUND THEN
+      RETURN tollgate._verdict(false, p_customer, p_feature, v_plan, v_used, v_quota, v_end, v_message);
+    END IF;
+  END IF;
+
+  IF p_mode = 'check' THEN
+    -- A current usage row answers without the configuration.
+    SELECT u.used, u.quota, u.plan, u.window_end, u.soft, u.used > u.quota OR u.used + p_amount > u.quota, f.message
+      INTO v_used, v_quota, v_plan, v_end, v_soft, v_hit, v_message
+      FROM tollgate.usage u
+      JOIN tollgate.features f ON f.feature = u.feature
+     WHERE u.customer = p_customer AND u.feature = p_feature
+       AND u.window_start <= p_at AND u.window_end > p_at
+       AND u.config_version = (SELECT s.version FROM tollgate.config_state s);
+    IF FOUND THEN
+      RETURN tollgate._verdict(v_soft OR NOT coalesce(v_hit, false), p_customer, p_feature, v_plan, v_used, v_quota,
+                               v_end, v_message);
+    END IF;
+  END IF;
+
+  -- The full path: read the configuration.
   SELECT f.period_unit, f.period_length, f.enforcement = 'soft', f.notify_at, f.message,
          c.customer IS NOT NULL, c.created_at, c.period_start, c.period_end,
-         coalesce(c.plan, d.plan), l.plan IS NOT NULL, l.quota
+         coalesce(c.plan, d.plan), l.plan IS NOT NULL, l.quota, s.version
     INTO v_unit, v_length, v_soft, v_notify, v_message,
          v_known, v_anchor, v_period_start, v_period_end,
-         v_plan, v_has_limit, v_quota
+         v_plan, v_has_limit, v_quota, v_version
     FROM tollgate.features f
+    CROSS JOIN tollgate.config_state s
     LEFT JOIN tollgate.customers c ON c.customer = p_customer
     LEFT JOIN tollgate.plans d ON d.is_default
     LEFT JOIN tollgate.limits l ON l.feature = f.feature AND l.plan = coalesce(c.plan, d.plan)
@@ -107,39 +164,38 @@ BEGIN
   v_cap := CASE WHEN v_quota IS NULL OR v_soft THEN NULL ELSE v_quota - p_amount END;
 
   IF v_unit = 'rolling' THEN
-    -- A sliding window of v_length days, exact to its hour bucket.
+    -- A sliding window of v_length days, exact to its hour bucket: buckets in
+    -- usage_windows, and the usage row (window_end -infinity, so never on the
+    -- hot path) serializes this customer's calls and carries limit_hit.
     v_bucket := date_trunc('hour', p_at, 'UTC');
     v_from := v_bucket - make_interval(days => v_length);
     IF p_mode <> 'check' THEN
-      -- The row at -infinity serializes this customer's calls on this feature.
-      INSERT INTO tollgate.usage (customer, feature, window_start)
-      VALUES (p_customer, p_feature, '-infinity')
+      INSERT INTO tollgate.usage AS u (customer, feature, window_start, window_end, plan, soft)
+      VALUES (p_customer, p_feature, '-infinity', '-infinity', v_plan, v_soft)
       ON CONFLICT DO NOTHING;
       IF p_mode = 'consume' AND v_cap IS NOT NULL THEN
-        -- reject path: answered from a plain read when the event is written
-        SELECT coalesce(sum(u.used), 0) INTO v_used
-          FROM tollgate.usage u
-         WHERE u.customer = p_customer AND u.feature = p_feature
-           AND u.window_start > v_from AND u.window_start <= v_bucket;
+        -- reject path: a plain read when the event is written already
+        SELECT coalesce(sum(w.used), 0) INTO v_used
+          FROM tollgate.usage_windows w
+         WHERE w.customer = p_customer AND w.feature = p_feature
+           AND w.window_start > v_from AND w.window_start <= v_bucket;
         SELECT u.limit_hit INTO v_hit
-          FROM tollgate.usage u
-         WHERE u.customer = p_customer AND u.feature = p_feature AND u.window_start = '-infinity';
+          FROM tollgate.usage u WHERE u.customer = p_customer AND u.feature = p_feature;
         IF v_used > v_cap AND v_hit THEN
           v_allowed := false;
         END IF;
       END IF;
       IF v_allowed THEN
         SELECT u.limit_hit INTO v_hit
-          FROM tollgate.usage u
-         WHERE u.customer = p_customer AND u.feature = p_feature AND u.window_start = '-infinity'
+          FROM tollgate.usage u WHERE u.customer = p_customer AND u.feature = p_feature
            FOR UPDATE;
       END IF;
     END IF;
-    SELECT coalesce(sum(u.used), 0), min(u.window_start) FILTER (WHERE u.used > 0)
+    SELECT coalesce(sum(w.used), 0), min(w.window_start) FILTER (WHERE w.used > 0)
       INTO v_used, v_oldest
-      FROM tollgate.usage u
-     WHERE u.customer = p_customer AND u.feature = p_feature
-       AND u.window_start > v_from AND u.window_start <= v_bucket;
+      FROM tollgate.usage_windows w
+     WHERE w.customer = p_customer AND w.feature = p_feature
+       AND w.window_start > v_from AND w.window_start <= v_bucket;
     v_start := v_bucket;
     v_end := coalesce(v_oldest, v_bucket) + make_interval(days => v_length);
 
@@ -149,16 +205,16 @@ BEGIN
       -- give back from the newest buckets first
       v_left := p_amount;
       FOR v_oldest, v_take IN
-        SELECT u.window_start, u.used
-          FROM tollgate.usage u
-         WHERE u.customer = p_customer AND u.feature = p_feature
-           AND u.window_start > v_from AND u.window_start <= v_bucket AND u.used > 0
-         ORDER BY u.window_start DESC
+        SELECT w.window_start, w.used
+          FROM tollgate.usage_windows w
+         WHERE w.customer = p_customer AND w.feature = p_feature
+           AND w.window_start > v_from AND w.window_start <= v_bucket AND w.used > 0
+         ORDER BY w.window_start DESC
       LOOP
         EXIT WHEN v_left = 0;
         v_take := least(v_take, v_left);
-        UPDATE tollgate.usage u SET used = u.used - v_take
-         WHERE u.customer = p_customer AND u.feature = p_feature AND u.window_start = v_oldest;
+        UPDATE tollgate.usage_windows w SET used = w.used - v_take
+         WHERE w.customer = p_customer AND w.feature = p_feature AND w.window_start = v_oldest;
         v_left := v_left - v_take;
         v_used := v_used - v_take;
       END LOOP;
@@ -166,128 +222,100 @@ BEGIN
     ELSIF v_cap IS NOT NULL AND v_used > v_cap THEN
       v_allowed := false;
       IF NOT v_hit THEN
-        UPDATE tollgate.usage u SET limit_hit = true
-         WHERE u.customer = p_customer AND u.feature = p_feature AND u.window_start = '-infinity';
+        UPDATE tollgate.usage u SET limit_hit = true WHERE u.customer = p_customer AND u.feature = p_feature;
         PERFORM tollgate._emit('limit_reached', p_customer, p_feature, v_plan, v_used, v_quota, 100, v_bucket, NULL, p_at);
       END IF;
     ELSE
-      INSERT INTO tollgate.usage AS u (customer, feature, window_start, used)
-      VALUES (p_customer, p_feature, v_bucket, p_amount)
-      ON CONFLICT (customer, feature, window_start) DO UPDATE SET used = u.used + p_amount;
+      INSERT INTO tollgate.usage_windows AS w (customer, feature, window_start, window_end, used, plan)
+      VALUES (p_customer, p_feature, v_bucket, v_bucket + interval '1 hour', p_amount, v_plan)
+      ON CONFLICT (customer, feature, window_start) DO UPDATE SET used = w.used + p_amount;
       IF v_hit THEN
-        UPDATE tollgate.usage u SET limit_hit = false
-         WHERE u.customer = p_customer AND u.feature = p_feature AND u.window_start = '-infinity';
+        UPDATE tollgate.usage u SET limit_hit = false WHERE u.customer = p_customer AND u.feature = p_feature;
       END IF;
       v_used := v_used + p_amount;
       IF v_oldest IS NULL THEN
         v_end := v_bucket + make_interval(days => v_length);
       END IF;
+      IF v_quota IS NOT NULL THEN
+        PERFORM tollgate._crossed(p_customer, p_feature, v_plan, v_used - p_amount, v_used, v_quota,
+                                  v_soft, v_notify, v_bucket, v_end, p_at);
+      END IF;
+    END IF;
+    RETURN tollgate._verdict(v_allowed, p_customer, p_feature, v_plan, v_used, v_quota, v_end, v_message);
+  END IF;
+
+  v_start := tollgate._window_start(v_unit, v_length, p_at, v_anchor, v_period_start, v_period_end);
+  v_end := coalesce(tollgate._window_end(v_unit, v_length, p_at, v_anchor, v_period_start, v_period_end), 'infinity');
+
+  IF p_mode = 'check' THEN
+    SELECT u.window_start, u.used INTO v_row_start, v_used
+      FROM tollgate.usage u WHERE u.customer = p_customer AND u.feature = p_feature;
+    IF v_row_start > v_start THEN
+      -- a closed window
+      SELECT w.used INTO v_used
+        FROM tollgate.usage_windows w
+       WHERE w.customer = p_customer AND w.feature = p_feature AND w.window_start = v_start;
+    ELSIF v_row_start < v_start THEN
+      v_used := 0; -- the row's window is over
+    END IF;
+    v_used := coalesce(v_used, 0);
+    v_allowed := v_cap IS NULL OR v_used <= v_cap;
+    RETURN tollgate._verdict(v_allowed, p_customer, p_feature, v_plan, v_used, v_quota, v_end, v_message);
+  END IF;
+
+  IF p_mode = 'consume' THEN
+    INSERT INTO tollgate.usage AS u (customer, feature, window_start, window_end, plan, quota, soft)
+    VALUES (p_customer, p_feature, v_start, v_end, v_plan, v_quota, v_soft)
+    ON CONFLICT DO NOTHING;
+  END IF;
+  SELECT u.window_start, u.window_end, u.plan, u.used, u.limit_hit
+    INTO v_row_start, v_row_end, v_row_plan, v_used, v_hit
+    FROM tollgate.usage u WHERE u.customer = p_customer AND u.feature = p_feature
+     FOR UPDATE;
+  IF NOT FOUND THEN
+    -- refund for a customer who never used the feature
+    RETURN tollgate._verdict(true, p_customer, p_feature, v_plan, 0, v_quota, v_end, v_message);
+  END IF;
+  IF v_row_start < v_start THEN
+    -- The row's window is over: keep it as history and start this one.
+    IF v_used > 0 OR v_hit THEN
+      INSERT INTO tollgate.usage_windows AS w (customer, feature, window_start, window_end, used, plan)
+      VALUES (p_customer, p_feature, v_row_start, nullif(v_row_end, 'infinity'), v_used, v_row_plan)
+      ON CONFLICT (customer, feature, window_start) DO UPDATE SET used = w.used + EXCLUDED.used;
+    END IF;
+    v_used := 0;
+    v_hit := false;
+  ELSIF v_row_start > v_start THEN
+    -- This transaction began before the window rolled over: it counts in
+    -- the current window.
+    v_start := v_row_start;
+    v_end := v_row_end;
+  END IF;
+
+  IF p_mode = 'refund' THEN
+    v_used := greatest(v_used - p_amount, 0);
+    v_allowed := v_cap IS NULL OR v_used < v_quota;
+  ELSIF v_cap IS NULL OR v_used <= v_cap THEN
+    v_used := v_used + p_amount;
+    IF v_quota IS NOT NULL THEN
+      PERFORM tollgate._crossed(p_customer, p_feature, v_plan, v_used - p_amount, v_used, v_quota,
+                                v_soft, v_notify, v_start, v_end, p_at);
     END IF;
   ELSE
-    SELECT w.window_start, w.window_end INTO v_start, v_end
-      FROM tollgate._window(v_unit, v_length, p_at, v_anchor, v_period_start, v_period_end) w;
-
-    IF p_mode = 'check' THEN
-      SELECT u.used INTO v_used
-        FROM tollgate.usage u
-       WHERE u.customer = p_customer AND u.feature = p_feature AND u.window_start = v_start;
-      v_used := coalesce(v_used, 0);
-      v_allowed := v_cap IS NULL OR v_used <= v_cap;
-    ELSIF p_mode = 'refund' THEN
-      UPDATE tollgate.usage u SET used = greatest(u.used - p_amount, 0)
-       WHERE u.customer = p_customer AND u.feature = p_feature AND u.window_start = v_start
-      RETURNING u.used INTO v_used;
-      v_used := coalesce(v_used, 0);
-      v_allowed := v_cap IS NULL OR v_used < v_quota;
-    ELSE
-      LOOP
-        v_tries := v_tries + 1;
-        -- The allowed path: the limit check is the WHERE clause.
-        UPDATE tollgate.usage u SET used = u.used + p_amount
-         WHERE u.customer = p_customer AND u.feature = p_feature AND u.window_start = v_start
-           AND (v_cap IS NULL OR u.used <= v_cap)
-        RETURNING u.used INTO v_used;
-        EXIT WHEN FOUND;
-
-        SELECT u.used, u.limit_hit INTO v_used, v_hit
-          FROM tollgate.usage u
-         WHERE u.customer = p_customer AND u.feature = p_feature AND u.window_start = v_start;
-        IF NOT FOUND AND (v_cap IS NULL OR v_cap >= 0) THEN
-          -- first call of this window
-          INSERT INTO tollgate.usage AS u (customer, feature, window_start, used)
-          VALUES (p_customer, p_feature, v_start, p_amount)
-          ON CONFLICT DO NOTHING
-          RETURNING u.used INTO v_used;
-          EXIT WHEN FOUND;
-          CONTINUE; -- a concurrent first call created the row: count on it
-        END IF;
-
-        -- Blocked. Usage only grows within a window, so this read is final
-        -- unless a refund makes room, which the recheck below notices.
-        v_used := coalesce(v_used, 0);
-        IF v_cap IS NULL OR v_used <= v_cap THEN
-          -- The row was committed after the UPDATE's snapshot, or a refund
-          -- made room between the UPDATE and the read: count again.
-          IF v_tries >= 5 THEN
-            RAISE EXCEPTION USING ERRCODE = '40001',
-              MESSAGE = format('could not count %s for customer %s under contention', p_feature, p_customer),
-              HINT = 'Retry the transaction.';
-          END IF;
-          CONTINUE;
-        END IF;
-        v_allowed := false;
-        IF NOT coalesce(v_hit, false) THEN
-          -- The first blocked call of this window marks the row (one lock per
-          -- window) and writes limit_reached; racing callers see the mark.
-          INSERT INTO tollgate.usage AS u (customer, feature, window_start, used, limit_hit)
-          VALUES (p_customer, p_feature, v_start, 0, true)
-          ON CONFLICT (customer, feature, window_start) DO UPDATE SET limit_hit = true
-           WHERE NOT u.limit_hit AND u.used > v_cap
-          RETURNING u.used INTO v_used;
-          IF FOUND THEN
-            PERFORM tollgate._emit('limit_reached', p_customer, p_feature, v_plan, v_used, v_quota, 100, v_start, v_end, p_at);
-          ELSE
-            SELECT u.used INTO v_used
-              FROM tollgate.usage u
-             WHERE u.customer = p_customer AND u.feature = p_feature AND u.window_start = v_start;
-            IF v_used <= v_cap THEN
-              v_allowed := true;
-              CONTINUE; -- a refund made room: the loop's guard bounds this
-            END IF;
-          END IF;
-        END IF;
-        EXIT;
-      END LOOP;
+    v_allowed := false;
+    IF NOT v_hit THEN
+      -- the first blocked call of this window writes limit_reached, once
+      v_hit := true;
+      PERFORM tollgate._emit('limit_reached', p_customer, p_feature, v_plan, v_used, v_quota, 100,
+                             v_start, nullif(v_end, 'infinity'), p_at);
     END IF;
   END IF;
-
-  IF p_mode = 'consume' AND v_allowed AND v_quota IS NOT NULL THEN
-    v_old := v_used - p_amount;
-    FOREACH v_t IN ARRAY v_notify LOOP
-      v_mark := ceil(v_quota * v_t / 100.0)::bigint;
-      IF v_old < v_mark AND v_used >= v_mark THEN
-        PERFORM tollgate._emit('threshold', p_customer, p_feature, v_plan, v_used, v_quota, v_t, v_start, v_end, p_at);
-      END IF;
-    END LOOP;
-    IF v_soft AND v_old <= v_quota AND v_used > v_quota THEN
-      -- soft enforcement: the first call over the quota is allowed and recorded
-      PERFORM tollgate._emit('limit_reached', p_customer, p_feature, v_plan, v_used, v_quota, 100, v_start, v_end, p_at);
-    END IF;
-  END IF;
-
-  RETURN ROW(
-    v_allowed,
-    p_customer,
-    p_feature,
-    v_plan,
-    v_used,
-    v_quota,
-    CASE WHEN v_quota IS NULL THEN NULL ELSE greatest(v_quota - v_used, 0) END,
-    v_end,
-    CASE WHEN NOT v_allowed OR v_used > v_quota THEN
-      coalesce(v_message, format('You have used %s of %s %s on the %s plan. Upgrade to continue.',
-                                 v_used, v_quota, p_feature, v_plan))
-    END
-  )::tollgate.verdict;
+  UPDATE tollgate.usage u
+     SET window_start = v_start, window_end = v_end, used = v_used, limit_hit = v_hit,
+         plan = v_plan, quota = v_quota, soft = v_soft,
+         next_mark = tollgate._next_mark(v_used, v_quota, v_soft, v_notify),
+         config_version = v_version
+   WHERE u.customer = p_customer AND u.feature = p_feature;
+  RETURN tollgate._verdict(v_allowed, p_customer, p_feature, v_plan, v_used, v_quota, v_end, v_message);
 END
 $$;

@@ -7,7 +7,10 @@
 -- granted to nobody; errors use SQLSTATE class TG (TG402, TG404, TG422).
 
 {{ template "window.sql" . }}
+{{ template "verdict.sql" . }}
+{{ template "config_version.sql" . }}
 {{ template "emit.sql" . }}
+{{ template "crossed.sql" . }}
 {{ template "gate.sql" . }}
 {{ template "raise_quota_exceeded.sql" . }}
 {{ template "consume.sql" . }}

@@ -38,7 +38,10 @@ CREATE OR REPLACE FUNCTION tollgate.routes()
 RETURNS TABLE (method text, pattern text, feature text, amount bigint)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = tollgate, pg_temp
 AS $$
-  SELECT r.method, r.pattern, r.feature, r.amount FROM tollgate.routes r ORDER BY r.pattern DESC, r.method
+  SELECT r.method, r.pattern, r.feature, r.amount
+    FROM tollgate.routes r
+   ORDER BY r.pattern LIKE '%*', length(r.pattern) DESC, r.pattern, r.method = '*', r.method
 $$;
 COMMENT ON FUNCTION tollgate.routes() IS
-  'The gated routes, for the Django middleware: the most specific pattern first.';
+  'The gated routes, for the Django middleware, most specific first: exact paths before prefixes (a trailing *), '
+  'longer prefixes before shorter ones, and a named method before *. The first route that matches a request applies.';
