@@ -1,0 +1,169 @@
+package stripesync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ErrLocked says another session (another replica, or a `tollgate sync`) is reconciling right now.
+var ErrLocked = errors.New("another reconcile is running")
+
+// Progress is reported after each page of a reconcile run.
+type Progress struct {
+	// Done is the number of subscriptions stored so far, in Pages pages.
+	Done  int
+	Pages int
+	// Expected is what the last complete run stored (0 = no run yet): an estimate for a progress bar.
+	Expected int
+	Elapsed  time.Duration
+	// Finished is set on the last report of a run that listed every subscription.
+	Finished bool
+}
+
+// Result is what a reconcile run did.
+type Result struct {
+	Run           int64
+	Subscriptions int
+	Pages         int
+	Duration      time.Duration
+}
+
+// Reconcile lists every subscription in Stripe (status=all, page by page, within the client's rate limit) and
+// stores each, so plans converge whatever webhooks were missed. One run at a time across replicas: when another
+// session holds the reconcile lock it returns ErrLocked at once. progress (may be nil) is called after each
+// page. Pages stored before an error stay stored.
+func (s *Syncer) Reconcile(ctx context.Context, progress func(Progress)) (Result, error) {
+	var res Result
+	start := time.Now()
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return res, fmt.Errorf("reconcile: %w", err)
+	}
+	// the advisory lock lives in this connection's session: it is released when the run finishes, or when the
+	// connection is closed (below, if finishing fails; or by the server, if this process dies)
+	var run *int64
+	var expected *int32
+	if err := conn.QueryRow(ctx, `SELECT subscriptions FROM tollgate.last_sync_run()`).Scan(&expected); err != nil {
+		conn.Release()
+		return res, fmt.Errorf("reconcile: %w", err)
+	}
+	if err := conn.QueryRow(ctx, `SELECT tollgate.start_sync_run()`).Scan(&run); err != nil {
+		conn.Release()
+		return res, fmt.Errorf("reconcile: %w", err)
+	}
+	if run == nil {
+		conn.Release()
+		s.m.runs.With("locked").Inc()
+		return res, ErrLocked
+	}
+	res.Run = *run
+	log := s.log.With("run", res.Run)
+	log.Info("stripe reconcile started")
+
+	listErr := s.client.ListSubscriptions(ctx, s.opt.PageSize, func(p Page) error {
+		var stored []Stored
+		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			var err error
+			stored, err = storeSubscriptions(ctx, tx, p.Subscriptions, p.FetchedAt)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		for i, st := range stored {
+			s.noteStored(p.Subscriptions[i], st)
+		}
+		res.Subscriptions += len(p.Subscriptions)
+		res.Pages++
+		s.m.runSubscriptions.With().Add(float64(len(p.Subscriptions)))
+		if progress != nil {
+			progress(Progress{Done: res.Subscriptions, Pages: res.Pages, Expected: int(deref32(expected)),
+				Elapsed: time.Since(start), Finished: !p.HasMore})
+		}
+		return nil
+	})
+	res.Duration = time.Since(start)
+
+	var errText *string
+	if listErr != nil {
+		msg := listErr.Error()
+		errText = &msg
+	}
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if _, err := conn.Exec(fctx, `SELECT tollgate.finish_sync_run($1, $2, $3)`, res.Run, res.Subscriptions, errText); err != nil {
+		// never put a connection that may still hold the lock back into the pool
+		_ = conn.Hijack().Close(fctx)
+		if listErr == nil {
+			listErr = fmt.Errorf("reconcile: finish run %d: %w", res.Run, err)
+		}
+	} else {
+		conn.Release()
+	}
+	if listErr != nil {
+		s.m.runs.With("error").Inc()
+		log.Error("stripe reconcile stopped early", "subscriptions", res.Subscriptions, "pages", res.Pages,
+			"duration", res.Duration, "err", listErr)
+		return res, fmt.Errorf("reconcile: %w", listErr)
+	}
+	s.m.runs.With("ok").Inc()
+	s.m.runDuration.With().Observe(res.Duration.Seconds())
+	s.m.lastSuccess.With().Set(float64(time.Now().Unix()))
+	log.Info("stripe reconcile finished", "subscriptions", res.Subscriptions, "pages", res.Pages, "duration", res.Duration)
+	return res, nil
+}
+
+func deref32(p *int32) int32 {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
+// Reconciler is the sidecar component that reconciles at start and then every interval.
+type Reconciler struct {
+	s       *Syncer
+	running atomic.Bool
+}
+
+// Reconciler returns the component that runs Reconcile at start and every ReconcileInterval.
+func (s *Syncer) Reconciler() *Reconciler { return &Reconciler{s: s} }
+
+// Name is "stripe-reconcile".
+func (r *Reconciler) Name() string { return "stripe-reconcile" }
+
+// Run reconciles until ctx ends. A run that fails is logged and retried at the next interval; a run that another
+// replica holds the lock for is skipped. It returns nil when ctx ends.
+func (r *Reconciler) Run(ctx context.Context) error {
+	r.running.Store(true)
+	defer r.running.Store(false)
+	for {
+		res, err := r.s.Reconcile(ctx, nil)
+		if errors.Is(err, ErrLocked) {
+			r.s.log.Debug("stripe reconcile skipped: another replica is reconciling")
+		}
+		if r.s.opt.OnReconcile != nil {
+			r.s.opt.OnReconcile(res, err)
+		}
+		t := time.NewTimer(r.s.opt.ReconcileInterval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Ready is nil while Run runs.
+func (r *Reconciler) Ready(context.Context) error {
+	if !r.running.Load() {
+		return errors.New("stripe reconcile is not running")
+	}
+	return nil
+}

@@ -1,0 +1,124 @@
+package stripesync
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// The database side: every write goes through a tollgate.* function granted to tollgate_sidecar (sql/stripe_*.sql).
+
+// querier is a *pgxpool.Pool, *pgx.Conn or pgx.Tx.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Stored is what tollgate.sync_subscription did with a subscription.
+type Stored struct {
+	// Customer is the tollgate customer the subscription belongs to; "" = nobody yet.
+	Customer string
+	// Plan is the plan its prices or products map to; "" = no plan names them.
+	Plan string
+	// Applied is false when a newer fetch had been stored already.
+	Applied bool
+}
+
+const syncSubscriptionSQL = `SELECT customer, plan, applied FROM tollgate.sync_subscription(
+  stripe_subscription => $1, stripe_customer => $2, status => $3, price_ids => $4, product_ids => $5,
+  current_period_start => $6, current_period_end => $7, cancel_at_period_end => $8, stripe_created => $9,
+  fetched_at => $10, tollgate_customer => $11)`
+
+func syncArgs(s Subscription, fetchedAt time.Time) []any {
+	return []any{s.ID, s.Customer, s.Status, nonNil(s.PriceIDs), nonNil(s.ProductIDs),
+		nullTime(s.PeriodStart), nullTime(s.PeriodEnd), s.CancelAtPeriodEnd, nullTime(s.Created),
+		fetchedAt, nullString(s.TollgateCustomer)}
+}
+
+func storeSubscription(ctx context.Context, q querier, s Subscription, fetchedAt time.Time) (Stored, error) {
+	var customer, plan *string
+	var st Stored
+	if err := q.QueryRow(ctx, syncSubscriptionSQL, syncArgs(s, fetchedAt)...).Scan(&customer, &plan, &st.Applied); err != nil {
+		return st, fmt.Errorf("store subscription %s: %w", s.ID, err)
+	}
+	st.Customer, st.Plan = deref(customer), deref(plan)
+	return st, nil
+}
+
+// storeSubscriptions stores a page of subscriptions in one round trip.
+func storeSubscriptions(ctx context.Context, tx pgx.Tx, subs []Subscription, fetchedAt time.Time) ([]Stored, error) {
+	b := &pgx.Batch{}
+	for _, s := range subs {
+		b.Queue(syncSubscriptionSQL, syncArgs(s, fetchedAt)...)
+	}
+	res := tx.SendBatch(ctx, b)
+	out := make([]Stored, len(subs))
+	for i, s := range subs {
+		var customer, plan *string
+		if err := res.QueryRow().Scan(&customer, &plan, &out[i].Applied); err != nil {
+			res.Close()
+			return nil, fmt.Errorf("store subscription %s: %w", s.ID, err)
+		}
+		out[i].Customer, out[i].Plan = deref(customer), deref(plan)
+	}
+	return out, res.Close()
+}
+
+func recordEvent(ctx context.Context, q querier, e event) (bool, error) {
+	var first bool
+	err := q.QueryRow(ctx, `SELECT tollgate.record_stripe_event($1, $2, $3, $4, $5)`,
+		e.ID, e.Type, nullString(e.APIVersion), nullString(e.Object.ID), nullTime(unixTime(e.Created))).Scan(&first)
+	if err != nil {
+		return false, fmt.Errorf("record event %s: %w", e.ID, err)
+	}
+	return first, nil
+}
+
+func eventSeen(ctx context.Context, q querier, id string) (bool, error) {
+	var seen bool
+	if err := q.QueryRow(ctx, `SELECT tollgate.stripe_event_seen($1)`, id).Scan(&seen); err != nil {
+		return false, fmt.Errorf("look up event %s: %w", id, err)
+	}
+	return seen, nil
+}
+
+func linkCheckout(ctx context.Context, q querier, cs CheckoutSession) (string, error) {
+	var owner *string
+	err := q.QueryRow(ctx, `SELECT tollgate.link_checkout_session($1, $2, $3)`,
+		cs.ID, cs.Customer, cs.ClientReferenceID).Scan(&owner)
+	if err != nil {
+		return "", fmt.Errorf("link checkout session %s: %w", cs.ID, err)
+	}
+	return deref(owner), nil
+}
+
+func nullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func nullString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

@@ -1,0 +1,225 @@
+package stripesync_test
+
+import (
+	"bytes"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tollgate/tollgate/sidecar/stripesync/stripetest"
+)
+
+func TestWebhookRejectsBadSignatures(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.exec(t, `SELECT tollgate.set_customer('alice', NULL, 'cus_alice')`)
+	b.fake.PutSubscription(stripetest.Subscription{ID: "sub_a", Customer: "cus_alice", Status: "active",
+		Items: []stripetest.Item{{Price: "price_pro_monthly", Product: "prod_pro"}}})
+	before := b.rowsEverywhere(t)
+
+	now := time.Now()
+	body := stripetest.Event("evt_bad", "customer.subscription.created", apiVersion, now, subObject("sub_a"))
+	good := stripetest.Sign(body, secret, now)
+	tampered := bytes.Replace(body, []byte("sub_a"), []byte("sub_b"), 1)
+	for name, tc := range map[string]struct {
+		body []byte
+		sig  string
+		code int
+	}{
+		"missing":          {body, "", http.StatusBadRequest},
+		"malformed":        {body, "t=notanumber,v1=abc", http.StatusBadRequest},
+		"no v1":            {body, "t=" + good[2:12], http.StatusBadRequest},
+		"garbage":          {body, "hello", http.StatusBadRequest},
+		"wrong secret":     {body, stripetest.Sign(body, "whsec_someone_else", now), http.StatusBadRequest},
+		"tampered body":    {tampered, good, http.StatusBadRequest},
+		"too old":          {body, stripetest.Sign(body, secret, now.Add(-6*time.Minute)), http.StatusBadRequest},
+		"signed not json":  {[]byte("not json"), stripetest.Sign([]byte("not json"), secret, now), http.StatusBadRequest},
+		"signed no id":     {[]byte(`{"type":"x"}`), stripetest.Sign([]byte(`{"type":"x"}`), secret, now), http.StatusBadRequest},
+		"too large":        {bytes.Repeat([]byte(" "), 2<<20), good, http.StatusRequestEntityTooLarge},
+		"v0 scheme only":   {body, strings.Replace(good, "v1=", "v0=", 1), http.StatusBadRequest},
+		"signature of old": {body, stripetest.Sign([]byte("other"), secret, now), http.StatusBadRequest},
+	} {
+		require.Equal(t, tc.code, b.post(t, tc.body, tc.sig), name)
+	}
+	require.Equal(t, before, b.rowsEverywhere(t), "a rejected webhook wrote something")
+	require.Empty(t, b.fake.Requests(), "a rejected webhook made Stripe requests")
+	require.Equal(t, "free", b.plan(t, "alice"))
+	b.metric(t, `tollgate_stripe_events_rejected_total{reason="too_old"} 1`)
+	b.metric(t, `tollgate_stripe_events_rejected_total{reason="missing"} 1`)
+
+	// GET is not a webhook
+	resp, err := http.Get(b.srv.URL)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
+
+	// the good one, and one signed by the previous secret during a roll, go through
+	require.Equal(t, http.StatusOK, b.post(t, body, good))
+	require.Equal(t, "pro", b.plan(t, "alice"))
+	body2 := stripetest.Event("evt_old_secret", "customer.subscription.updated", apiVersion, now, subObject("sub_a"))
+	require.Equal(t, http.StatusOK, b.post(t, body2, stripetest.Sign(body2, oldSecret, now)))
+	require.Equal(t, 2, b.count(t, `SELECT count(*) FROM tollgate.stripe_events`))
+}
+
+func TestWebhookConcurrentDuplicatesHaveOneEffect(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.exec(t, `SELECT tollgate.set_customer('alice', NULL, 'cus_alice')`)
+	b.fake.PutSubscription(stripetest.Subscription{ID: "sub_a", Customer: "cus_alice", Status: "active",
+		Items: []stripetest.Item{{Price: "price_pro_monthly", Product: "prod_pro"}}})
+	body := stripetest.Event("evt_dup", "customer.subscription.created", apiVersion, time.Now(), subObject("sub_a"))
+	sig := stripetest.Sign(body, secret, time.Now())
+
+	const n = 10
+	codes := make([]int, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			codes[i] = b.post(t, body, sig)
+		})
+	}
+	close(start)
+	wg.Wait()
+	for _, c := range codes {
+		require.Equal(t, http.StatusOK, c)
+	}
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM tollgate.stripe_events`))
+	require.Equal(t, "pro", b.plan(t, "alice"))
+	b.metric(t, `tollgate_stripe_events_applied_total{type="customer.subscription.created"} 1`)
+	b.metric(t, `tollgate_stripe_events_duplicate_total{type="customer.subscription.created"} 9`)
+	b.metric(t, `tollgate_stripe_events_received_total{type="customer.subscription.created"} 10`)
+
+	// a redelivery later costs no Stripe request
+	requests := len(b.fake.Requests())
+	require.Equal(t, http.StatusOK, b.post(t, body, stripetest.Sign(body, secret, time.Now())))
+	require.Len(t, b.fake.Requests(), requests)
+}
+
+func TestWebhookOrderDoesNotMatter(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.exec(t, `SELECT tollgate.set_customer('alice', NULL, 'cus_alice')`)
+	b.exec(t, `SELECT tollgate.set_customer('bob', NULL, 'cus_bob')`)
+
+	// updated arrives before created; Stripe's subscription has moved on to team since both were sent
+	b.fake.PutSubscription(stripetest.Subscription{ID: "sub_a", Customer: "cus_alice", Status: "active",
+		Items: []stripetest.Item{{Price: "price_team", Product: "prod_team"}}})
+	stale := map[string]any{"id": "sub_a", "object": "subscription", "status": "incomplete",
+		"items": map[string]any{"data": []any{map[string]any{"price": map[string]any{"id": "price_pro_monthly"}}}}}
+	require.Equal(t, http.StatusOK, b.deliver(t, "evt_a2", "customer.subscription.updated", stale))
+	require.Equal(t, "team", b.plan(t, "alice"))
+	require.Equal(t, http.StatusOK, b.deliver(t, "evt_a1", "customer.subscription.created", stale))
+	require.Equal(t, "team", b.plan(t, "alice"))
+
+	// two events of the same second, the later (cancellation) delivered first
+	b.fake.PutSubscription(stripetest.Subscription{ID: "sub_b", Customer: "cus_bob", Status: "active",
+		Items: []stripetest.Item{{Price: "price_pro_yearly", Product: "prod_pro"}}})
+	require.Equal(t, http.StatusOK, b.deliver(t, "evt_b1", "customer.subscription.created", subObject("sub_b")))
+	require.Equal(t, "pro", b.plan(t, "bob"))
+	b.fake.SetStatus("sub_b", "canceled")
+	second := time.Now()
+	for _, id := range []string{"evt_b3", "evt_b2"} {
+		body := stripetest.Event(id, "customer.subscription.updated", apiVersion, second, subObject("sub_b"))
+		require.Equal(t, http.StatusOK, b.post(t, body, stripetest.Sign(body, secret, second)))
+	}
+	require.Equal(t, "free", b.plan(t, "bob"))
+	b.fake.SetStatus("sub_b", "active") // resumed: paused/resumed events re-fetch too
+	require.Equal(t, http.StatusOK, b.deliver(t, "evt_b4", "customer.subscription.resumed", subObject("sub_b")))
+	require.Equal(t, "pro", b.plan(t, "bob"))
+	b.fake.SetStatus("sub_b", "paused")
+	require.Equal(t, http.StatusOK, b.deliver(t, "evt_b5", "customer.subscription.paused", subObject("sub_b")))
+	require.Equal(t, "free", b.plan(t, "bob"))
+}
+
+func TestWebhookMapsCustomersByEachRoute(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	pro := []stripetest.Item{{Price: "price_pro_monthly", Product: "prod_pro"}}
+	// three free customers, known to tollgate before they pay
+	for _, c := range []string{"app_linked", "by_metadata", "by_checkout"} {
+		b.exec(t, `SELECT tollgate.set_customer($1)`, c)
+	}
+	require.Equal(t, "free", b.plan(t, "by_checkout"))
+
+	// 1. the app's link: set_customer(customer, email, stripe_customer)
+	b.exec(t, `SELECT tollgate.set_customer('app_linked', NULL, 'cus_1')`)
+	b.fake.PutSubscription(stripetest.Subscription{ID: "sub_1", Customer: "cus_1", Status: "active", Items: pro})
+	require.Equal(t, http.StatusOK, b.deliver(t, "evt_1", "customer.subscription.created", subObject("sub_1")))
+	require.Equal(t, "pro", b.plan(t, "app_linked"))
+
+	// 2. metadata.tollgate_customer on the Stripe customer
+	b.fake.PutCustomer(stripetest.Customer{ID: "cus_2", Metadata: map[string]string{"tollgate_customer": "by_metadata"}})
+	b.fake.PutSubscription(stripetest.Subscription{ID: "sub_2", Customer: "cus_2", Status: "trialing", Items: pro})
+	require.Equal(t, http.StatusOK, b.deliver(t, "evt_2", "customer.subscription.created", subObject("sub_2")))
+	require.Equal(t, "pro", b.plan(t, "by_metadata"))
+
+	// 3. client_reference_id of a completed Checkout Session; the link is recorded
+	b.fake.PutSubscription(stripetest.Subscription{ID: "sub_3", Customer: "cus_3", Status: "active", Items: pro})
+	b.fake.PutCheckoutSession(stripetest.CheckoutSession{ID: "cs_test_3", ClientReferenceID: "by_checkout",
+		Customer: "cus_3", Subscription: "sub_3"})
+	require.Equal(t, http.StatusOK, b.deliver(t, "evt_3", "checkout.session.completed",
+		map[string]any{"id": "cs_test_3", "object": "checkout.session"}))
+	require.Equal(t, "pro", b.plan(t, "by_checkout"))
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM tollgate.stripe_links
+		WHERE stripe_customer = 'cus_3' AND customer = 'by_checkout' AND source = 'checkout' AND source_id = 'cs_test_3'`))
+	// ... so a later renewal of that customer's subscription maps without the session
+	b.fake.SetStatus("sub_3", "past_due")
+	require.Equal(t, http.StatusOK, b.deliver(t, "evt_4", "invoice.payment_failed",
+		map[string]any{"id": "in_4", "object": "invoice", "subscription": "sub_3"}))
+	require.Equal(t, "free", b.plan(t, "by_checkout"))
+}
+
+func TestWebhookRefetchFailureIsRetried(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.exec(t, `SELECT tollgate.set_customer('alice', NULL, 'cus_alice')`)
+	b.fake.PutSubscription(stripetest.Subscription{ID: "sub_a", Customer: "cus_alice", Status: "active",
+		Items: []stripetest.Item{{Price: "price_pro_monthly", Product: "prod_pro"}}})
+	b.fake.Fail(8, "/v1/subscriptions/", http.StatusInternalServerError, "") // every attempt
+	body := stripetest.Event("evt_r", "customer.subscription.updated", apiVersion, time.Now(), subObject("sub_a"))
+	require.Equal(t, http.StatusBadGateway, b.post(t, body, stripetest.Sign(body, secret, time.Now())))
+	require.Zero(t, b.count(t, `SELECT count(*) FROM tollgate.stripe_events`), "a failed event must stay unrecorded")
+	require.Equal(t, "free", b.plan(t, "alice"))
+	b.metric(t, `tollgate_stripe_events_failed_total{type="customer.subscription.updated",stage="stripe"} 1`)
+	b.metric(t, `tollgate_stripe_api_errors_total{op="subscriptions.get",code="500"} 8`)
+
+	// Stripe retries the same event; now it goes through
+	require.Equal(t, http.StatusOK, b.post(t, body, stripetest.Sign(body, secret, time.Now())))
+	require.Equal(t, "pro", b.plan(t, "alice"))
+
+	// a subscription Stripe does not know is a failure too (non-2xx, logged)
+	require.Equal(t, http.StatusBadGateway, b.deliver(t, "evt_missing", "customer.subscription.updated", subObject("sub_nope")))
+}
+
+func TestWebhookAcknowledgesOtherEvents(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	require.Equal(t, http.StatusOK, b.deliver(t, "evt_c", "charge.succeeded", map[string]any{"id": "ch_1", "object": "charge"}))
+	require.Equal(t, http.StatusOK, b.deliver(t, "evt_i", "invoice.paid", map[string]any{"id": "in_1", "object": "invoice"}))
+	require.Zero(t, b.rowsEverywhere(t))
+	require.Empty(t, b.fake.Requests())
+	b.metric(t, `tollgate_stripe_events_ignored_total{type="charge.succeeded"} 1`)
+}
+
+func TestWebhookInvoiceOfNewerAPI(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.exec(t, `SELECT tollgate.set_customer('alice', NULL, 'cus_alice')`)
+	b.fake.PutSubscription(stripetest.Subscription{ID: "sub_a", Customer: "cus_alice", Status: "active",
+		Items: []stripetest.Item{{Price: "price_pro_monthly", Product: "prod_pro"}}})
+	// API 2025-03-31 moved invoice.subscription to invoice.parent.subscription_details.subscription
+	body := stripetest.Event("evt_new", "invoice.paid", newAPIVersion, time.Now(), map[string]any{
+		"id": "in_1", "object": "invoice",
+		"parent": map[string]any{"type": "subscription_details",
+			"subscription_details": map[string]any{"subscription": "sub_a"}},
+	})
+	require.Equal(t, http.StatusOK, b.post(t, body, stripetest.Sign(body, secret, time.Now())))
+	require.Equal(t, "pro", b.plan(t, "alice"))
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM tollgate.stripe_events WHERE api_version = $1 AND object_id = 'in_1'`, newAPIVersion))
+}

@@ -1,0 +1,182 @@
+package stripesync
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/stripe/stripe-go/v76"
+)
+
+// The Stripe objects are decoded here with only the fields tollgate reads, tolerant of both API shapes: the
+// 2023-10-16 shape that stripe-go v76 pins (current_period_* on the subscription) and the shape of API
+// 2025-03-31 and later (current_period_* on each subscription item; invoice.subscription moved under
+// invoice.parent). stripe-go's own structs follow one shape, and a field that moved would silently read as 0.
+
+// Subscription is a Stripe subscription as tollgate stores it.
+type Subscription struct {
+	ID string
+	// Customer is the Stripe customer id (cus_...).
+	Customer string
+	// TollgateCustomer is the Stripe customer's metadata.tollgate_customer; "" when absent or when the customer
+	// was not expanded.
+	TollgateCustomer string
+	Status           string
+	PriceIDs         []string
+	ProductIDs       []string
+	// PeriodStart and PeriodEnd are the current billing period; zero when Stripe gave none.
+	PeriodStart       time.Time
+	PeriodEnd         time.Time
+	CancelAtPeriodEnd bool
+	// Created is zero when Stripe gave none.
+	Created time.Time
+}
+
+// expandable is an id that Stripe gives either as a string or, when expanded, as an object.
+type expandable struct {
+	ID       string
+	Deleted  bool
+	Metadata map[string]string
+}
+
+func (e *expandable) UnmarshalJSON(data []byte) error {
+	data = bytes.TrimSpace(data)
+	if bytes.Equal(data, []byte("null")) {
+		*e = expandable{}
+		return nil
+	}
+	if len(data) > 0 && data[0] == '"' {
+		return json.Unmarshal(data, &e.ID)
+	}
+	var obj struct {
+		ID       string            `json:"id"`
+		Deleted  bool              `json:"deleted"`
+		Metadata map[string]string `json:"metadata"`
+	}
+	if err := json.Unmarshal(data, &obj); err != nil {
+		return err
+	}
+	*e = expandable{ID: obj.ID, Deleted: obj.Deleted, Metadata: obj.Metadata}
+	return nil
+}
+
+type wireItem struct {
+	ID    string `json:"id"`
+	Price struct {
+		ID      string     `json:"id"`
+		Product expandable `json:"product"`
+	} `json:"price"`
+	CurrentPeriodStart int64 `json:"current_period_start"`
+	CurrentPeriodEnd   int64 `json:"current_period_end"`
+}
+
+type wireItemList struct {
+	stripe.APIResource
+	Data    []wireItem `json:"data"`
+	HasMore bool       `json:"has_more"`
+}
+
+type wireSubscription struct {
+	stripe.APIResource
+	ID                 string       `json:"id"`
+	Customer           expandable   `json:"customer"`
+	Status             string       `json:"status"`
+	Created            int64        `json:"created"`
+	CurrentPeriodStart int64        `json:"current_period_start"`
+	CurrentPeriodEnd   int64        `json:"current_period_end"`
+	CancelAtPeriodEnd  bool         `json:"cancel_at_period_end"`
+	Items              wireItemList `json:"items"`
+}
+
+type wireSubscriptionList struct {
+	stripe.APIResource
+	Data    []*wireSubscription `json:"data"`
+	HasMore bool                `json:"has_more"`
+}
+
+type wireCheckoutSession struct {
+	stripe.APIResource
+	ID                string     `json:"id"`
+	ClientReferenceID string     `json:"client_reference_id"`
+	Customer          expandable `json:"customer"`
+	Subscription      expandable `json:"subscription"`
+	Mode              string     `json:"mode"`
+	Status            string     `json:"status"`
+}
+
+// CheckoutSession is a Stripe Checkout Session as tollgate reads it.
+type CheckoutSession struct {
+	ID                string
+	ClientReferenceID string
+	Customer          string // "" when the session created none (payment mode without a customer)
+	Subscription      string // "" unless mode=subscription
+	Status            string
+}
+
+func unixTime(s int64) time.Time {
+	if s <= 0 {
+		return time.Time{}
+	}
+	return time.Unix(s, 0).UTC()
+}
+
+// subscription normalizes a decoded subscription: the period comes from the subscription itself or, on API
+// 2025-03-31 and later, from its items (the first item that has one).
+func (w *wireSubscription) subscription() (Subscription, error) {
+	if w.ID == "" || w.Customer.ID == "" || w.Status == "" {
+		return Subscription{}, fmt.Errorf("stripe: subscription %q lacks id, customer or status", w.ID)
+	}
+	s := Subscription{
+		ID:                w.ID,
+		Customer:          w.Customer.ID,
+		Status:            w.Status,
+		CancelAtPeriodEnd: w.CancelAtPeriodEnd,
+		Created:           unixTime(w.Created),
+		PeriodStart:       unixTime(w.CurrentPeriodStart),
+		PeriodEnd:         unixTime(w.CurrentPeriodEnd),
+	}
+	if !w.Customer.Deleted {
+		s.TollgateCustomer = w.Customer.Metadata["tollgate_customer"]
+	}
+	for _, it := range w.Items.Data {
+		if it.Price.ID != "" {
+			s.PriceIDs = appendUnique(s.PriceIDs, it.Price.ID)
+		}
+		if it.Price.Product.ID != "" {
+			s.ProductIDs = appendUnique(s.ProductIDs, it.Price.Product.ID)
+		}
+		if s.PeriodStart.IsZero() && s.PeriodEnd.IsZero() && it.CurrentPeriodStart > 0 && it.CurrentPeriodEnd > 0 {
+			s.PeriodStart, s.PeriodEnd = unixTime(it.CurrentPeriodStart), unixTime(it.CurrentPeriodEnd)
+		}
+	}
+	return s, nil
+}
+
+func appendUnique(list []string, s string) []string {
+	for _, x := range list {
+		if x == s {
+			return list
+		}
+	}
+	return append(list, s)
+}
+
+// eventObject is the part of an event's data.object that says what to re-fetch.
+type eventObject struct {
+	ID           string     `json:"id"`
+	Object       string     `json:"object"`
+	Subscription expandable `json:"subscription"` // invoice, API 2023-10-16
+	Parent       struct {   // invoice, API 2025-03-31 and later
+		SubscriptionDetails struct {
+			Subscription expandable `json:"subscription"`
+		} `json:"subscription_details"`
+	} `json:"parent"`
+}
+
+func (o eventObject) invoiceSubscription() string {
+	if o.Subscription.ID != "" {
+		return o.Subscription.ID
+	}
+	return o.Parent.SubscriptionDetails.Subscription.ID
+}
