@@ -53,7 +53,26 @@ COMMENT ON COLUMN tollgate.sync_runs.finished_at IS 'NULL while running, or when
 COMMENT ON COLUMN tollgate.sync_runs.subscriptions IS 'Stripe subscriptions listed (status=all) and upserted by the run.';
 COMMENT ON COLUMN tollgate.sync_runs.error IS 'Why the run stopped early; NULL = it listed every subscription.';
 
+-- The sidecar's /readyz compares the schema version with the migrations built
+-- into its binary, so its role may read tern's version table (and nothing else
+-- outside its functions). Skipped when the version table has another name.
+DO $$
+BEGIN
+  IF to_regclass('public.schema_version') IS NOT NULL THEN
+    GRANT SELECT ON public.schema_version TO tollgate_sidecar;
+  END IF;
+END
+$$;
+
 ---- create above / drop below ----
+
+DO $$
+BEGIN
+  IF to_regclass('public.schema_version') IS NOT NULL THEN
+    REVOKE SELECT ON public.schema_version FROM tollgate_sidecar;
+  END IF;
+END
+$$;
 
 DROP TABLE tollgate.sync_runs;
 DROP TABLE tollgate.stripe_links;

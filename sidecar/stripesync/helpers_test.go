@@ -118,6 +118,15 @@ func (b *testBundle) plan(t testing.TB, customer string) string {
 	return *plan
 }
 
+// consume calls tollgate.consume(customer, 'api_calls') as the app would, and says whether it was allowed.
+func (b *testBundle) consume(t testing.TB, customer string) bool {
+	t.Helper()
+	var allowed bool
+	require.NoError(t, b.owner.QueryRow(context.Background(),
+		`SELECT allowed FROM tollgate.consume($1, 'api_calls')`, customer).Scan(&allowed))
+	return allowed
+}
+
 // rowsEverywhere counts the rows of every table the sync writes.
 func (b *testBundle) rowsEverywhere(t testing.TB) int {
 	t.Helper()

@@ -141,23 +141,28 @@ func TestWebhookMapsCustomersByEachRoute(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	pro := []stripetest.Item{{Price: "price_pro_monthly", Product: "prod_pro"}}
-	// three free customers, known to tollgate before they pay
+	b.exec(t, `SELECT tollgate.define_feature('api_calls', 'month')`)
+	b.exec(t, `SELECT tollgate.set_limit('free', 'api_calls', 1)`)
+	b.exec(t, `SELECT tollgate.set_limit('pro', 'api_calls', NULL)`)
+	// three free customers who used up their quota before they pay
 	for _, c := range []string{"app_linked", "by_metadata", "by_checkout"} {
-		b.exec(t, `SELECT tollgate.set_customer($1)`, c)
+		require.True(t, b.consume(t, c))
+		require.False(t, b.consume(t, c))
 	}
-	require.Equal(t, "free", b.plan(t, "by_checkout"))
 
 	// 1. the app's link: set_customer(customer, email, stripe_customer)
 	b.exec(t, `SELECT tollgate.set_customer('app_linked', NULL, 'cus_1')`)
 	b.fake.PutSubscription(stripetest.Subscription{ID: "sub_1", Customer: "cus_1", Status: "active", Items: pro})
 	require.Equal(t, http.StatusOK, b.deliver(t, "evt_1", "customer.subscription.created", subObject("sub_1")))
 	require.Equal(t, "pro", b.plan(t, "app_linked"))
+	require.True(t, b.consume(t, "app_linked"), "the gate does not see the paid plan")
 
 	// 2. metadata.tollgate_customer on the Stripe customer
 	b.fake.PutCustomer(stripetest.Customer{ID: "cus_2", Metadata: map[string]string{"tollgate_customer": "by_metadata"}})
 	b.fake.PutSubscription(stripetest.Subscription{ID: "sub_2", Customer: "cus_2", Status: "trialing", Items: pro})
 	require.Equal(t, http.StatusOK, b.deliver(t, "evt_2", "customer.subscription.created", subObject("sub_2")))
 	require.Equal(t, "pro", b.plan(t, "by_metadata"))
+	require.True(t, b.consume(t, "by_metadata"), "the gate does not see the paid plan")
 
 	// 3. client_reference_id of a completed Checkout Session; the link is recorded
 	b.fake.PutSubscription(stripetest.Subscription{ID: "sub_3", Customer: "cus_3", Status: "active", Items: pro})
@@ -166,6 +171,7 @@ func TestWebhookMapsCustomersByEachRoute(t *testing.T) {
 	require.Equal(t, http.StatusOK, b.deliver(t, "evt_3", "checkout.session.completed",
 		map[string]any{"id": "cs_test_3", "object": "checkout.session"}))
 	require.Equal(t, "pro", b.plan(t, "by_checkout"))
+	require.True(t, b.consume(t, "by_checkout"), "the gate does not see the paid plan")
 	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM tollgate.stripe_links
 		WHERE stripe_customer = 'cus_3' AND customer = 'by_checkout' AND source = 'checkout' AND source_id = 'cs_test_3'`))
 	// ... so a later renewal of that customer's subscription maps without the session
@@ -173,6 +179,7 @@ func TestWebhookMapsCustomersByEachRoute(t *testing.T) {
 	require.Equal(t, http.StatusOK, b.deliver(t, "evt_4", "invoice.payment_failed",
 		map[string]any{"id": "in_4", "object": "invoice", "subscription": "sub_3"}))
 	require.Equal(t, "free", b.plan(t, "by_checkout"))
+	require.False(t, b.consume(t, "by_checkout"))
 }
 
 func TestWebhookRefetchFailureIsRetried(t *testing.T) {
