@@ -1,0 +1,247 @@
+// Package bench measures tollgate's hot path against baselines taken in the
+// same run on the same server: SELECT 1, a plain single-row UPDATE and the
+// best single-statement upsert with a limit check a hand-written query could
+// do. Ratios, not absolute numbers, are what it reports: machines differ and
+// are noisy; a ratio taken in one run is comparable.
+package bench
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Scenario is one workload: a statement run by every client in a loop.
+type Scenario struct {
+	Name string
+	// Doc says what it measures.
+	Doc string
+	// next returns the statement and arguments of one call.
+	next func(r *rand.Rand) (string, []any)
+}
+
+// The customers each spread scenario picks from.
+const Customers = 10000
+
+func spreadCustomer(prefix string, r *rand.Rand) string {
+	return fmt.Sprintf("%s%d", prefix, 1+r.IntN(Customers))
+}
+
+// windowStart is the fixed window of the upsert baseline.
+var windowStart = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// Scenarios, in the order they run.
+var Scenarios = []Scenario{
+	{"select1", "SELECT 1: the round trip, the floor", func(*rand.Rand) (string, []any) {
+		return `SELECT 1`, nil
+	}},
+	{"update_spread", "a plain single-row UPDATE of a counter, over 10k rows", func(r *rand.Rand) (string, []any) {
+		return `UPDATE bench_counter SET n = n + 1 WHERE id = $1`, []any{1 + r.IntN(Customers)}
+	}},
+	{"upsert_spread", "one statement that upserts a per-window counter with a limit check, over 10k customers",
+		func(r *rand.Rand) (string, []any) {
+			return `INSERT INTO bench_usage AS u (customer, feature, window_start, used) VALUES ($1, 'spread', $2, 1)
+			        ON CONFLICT (customer, feature, window_start) DO UPDATE SET used = u.used + 1
+			        WHERE u.used + 1 <= $3 RETURNING used`,
+				[]any{spreadCustomer("c", r), windowStart, int64(1_000_000_000)}
+		}},
+	{"consume_spread", "tollgate.consume over 10k customers", func(r *rand.Rand) (string, []any) {
+		return `SELECT allowed FROM tollgate.consume($1, 'bench_spread')`, []any{spreadCustomer("c", r)}
+	}},
+	{"consume_hot", "tollgate.consume, every client on one customer", func(*rand.Rand) (string, []any) {
+		return `SELECT allowed FROM tollgate.consume('hot', 'bench_hot')`, nil
+	}},
+	{"consume_reject", "tollgate.consume of a customer already over the limit", func(*rand.Rand) (string, []any) {
+		return `SELECT allowed FROM tollgate.consume('over', 'bench_reject')`, nil
+	}},
+	{"consume_events", "tollgate.consume where one call in a hundred crosses a threshold (an event + NOTIFY)",
+		func(r *rand.Rand) (string, []any) {
+			return `SELECT allowed FROM tollgate.consume($1, 'bench_events')`, []any{spreadCustomer("e", r)}
+		}},
+	{"consume_events_worst", "tollgate.consume where every call crosses a threshold",
+		func(r *rand.Rand) (string, []any) {
+			return `SELECT allowed FROM tollgate.consume($1, 'bench_events_worst')`, []any{spreadCustomer("w", r)}
+		}},
+}
+
+// Setup prepares a migrated database for the scenarios: plans, features,
+// customers with usage rows, and the baseline tables. It runs as the owner.
+const Setup = `
+SELECT tollgate.define_plan('free', true);
+SELECT tollgate.define_feature('bench_spread', '30d', 'hard', '{100}');
+SELECT tollgate.set_limit('free', 'bench_spread', 1000000000);
+SELECT tollgate.define_feature('bench_hot', '30d', 'hard', '{100}');
+SELECT tollgate.set_limit('free', 'bench_hot', 1000000000000);
+SELECT tollgate.define_feature('bench_reject', '30d', 'hard', '{100}');
+SELECT tollgate.set_limit('free', 'bench_reject', 1);
+-- a mark every 100 units: one call in a hundred crosses one
+SELECT tollgate.define_feature('bench_events', '30d', 'hard', ARRAY(SELECT generate_series(1, 100)));
+SELECT tollgate.set_limit('free', 'bench_events', 10000);
+-- a mark at every unit: every call crosses one
+SELECT tollgate.define_feature('bench_events_worst', '30d', 'hard', ARRAY(SELECT generate_series(1, 100)));
+SELECT tollgate.set_limit('free', 'bench_events_worst', 100);
+SELECT count(tollgate.consume('c' || i, 'bench_spread')) FROM generate_series(1, 10000) i;
+-- start each customer at its own offset so crossings are spread evenly over the run
+SELECT count(tollgate.consume('e' || i, 'bench_events', 1 + (i * 37) % 99)) FROM generate_series(1, 10000) i;
+SELECT count(tollgate.consume('w' || i, 'bench_events_worst', 1)) FROM generate_series(1, 10000) i;
+SELECT tollgate.consume('hot', 'bench_hot');
+SELECT tollgate.consume('over', 'bench_reject');
+SELECT tollgate.consume('over', 'bench_reject'); -- the first blocked call writes its event
+CREATE TABLE bench_counter (id integer PRIMARY KEY, n bigint NOT NULL DEFAULT 0) WITH (fillfactor = 70);
+INSERT INTO bench_counter (id) SELECT generate_series(1, 10000);
+CREATE TABLE bench_usage (
+  customer text, feature text, window_start timestamptz, used bigint NOT NULL,
+  PRIMARY KEY (customer, feature, window_start)) WITH (fillfactor = 70);
+INSERT INTO bench_usage SELECT 'c' || i, 'spread', '2026-01-01 00:00:00+00', 1 FROM generate_series(1, 10000) i;
+
+`
+
+// Overquota counts usage rows over a hard quota: the bench fails if any is.
+const Overquota = `SELECT count(*) FROM tollgate.usage WHERE NOT soft AND quota IS NOT NULL AND used > quota`
+
+// Result is one scenario at one client count and commit mode.
+type Result struct {
+	Scenario   string  `json:"scenario"`
+	Clients    int     `json:"clients"`
+	SyncCommit string  `json:"sync_commit"`
+	TPS        float64 `json:"tps"`
+	P50ms      float64 `json:"p50_ms"`
+	P99ms      float64 `json:"p99_ms"`
+	Calls      int     `json:"calls"`
+}
+
+// Run runs scenario with clients connections to connString for d, each
+// connection with synchronous_commit set to syncCommit ("on" or "off"), and
+// prepared statements (pgx caches and prepares each statement).
+func Run(ctx context.Context, connString string, sc Scenario, clients int, syncCommit string, d time.Duration) (Result, error) {
+	cfg, err := pgx.ParseConfig(connString)
+	if err != nil {
+		return Result{}, err
+	}
+	cfg.RuntimeParams["synchronous_commit"] = syncCommit
+	conns := make([]*pgx.Conn, clients)
+	defer func() {
+		for _, c := range conns {
+			if c != nil {
+				c.Close(context.Background())
+			}
+		}
+	}()
+	for i := range conns {
+		if conns[i], err = pgx.ConnectConfig(ctx, cfg); err != nil {
+			return Result{}, err
+		}
+	}
+	type worker struct {
+		lat []time.Duration
+		err error
+	}
+	workers := make([]worker, clients)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	var deadline time.Time
+	for i := range conns {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			w := &workers[i]
+			r := rand.New(rand.NewPCG(uint64(i), 42))
+			conn := conns[i]
+			// warm up: prepare the statement, let the server cache its plans
+			for j := 0; j < 10 && w.err == nil; j++ {
+				sql, args := sc.next(r)
+				_, w.err = conn.Exec(ctx, sql, args...)
+			}
+			<-start
+			w.lat = make([]time.Duration, 0, 4096)
+			for w.err == nil {
+				t0 := time.Now()
+				if t0.After(deadline) {
+					return
+				}
+				sql, args := sc.next(r)
+				_, w.err = conn.Exec(ctx, sql, args...)
+				w.lat = append(w.lat, time.Since(t0))
+			}
+		}(i)
+	}
+	began := time.Now()
+	deadline = began.Add(d)
+	close(start)
+	wg.Wait()
+	elapsed := time.Since(began)
+	var all []time.Duration
+	for _, w := range workers {
+		if w.err != nil {
+			return Result{}, fmt.Errorf("%s: %w", sc.Name, w.err)
+		}
+		all = append(all, w.lat...)
+	}
+	slices.Sort(all)
+	res := Result{Scenario: sc.Name, Clients: clients, SyncCommit: syncCommit, Calls: len(all)}
+	if len(all) > 0 {
+		res.TPS = float64(len(all)) / elapsed.Seconds()
+		res.P50ms = ms(all[len(all)*50/100])
+		res.P99ms = ms(all[min(len(all)-1, len(all)*99/100)])
+	}
+	return res, nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// Ratio is one of the product's performance targets, computed from results
+// of the same run.
+type Ratio struct {
+	Name   string  `json:"ratio"`
+	Value  float64 `json:"value"`
+	Target string  `json:"target"`
+	Met    bool    `json:"met"`
+	// Missing is set when the run lacks a result the ratio needs.
+	Missing bool `json:"missing,omitempty"`
+}
+
+// Ratios computes the targets of the benchmark issue from results.
+func Ratios(results []Result) []Ratio {
+	find := func(sc string, clients int, sync string) *Result {
+		for i := range results {
+			r := &results[i]
+			if r.Scenario == sc && r.Clients == clients && r.SyncCommit == sync {
+				return r
+			}
+		}
+		return nil
+	}
+	var out []Ratio
+	add := func(name, target string, a, b *Result, value func(a, b *Result) float64, met func(float64) bool) {
+		if a == nil || b == nil || a.Calls == 0 || b.Calls == 0 {
+			out = append(out, Ratio{Name: name, Target: target, Missing: true})
+			return
+		}
+		v := value(a, b)
+		out = append(out, Ratio{Name: name, Value: v, Target: target, Met: met(v)})
+	}
+	p50 := func(a, b *Result) float64 { return a.P50ms / b.P50ms }
+	tps := func(a, b *Result) float64 { return a.TPS / b.TPS }
+	add("consume_spread / update_spread p50 latency, 1 client, sync off", "<= 1.2",
+		find("consume_spread", 1, "off"), find("update_spread", 1, "off"), p50, func(v float64) bool { return v <= 1.2 })
+	for _, sync := range []string{"off", "on"} {
+		add("consume_spread / upsert_spread tps, 8 clients, sync "+sync, ">= 0.95",
+			find("consume_spread", 8, sync), find("upsert_spread", 8, sync), tps, func(v float64) bool { return v >= 0.95 })
+	}
+	for _, sync := range []string{"off", "on"} {
+		add("consume_reject / select1 tps, 8 clients, sync "+sync, ">= 0.5",
+			find("consume_reject", 8, sync), find("select1", 8, sync), tps, func(v float64) bool { return v >= 0.5 })
+	}
+	add("consume_hot 32 clients / 1 client tps, sync on", ">= 1.0",
+		find("consume_hot", 32, "on"), find("consume_hot", 1, "on"), tps, func(v float64) bool { return v >= 1.0 })
+	for _, sync := range []string{"off", "on"} {
+		add("consume_events / consume_spread tps, 8 clients, sync "+sync, ">= 0.9",
+			find("consume_events", 8, sync), find("consume_spread", 8, sync), tps, func(v float64) bool { return v >= 0.9 })
+	}
+	return out
+}
