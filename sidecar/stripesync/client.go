@@ -276,6 +276,12 @@ func IsRateLimited(err error) bool {
 	return errors.As(err, &se) && se.HTTPStatusCode == http.StatusTooManyRequests
 }
 
+// IsAuthError reports whether err is Stripe's 401 or 403: the API key is wrong, revoked or lacks a permission.
+func IsAuthError(err error) bool {
+	var se *stripe.Error
+	return errors.As(err, &se) && (se.HTTPStatusCode == http.StatusUnauthorized || se.HTTPStatusCode == http.StatusForbidden)
+}
+
 // IsNotFound reports whether err is Stripe's 404 (resource_missing).
 func IsNotFound(err error) bool {
 	var se *stripe.Error

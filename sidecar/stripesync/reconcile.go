@@ -128,7 +128,7 @@ func deref32(p *int32) int32 {
 // Reconciler is the sidecar component that reconciles at start and then every interval.
 type Reconciler struct {
 	s       *Syncer
-	running atomic.Bool
+	authErr atomic.Pointer[error] // the last run failed because Stripe refused the key
 }
 
 // Reconciler returns the component that runs Reconcile at start and every ReconcileInterval.
@@ -140,12 +140,15 @@ func (r *Reconciler) Name() string { return "stripe-reconcile" }
 // Run reconciles until ctx ends. A run that fails is logged and retried at the next interval; a run that another
 // replica holds the lock for is skipped. It returns nil when ctx ends.
 func (r *Reconciler) Run(ctx context.Context) error {
-	r.running.Store(true)
-	defer r.running.Store(false)
 	for {
 		res, err := r.s.Reconcile(ctx, nil)
 		if errors.Is(err, ErrLocked) {
 			r.s.log.Debug("stripe reconcile skipped: another replica is reconciling")
+		}
+		if IsAuthError(err) {
+			r.authErr.Store(&err)
+		} else if err == nil {
+			r.authErr.Store(nil)
 		}
 		if r.s.opt.OnReconcile != nil {
 			r.s.opt.OnReconcile(res, err)
@@ -160,10 +163,12 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	}
 }
 
-// Ready is nil while Run runs.
+// Ready fails while the last reconcile failed because Stripe refused STRIPE_SECRET_KEY (401 or 403): the
+// replica could not re-fetch anything a webhook names either. Other failures (Stripe down, rate limits) are
+// transient and leave it ready.
 func (r *Reconciler) Ready(context.Context) error {
-	if !r.running.Load() {
-		return errors.New("stripe reconcile is not running")
+	if err := r.authErr.Load(); err != nil {
+		return fmt.Errorf("stripe refuses STRIPE_SECRET_KEY: %w", *err)
 	}
 	return nil
 }

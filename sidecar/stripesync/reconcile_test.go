@@ -107,14 +107,13 @@ func TestReconcilerComponentRunsAtStartAndEveryInterval(t *testing.T) {
 		Items: []stripetest.Item{{Price: "price_pro_monthly"}}})
 	r := b.syncer.Reconciler()
 	require.Equal(t, "stripe-reconcile", r.Name())
-	require.Error(t, r.Ready(context.Background()))
+	require.NoError(t, r.Ready(context.Background()))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- r.Run(ctx) }()
 	require.NoError(t, <-runs)
 	require.Equal(t, "pro", b.plan(t, "alice"))
-	require.NoError(t, r.Ready(context.Background()))
 	b.fake.SetStatus("sub_a", "canceled")
 	// the next run may have started before the change; the one after it started after
 	require.NoError(t, <-runs)
@@ -122,5 +121,21 @@ func TestReconcilerComponentRunsAtStartAndEveryInterval(t *testing.T) {
 	require.Equal(t, "free", b.plan(t, "alice"))
 	cancel()
 	require.NoError(t, <-done)
+}
+
+func TestReconcilerIsNotReadyWhenStripeRefusesTheKey(t *testing.T) {
+	t.Parallel()
+	runs := make(chan error, 10)
+	b := setup(t, setupOptions{interval: time.Hour, onRun: func(_ stripesync.Result, err error) { runs <- err }})
+	b.fake.Fail(1, "", http.StatusUnauthorized, "")
+	r := b.syncer.Reconciler()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- r.Run(ctx) }()
+	err := <-runs
+	require.True(t, stripesync.IsAuthError(err), "%v", err)
 	require.Error(t, r.Ready(context.Background()))
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM tollgate.sync_runs WHERE error IS NOT NULL AND finished_at IS NOT NULL`))
+	cancel()
+	require.NoError(t, <-done)
 }

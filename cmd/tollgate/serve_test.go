@@ -1,0 +1,124 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tollgate/tollgate/sidecar/stripesync/stripetest"
+)
+
+// lockedBuffer is a bytes.Buffer that goroutines may write to at once (the sidecar's logs).
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+const serveConfig = `plans:
+  free: { default: true }
+  pro: { stripe_prices: [price_pro], rank: 10 }
+stripe:
+  reconcile_interval: 1h
+  rate_per_second: 50
+sidecar:
+  listen: "127.0.0.1:0"
+`
+
+func TestServeCommand(t *testing.T) {
+	t.Parallel()
+	db, fake, env := stripeDB(t)
+	env["STRIPE_WEBHOOK_SECRET"] = "whsec_new, whsec_old"
+	cfgPath := filepath.Join(t.TempDir(), "tollgate.yaml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(serveConfig), 0o600))
+	db.Exec(t, `SELECT tollgate.set_customer('alice', NULL, 'cus_alice')`)
+	fake.PutSubscription(stripetest.Subscription{ID: "sub_a", Customer: "cus_alice", Status: "active",
+		Items: []stripetest.Item{{Price: "price_pro"}}})
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	base := "http://" + ln.Addr().String()
+	var stdout bytes.Buffer
+	var stderr lockedBuffer
+	ctx, cancel := context.WithCancel(t.Context())
+	exited := make(chan int)
+	go func() {
+		exited <- serveCmd(ctx, []string{"--config", cfgPath}, &stdout, &stderr, func(k string) string { return env[k] }, ln)
+	}()
+
+	// a webhook signed with the old secret of a roll: re-fetched and applied
+	body := stripetest.Event("evt_1", "customer.subscription.created", "2023-10-16", time.Now(),
+		map[string]any{"id": "sub_a", "object": "subscription"})
+	req, err := http.NewRequest(http.MethodPost, base+"/webhooks/stripe", bytes.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Stripe-Signature", stripetest.Sign(body, "whsec_old", time.Now()))
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, "pro", customerPlan(t, db, "alice"))
+
+	resp, err = http.Get(base + "/readyz")
+	require.NoError(t, err)
+	var ready struct{ Checks map[string]string }
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&ready))
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, ready)
+	require.Equal(t, map[string]string{"database": "ok", "stripe-reconcile": "ok"}, ready.Checks)
+
+	resp, err = http.Get(base + "/metrics")
+	require.NoError(t, err)
+	metrics, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	require.Contains(t, strings.Split(string(metrics), "\n"),
+		`tollgate_stripe_events_applied_total{type="customer.subscription.created"} 1`)
+
+	cancel() // SIGTERM
+	require.Equal(t, 0, <-exited, stderr.String())
+	// every log line is a JSON object
+	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	require.NotEmpty(t, lines)
+	for _, l := range lines {
+		var rec map[string]any
+		require.NoError(t, json.Unmarshal([]byte(l), &rec), l)
+		require.Contains(t, rec, "level")
+		require.Contains(t, rec, "msg")
+	}
+}
+
+func TestServeCommandArguments(t *testing.T) {
+	t.Parallel()
+	var stdout, stderr bytes.Buffer
+	none := func(string) string { return "" }
+	require.Equal(t, 2, serveCmd(t.Context(), nil, &stdout, &stderr, none, nil), "no --config")
+	require.Equal(t, 2, serveCmd(t.Context(), []string{"--config", "x.yaml", "--log-level", "loud"}, &stdout, &stderr, none, nil))
+	require.Equal(t, 1, serveCmd(t.Context(), []string{"--config", filepath.Join(t.TempDir(), "missing.yaml")}, &stdout, &stderr, none, nil))
+	cfgPath := filepath.Join(t.TempDir(), "tollgate.yaml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(serveConfig), 0o600))
+	require.Equal(t, 2, serveCmd(t.Context(), []string{"--config", cfgPath}, &stdout, &stderr, none, nil), "no DATABASE_URL")
+	require.Equal(t, 0, serveCmd(t.Context(), []string{"--help"}, &stdout, &stderr, none, nil))
+	require.Contains(t, stdout.String(), "usage: tollgate serve")
+}
