@@ -3,7 +3,7 @@
 GO ?= go
 
 .DEFAULT_GOAL := help
-.PHONY: help test build vet fmt demo snapshot docs
+.PHONY: help test build vet fmt demo snapshot docs tools
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-9s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -28,3 +28,6 @@ snapshot: ## copy sql/ into the newest migrations/snapshots/NNN (the one the new
 
 docs: ## regenerate docs/sql-api.md from the catalog's COMMENT ON (a throwaway migrated database)
 	$(GO) run ./internal/cmd/sqldocs
+
+tools: ## build the pinned test tools (stripe-mock, ...) into ~/.cache/tollgate/bin (scripts/tools.sh)
+	scripts/tools.sh
