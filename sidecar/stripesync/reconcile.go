@@ -67,7 +67,7 @@ func (s *Syncer) Reconcile(ctx context.Context, progress func(Progress)) (Result
 
 	listErr := s.client.ListSubscriptions(ctx, s.opt.PageSize, func(p Page) error {
 		var stored []Stored
-		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		err := inTx(ctx, conn, func(tx pgx.Tx) error {
 			var err error
 			stored, err = storeSubscriptions(ctx, tx, p.Subscriptions, p.FetchedAt)
 			return err

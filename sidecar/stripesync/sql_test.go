@@ -114,9 +114,10 @@ func TestOlderFetchNeverOverwritesNewer(t *testing.T) {
 	require.Equal(t, "pro", *plan)
 	require.Equal(t, "free", b.plan(t, "alice"))
 	// a fetch that started earlier (it saw the subscription still active) arrives late: ignored
-	_, _, applied, err = syncSQL(t, b.sidecar, "sub_a", "cus_alice", "active", []string{"price_pro_monthly"}, now.Add(-time.Second), "")
+	_, _, applied, err = syncSQL(t, b.sidecar, "sub_a", "cus_alice", "active", []string{"price_pro_monthly"}, now.Add(-time.Second), "mallory")
 	require.NoError(t, err)
 	require.False(t, applied)
+	require.Zero(t, b.count(t, `SELECT count(*) FROM tollgate.stripe_links`), "a stale fetch recorded its metadata")
 	require.Equal(t, "free", b.plan(t, "alice"))
 	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM tollgate.subscriptions WHERE status = 'canceled'`))
 	// the same fetch time again applies (idempotent), a later one too
@@ -191,4 +192,61 @@ func TestReconcileLockIsExclusive(t *testing.T) {
 	require.NoError(t, err)
 	require.NotZero(t, res.Run)
 	require.Equal(t, 2, b.count(t, `SELECT count(*) FROM tollgate.sync_runs WHERE finished_at IS NOT NULL AND error IS NULL`))
+}
+
+// The interleaving of two syncs of one subscription: whichever commits first, the fetch that started later wins.
+func TestConcurrentSyncsKeepTheLaterFetch(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	pro := []string{"price_pro_monthly"}
+	for i, firstIsNewer := range []bool{true, false} {
+		sub, cus, customer := fmt.Sprintf("sub_%d", i), fmt.Sprintf("cus_%d", i), fmt.Sprintf("c%d", i)
+		b.exec(t, `SELECT tollgate.set_customer($1, NULL, $2)`, customer, cus)
+		newer, older := time.Now(), time.Now().Add(-time.Second)
+		first, second := newer, older
+		firstStatus, secondStatus := "canceled", "active"
+		if !firstIsNewer {
+			first, second = older, newer
+			firstStatus, secondStatus = "active", "canceled"
+		}
+		c1, c2 := b.db.Conn(t, b.db.SidecarURL), b.db.Conn(t, b.db.SidecarURL)
+		tx, err := c1.Begin(ctx)
+		require.NoError(t, err)
+		_, _, applied, err := syncSQL(t, tx, sub, cus, firstStatus, pro, first, "")
+		require.NoError(t, err)
+		require.True(t, applied)
+
+		type result struct {
+			applied bool
+			err     error
+		}
+		done := make(chan result, 1)
+		go func() {
+			_, _, applied, err := syncSQL(t, c2, sub, cus, secondStatus, pro, second, "")
+			done <- result{applied, err}
+		}()
+		waitForLock(t, b, c2.PgConn().PID())
+		require.NoError(t, tx.Commit(ctx))
+		r := <-done
+		require.NoError(t, r.err)
+		require.Equal(t, !firstIsNewer, r.applied)
+		require.Equal(t, "free", b.plan(t, customer), "the later fetch said canceled")
+	}
+}
+
+// waitForLock waits until the backend pid waits for a lock (PostgreSQL's own view of the interleaving).
+func waitForLock(t *testing.T, b *testBundle, pid uint32) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var waiting bool
+		require.NoError(t, b.owner.QueryRow(context.Background(),
+			`SELECT coalesce(wait_event_type = 'Lock', false) FROM pg_stat_activity WHERE pid = $1`, pid).Scan(&waiting))
+		if waiting {
+			return
+		}
+		require.True(t, time.Now().Before(deadline), "backend %d never waited for the lock", pid)
+		time.Sleep(5 * time.Millisecond)
+	}
 }

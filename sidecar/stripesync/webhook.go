@@ -220,7 +220,8 @@ func (s *Syncer) handle(ctx context.Context, ev event) (outcome, stage string, e
 	// the event id and its effect commit together: a concurrent duplicate waits in record_stripe_event for
 	// this transaction, then finds the event recorded
 	var stored []Stored
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err = inTx(ctx, s.pool, func(tx pgx.Tx) error {
+		stored = stored[:0]
 		first, err := recordEvent(ctx, tx, ev)
 		if err != nil || !first {
 			outcome = "duplicate"

@@ -58,13 +58,24 @@ BEGIN
       HINT = 'Pass the time the fetch from Stripe started.';
   END IF;
 
+  -- An older fetch never overwrites a newer one: the fetch that started last
+  -- saw every change made before it started. The row lock makes concurrent
+  -- syncs of one subscription take turns; the upsert's WHERE covers two
+  -- first inserts racing.
+  SELECT s.customer, s.plan INTO customer, plan
+    FROM tollgate.subscriptions s
+   WHERE s.stripe_subscription = v_sub AND s.synced_at > v_fetched
+     FOR UPDATE;
+  IF FOUND THEN
+    applied := false;
+    RETURN;
+  END IF;
+
   IF v_meta IS NOT NULL THEN
     PERFORM tollgate._link_stripe_customer(v_stripe, v_meta, 'metadata', NULL);
   END IF;
   v_owner := tollgate._stripe_owner(v_stripe);
 
-  -- an older fetch never overwrites a newer one: the fetch that started last
-  -- saw every change made before it started
   INSERT INTO tollgate.subscriptions AS s (
     stripe_subscription, stripe_customer, customer, status, price_ids, product_ids,
     current_period_start, current_period_end, cancel_at_period_end, stripe_created, synced_at)
