@@ -38,6 +38,12 @@
 {{ template "stripe_sync_runs.sql" . }}
 
 -- Upgrade prompts (the email outbox): add includes below this line.
+{{ template "email_opt_out.sql" . }}
+{{ template "email_worker.sql" . }}
+{{ template "email_collect.sql" . }}
+{{ template "email_claim.sql" . }}
+{{ template "email_begin.sql" . }}
+{{ template "email_done.sql" . }}
 
 -- Conversions and the funnel: add includes below this line.
 
