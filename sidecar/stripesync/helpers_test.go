@@ -159,9 +159,9 @@ func (b *testBundle) deliver(t testing.TB, id, typ string, object map[string]any
 
 func (b *testBundle) metric(t testing.TB, line string) {
 	t.Helper()
-	var buf bytes.Buffer
-	b.reg.WriteTo(&buf)
-	require.Contains(t, strings.Split(buf.String(), "\n"), line)
+	rec := httptest.NewRecorder()
+	b.reg.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	require.Contains(t, strings.Split(rec.Body.String(), "\n"), line)
 }
 
 func subObject(id string) map[string]any { return map[string]any{"id": id, "object": "subscription"} }
