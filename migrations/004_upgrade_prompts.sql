@@ -52,9 +52,8 @@ CREATE TABLE tollgate.emails (
   UNIQUE (customer, feature, period_start)
 );
 CREATE INDEX emails_due ON tollgate.emails (next_attempt_at) WHERE status IN ('pending', 'failed', 'sending');
--- sent prompts: by customer (attributing a conversion) and by time (the funnel)
+-- sent prompts by customer: attributing a conversion (005 adds one by time, for the funnel)
 CREATE INDEX emails_customer_sent ON tollgate.emails (customer, sent_at) WHERE status = 'sent';
-CREATE INDEX emails_sent_at ON tollgate.emails (sent_at) WHERE status = 'sent';
 COMMENT ON TABLE tollgate.emails IS
   'The outbox of upgrade prompts: one row per customer, feature and window whose limit was reached.';
 COMMENT ON COLUMN tollgate.emails.status IS
