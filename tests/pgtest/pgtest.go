@@ -240,7 +240,7 @@ func (c *Cluster) template() (string, error) {
 		case c.tplErr == nil:
 			c.tpl = name
 		case errors.As(c.tplErr, &me):
-			c.tplErr = fmt.Errorf("pgtest: migrate the template database: %w\n%s", c.tplErr, me.Report())
+			c.tplErr = errors.New("pgtest: the template database does not migrate: " + strings.TrimRight(me.Report(), "\n"))
 		default:
 			c.tplErr = fmt.Errorf("pgtest: prepare the template database: %w", c.tplErr)
 		}
