@@ -230,3 +230,28 @@ func TestWebhookInvoiceOfNewerAPI(t *testing.T) {
 	require.Equal(t, "pro", b.plan(t, "alice"))
 	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM tollgate.stripe_events WHERE api_version = $1 AND object_id = 'in_1'`, newAPIVersion))
 }
+
+func TestBestEntitledPlanWins(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.exec(t, `SELECT tollgate.set_customer('alice', NULL, 'cus_alice')`)
+	b.fake.PutSubscription(stripetest.Subscription{ID: "sub_pro", Customer: "cus_alice", Status: "active",
+		Items: []stripetest.Item{{Price: "price_pro_monthly", Product: "prod_pro"}}})
+	b.fake.PutSubscription(stripetest.Subscription{ID: "sub_team", Customer: "cus_alice", Status: "trialing",
+		Items: []stripetest.Item{{Price: "price_team_seat", Product: "prod_team"}}})
+	b.fake.PutSubscription(stripetest.Subscription{ID: "sub_other", Customer: "cus_alice", Status: "active",
+		Items: []stripetest.Item{{Price: "price_unknown", Product: "prod_unknown"}}})
+	require.Equal(t, http.StatusOK, b.deliver(t, "evt_1", "customer.subscription.created", subObject("sub_pro")))
+	require.Equal(t, "pro", b.plan(t, "alice"))
+	require.Equal(t, http.StatusOK, b.deliver(t, "evt_2", "customer.subscription.created", subObject("sub_team")))
+	require.Equal(t, "team", b.plan(t, "alice"))
+	require.Equal(t, http.StatusOK, b.deliver(t, "evt_3", "customer.subscription.created", subObject("sub_other")))
+	require.Equal(t, "team", b.plan(t, "alice"), "a price no plan names changes nothing")
+	b.metric(t, `tollgate_stripe_unmapped_subscriptions_total 1`)
+	b.fake.SetStatus("sub_team", "incomplete_expired")
+	require.Equal(t, http.StatusOK, b.deliver(t, "evt_4", "customer.subscription.updated", subObject("sub_team")))
+	require.Equal(t, "pro", b.plan(t, "alice"))
+	b.fake.SetStatus("sub_pro", "unpaid")
+	require.Equal(t, http.StatusOK, b.deliver(t, "evt_5", "customer.subscription.updated", subObject("sub_pro")))
+	require.Equal(t, "free", b.plan(t, "alice"))
+}
