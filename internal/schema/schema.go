@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"path"
 	"strings"
 	"unicode"
 
@@ -140,9 +141,11 @@ type MigrationError struct {
 	Detail    string
 	Hint      string
 	Where     string // the server's CONTEXT, e.g. the PL/pgSQL line
-	// Line is the 1-based line the server pointed at, in the migration file; for a migration whose
-	// {{ }} actions expand (install_snapshot), in the expanded SQL of its up or down part. 0 when the
-	// server gave no position.
+	// File and Line locate what the server pointed at (Line 0: it gave no position). File is relative
+	// to the migrations directory: the migration itself, or for a migration that installs a snapshot,
+	// the snapshot file (snapshots/006/consume.sql). When neither holds the SQL verbatim, File is the
+	// migration and Line counts lines of its expanded SQL.
+	File     string
 	Line     int
 	LineText string
 	Err      error // the underlying error (a *pgconn.PgError)
@@ -151,7 +154,7 @@ type MigrationError struct {
 func (e *MigrationError) Error() string {
 	s := fmt.Sprintf("migration %s failed: SQLSTATE %s: %s", e.Migration, e.Code, e.Message)
 	if e.Line > 0 {
-		s += fmt.Sprintf(" (line %d: %s)", e.Line, strings.TrimSpace(e.LineText))
+		s += fmt.Sprintf(" (%s: %s)", e.location(), strings.TrimSpace(e.LineText))
 	}
 	return s
 }
@@ -181,9 +184,17 @@ func (e *MigrationError) Report() string {
 		}
 	}
 	if e.Line > 0 {
-		fmt.Fprintf(&b, "  line %d: %s\n", e.Line, strings.TrimSpace(e.LineText))
+		fmt.Fprintf(&b, "  %s: %s\n", e.location(), strings.TrimSpace(e.LineText))
 	}
 	return b.String()
+}
+
+// location is "line 3" in the migration itself, or "snapshots/006/consume.sql line 12".
+func (e *MigrationError) location() string {
+	if e.File != "" && e.File != e.Migration {
+		return fmt.Sprintf("%s line %d", e.File, e.Line)
+	}
+	return fmt.Sprintf("line %d", e.Line)
 }
 
 func translate(err error, running *Step, fsys fs.FS) error {
@@ -207,9 +218,8 @@ func translate(err error, running *Step, fsys fs.FS) error {
 	if running != nil {
 		me.Direction = running.Direction
 	}
-	me.Line, me.LineText = errorLine(mpe.Sql, pe)
-	if me.Line > 0 {
-		me.Line += fileLineOffset(fsys, me.Migration, me.Direction, mpe.Sql)
+	if off, ok := errorOffset(mpe.Sql, pe); ok {
+		me.File, me.Line, me.LineText = locate(fsys, me.Migration, me.Direction, mpe.Sql, off)
 	}
 	return me
 }
@@ -217,60 +227,86 @@ func translate(err error, running *Step, fsys fs.FS) error {
 // separator splits a tern migration into its up and down parts.
 const separator = "---- create above / drop below ----"
 
-// fileLineOffset is the number of file lines before the first line of the SQL tern ran (tern trims
-// each part), or 0 when that SQL is not a verbatim part of the file (template expansion).
-func fileLineOffset(fsys fs.FS, name, direction, sql string) int {
-	b, err := fs.ReadFile(fsys, name)
-	if err != nil {
-		return 0
-	}
-	file := string(b)
-	before := ""
-	part := file
-	if i := strings.Index(file, separator); i >= 0 {
-		if direction == "down" {
-			before, part = file[:i+len(separator)], file[i+len(separator):]
-		} else {
-			part = file[:i]
-		}
-	}
-	if strings.TrimSpace(part) != sql {
-		return 0
-	}
-	leading := part[:len(part)-len(strings.TrimLeftFunc(part, unicode.IsSpace))]
-	return strings.Count(before, "\n") + strings.Count(leading, "\n")
-}
-
-// errorLine finds the line the server complained about. Position counts characters in the statement
-// sent; errors raised while running a statement inside a function or DO block instead carry
-// InternalQuery and InternalPosition, which are located in the statement when the query text
-// appears there verbatim, once. (PL/pgSQL rewrites some statements, e.g. PERFORM and INTO; their
-// line is then only in Where, the CONTEXT.)
-func errorLine(sql string, pe *pgconn.PgError) (int, string) {
+// errorOffset finds the byte offset in sql of the character the server complained about. Position
+// counts characters (1-based) in the statement sent; errors raised while running a statement inside
+// a function or DO block instead carry InternalQuery and InternalPosition, which are located in the
+// statement when the query text appears there verbatim, once. (PL/pgSQL rewrites some statements,
+// e.g. PERFORM and INTO; their line is then only in Where, the CONTEXT.)
+func errorOffset(sql string, pe *pgconn.PgError) (int, bool) {
 	if pe.Position > 0 {
-		return lineAt(sql, int(pe.Position))
+		return runeOffset(sql, 0, int(pe.Position))
 	}
-	if pe.InternalPosition > 0 && pe.InternalQuery != "" {
-		if strings.Count(sql, pe.InternalQuery) == 1 {
-			i := strings.Index(sql, pe.InternalQuery)
-			return lineAt(sql, len([]rune(sql[:i]))+int(pe.InternalPosition))
-		}
+	if pe.InternalPosition > 0 && pe.InternalQuery != "" && strings.Count(sql, pe.InternalQuery) == 1 {
+		return runeOffset(sql, strings.Index(sql, pe.InternalQuery), int(pe.InternalPosition))
 	}
-	return 0, ""
+	return 0, false
 }
 
-// lineAt returns the 1-based line number and text holding the pos-th character (1-based) of s.
-func lineAt(s string, pos int) (int, string) {
-	runes := []rune(s)
-	if pos < 1 || pos > len(runes)+1 {
-		return 0, ""
+// runeOffset is the byte offset of the pos-th character (1-based) of s[from:].
+func runeOffset(s string, from, pos int) (int, bool) {
+	n := 0
+	for i := range s[from:] {
+		n++
+		if n == pos {
+			return from + i, true
+		}
 	}
-	before := string(runes[:pos-1])
-	line := strings.Count(before, "\n") + 1
+	if n+1 == pos { // just past the end: "syntax error at end of input"
+		return len(s), true
+	}
+	return 0, false
+}
+
+// locate names the file and line holding byte off of the SQL tern ran: the migration file itself
+// when that SQL is a verbatim part of it (tern trims each part), else the snapshot file whose text
+// contains it (install_snapshot expands to the snapshot's files), else the migration with the line
+// counted in the expanded SQL.
+func locate(fsys fs.FS, migration, direction, sql string, off int) (file string, line int, text string) {
+	line, text = lineAt(sql, off)
+	if b, err := fs.ReadFile(fsys, migration); err == nil {
+		whole := string(b)
+		before, part := "", whole
+		if i := strings.Index(whole, separator); i >= 0 {
+			if direction == "down" {
+				before, part = whole[:i+len(separator)], whole[i+len(separator):]
+			} else {
+				part = whole[:i]
+			}
+		}
+		if strings.TrimSpace(part) == sql {
+			leading := part[:len(part)-len(strings.TrimLeftFunc(part, unicode.IsSpace))]
+			return migration, line + strings.Count(before, "\n") + strings.Count(leading, "\n"), text
+		}
+	}
+	found := ""
+	fs.WalkDir(fsys, "snapshots", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || found != "" || path.Ext(p) != ".sql" {
+			return nil
+		}
+		b, err := fs.ReadFile(fsys, p)
+		content := string(b)
+		if err != nil || strings.TrimSpace(content) == "" || strings.Count(sql, content) != 1 {
+			return nil
+		}
+		if start := strings.Index(sql, content); off >= start && off < start+len(content) {
+			found = p
+			line, text = lineAt(content, off-start)
+		}
+		return nil
+	})
+	if found != "" {
+		return found, line, text
+	}
+	return migration, line, text
+}
+
+// lineAt returns the 1-based line number and the text of the line holding byte off of s.
+func lineAt(s string, off int) (int, string) {
+	before := s[:off]
 	start := strings.LastIndexByte(before, '\n') + 1
 	rest := s[start:]
 	if end := strings.IndexByte(rest, '\n'); end >= 0 {
 		rest = rest[:end]
 	}
-	return line, strings.TrimRight(rest, "\r")
+	return strings.Count(before, "\n") + 1, strings.TrimRight(rest, "\r")
 }

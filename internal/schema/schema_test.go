@@ -173,8 +173,10 @@ func TestFailingMigrationLeavesNothing(t *testing.T) {
 	require.Equal(t, bad, me.Migration)
 	require.Equal(t, "up", me.Direction)
 	require.Equal(t, "42601", me.Code)
+	require.Equal(t, bad, me.File)
 	require.Equal(t, 3, me.Line)
 	require.Equal(t, "SELEC 1;", me.LineText)
+	require.Contains(t, me.Report(), "\n  line 3: SELEC 1;\n")
 	require.Len(t, res.Applied, int(b.latest), "the good migrations before it are applied")
 	require.Equal(t, b.latest, res.To)
 
@@ -226,6 +228,28 @@ func TestFailingLineIsCountedInTheFile(t *testing.T) {
 			require.Equal(t, tc.text, me.LineText)
 		})
 	}
+}
+
+func TestFailingLineInASnapshotNamesTheFile(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	code := fmt.Sprintf("%03d_code.sql", b.latest+1)
+	fsys := withExtra(t, map[string]string{
+		code:                         "-- installs the test snapshot\n{{ install_snapshot \"test\" }}\n",
+		"snapshots/test/install.sql": "{{ template \"a.sql\" . }}\n{{ template \"b.sql\" . }}\n",
+		"snapshots/test/a.sql":       "CREATE TABLE tollgate.a_ok (x int);\n",
+		"snapshots/test/b.sql":       "-- b\nSELECT 1;\nSELEC 2;\n",
+	})
+	_, err := schema.MigrateFS(t.Context(), b.conn, fsys, schema.Latest, nil)
+	var me *schema.MigrationError
+	require.ErrorAs(t, err, &me)
+	require.Equal(t, code, me.Migration)
+	require.Equal(t, "42601", me.Code)
+	require.Equal(t, "snapshots/test/b.sql", me.File)
+	require.Equal(t, 3, me.Line)
+	require.Equal(t, "SELEC 2;", me.LineText)
+	require.Contains(t, me.Report(), "\n  snapshots/test/b.sql line 3: SELEC 2;\n")
+	require.Equal(t, b.latest, b.version(t))
 }
 
 func TestCurrentVersionDoesNotCreateTheVersionTable(t *testing.T) {
