@@ -37,8 +37,8 @@ func (r *Registry) register(name string, f family) {
 	r.families[name] = f
 }
 
-// WriteTo writes every family in the text exposition format.
-func (r *Registry) WriteTo(w io.Writer) {
+// Write writes every family in the text exposition format.
+func (r *Registry) Write(w io.Writer) {
 	r.mu.Lock()
 	names := make([]string, 0, len(r.families))
 	for n := range r.families {
@@ -59,7 +59,7 @@ func (r *Registry) WriteTo(w io.Writer) {
 func (r *Registry) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		r.WriteTo(w)
+		r.Write(w)
 	})
 }
 

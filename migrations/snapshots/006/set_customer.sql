@@ -32,8 +32,10 @@ BEGIN
   END;
   IF v_stripe IS NOT NULL THEN
     -- link this Stripe customer's subscriptions (the trigger recomputes plans)
-    UPDATE tollgate.subscriptions s SET customer = NULL
-     WHERE s.customer = v_customer AND s.stripe_customer <> v_stripe;
+    -- subscriptions of the customer's previous Stripe customer go to whoever owns that one now
+    UPDATE tollgate.subscriptions s SET customer = tollgate._stripe_owner(s.stripe_customer)
+     WHERE s.customer = v_customer AND s.stripe_customer <> v_stripe
+       AND s.customer IS DISTINCT FROM tollgate._stripe_owner(s.stripe_customer);
     UPDATE tollgate.subscriptions s SET customer = v_customer
      WHERE s.stripe_customer = v_stripe AND s.customer IS DISTINCT FROM v_customer;
   END IF;

@@ -1,7 +1,8 @@
 -- Keeps subscriptions mapped and customers' plans current whoever writes a
 -- subscription row (the sidecar's sync, a test, an operator by hand):
 -- before the write, the plan comes from the prices and products and the
--- customer from the Stripe customer id when not given; after it, every
+-- customer from the Stripe customer's owner (tollgate._stripe_owner) when
+-- not given; after it, every
 -- customer concerned gets their plan recomputed.
 CREATE OR REPLACE FUNCTION tollgate._subscriptions_before()
 RETURNS trigger
@@ -10,7 +11,7 @@ AS $$
 BEGIN
   NEW.plan := tollgate._plan_for(NEW.price_ids, NEW.product_ids);
   IF NEW.customer IS NULL THEN
-    SELECT c.customer INTO NEW.customer FROM tollgate.customers c WHERE c.stripe_customer = NEW.stripe_customer;
+    NEW.customer := tollgate._stripe_owner(NEW.stripe_customer);
   END IF;
   RETURN NEW;
 END
