@@ -1,0 +1,182 @@
+package mailer
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// Each failure class of Resend's API, against a server that behaves like it (fakeResend).
+func TestResendFailureClasses(t *testing.T) {
+	t.Parallel()
+	status := func(code int, name, msg string) func(w http.ResponseWriter, r resendRequest) bool {
+		return func(w http.ResponseWriter, r resendRequest) bool { jsonError(w, code, name, msg); return true }
+	}
+	for _, tc := range []struct {
+		name      string
+		script    []func(w http.ResponseWriter, r resendRequest) bool
+		tune      func(*Options)
+		status    string // final
+		attempts  int
+		requests  int
+		delivered int
+		lastError string
+	}{{
+		name: "429 honours retry-after",
+		script: []func(w http.ResponseWriter, r resendRequest) bool{
+			func(w http.ResponseWriter, r resendRequest) bool {
+				w.Header().Set("Retry-After", "1")
+				jsonError(w, http.StatusTooManyRequests, "rate_limit_exceeded", "Too many requests. You can only make 2 requests per second.")
+				return true
+			},
+		},
+		status: "sent", attempts: 2, requests: 2, delivered: 1,
+	}, {
+		name:   "409 concurrent idempotent request is retried",
+		script: []func(w http.ResponseWriter, r resendRequest) bool{status(409, "concurrent_idempotent_requests", "Same idempotency key used while original request is still in progress.")},
+		status: "sent", attempts: 2, requests: 2, delivered: 1,
+	}, {
+		name:   "409 key reused with another payload is permanent",
+		script: []func(w http.ResponseWriter, r resendRequest) bool{status(409, "invalid_idempotent_request", "Same idempotency key used with a different request payload.")},
+		status: "dead", attempts: 1, requests: 1, delivered: 0,
+		lastError: "resend: 409 invalid_idempotent_request: Same idempotency key used with a different request payload.",
+	}, {
+		name:   "5xx is retried",
+		script: []func(w http.ResponseWriter, r resendRequest) bool{status(500, "internal_server_error", "An unexpected error occurred."), status(503, "", "")},
+		status: "sent", attempts: 3, requests: 3, delivered: 1,
+	}, {
+		name:   "422 fails at once with the provider's message",
+		script: []func(w http.ResponseWriter, r resendRequest) bool{status(422, "validation_error", "Invalid `to` field. The email address needs to follow the `email@example.com` format.")},
+		status: "dead", attempts: 1, requests: 1, delivered: 0,
+		lastError: "resend: 422 validation_error: Invalid `to` field. The email address needs to follow the `email@example.com` format.",
+	}, {
+		name:   "403 fails at once",
+		script: []func(w http.ResponseWriter, r resendRequest) bool{status(403, "validation_error", "The acme.test domain is not verified.")},
+		status: "dead", attempts: 1, requests: 1, delivered: 0,
+		lastError: "resend: 403 validation_error: The acme.test domain is not verified.",
+	}, {
+		name:   "5xx until max attempts is dead",
+		script: []func(w http.ResponseWriter, r resendRequest) bool{status(502, "", "bad gateway"), status(502, "", "bad gateway"), status(502, "", "bad gateway")},
+		tune:   func(o *Options) { o.MaxAttempts = 3 },
+		status: "dead", attempts: 3, requests: 3, delivered: 0,
+		lastError: "resend: 502: bad gateway",
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, 1)
+			f := newFakeResend(t)
+			for _, h := range tc.script {
+				f.then(h)
+			}
+			b.start(t, f.provider(t, 5*time.Second), tc.tune)
+			b.customer(t, "alice", "alice@example.test")
+			b.hitLimit(t, "alice", 1)
+			rows := b.waitFinal(t, 1)
+			require.Equal(t, tc.status, rows[0].Status, "last error: %v", rows[0].LastError)
+			require.Equal(t, tc.attempts, rows[0].Attempts)
+			requests, delivered := f.snapshot()
+			require.Len(t, requests, tc.requests)
+			require.Len(t, delivered, tc.delivered)
+			for _, r := range requests {
+				require.Equal(t, requests[0].Key, r.Key, "every attempt has the same idempotency key")
+				require.Equal(t, string(requests[0].Body), string(r.Body), "every attempt has the same payload")
+			}
+			if tc.lastError != "" {
+				require.Equal(t, tc.lastError, *rows[0].LastError)
+			}
+			if tc.status == "sent" {
+				require.Equal(t, delivered[0].ID, *rows[0].ProviderID)
+			}
+		})
+	}
+}
+
+func TestResendRetryAfterIsHonoured(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 1)
+	f := newFakeResend(t)
+	var first time.Time
+	f.then(func(w http.ResponseWriter, r resendRequest) bool {
+		first = time.Now()
+		w.Header().Set("Retry-After", "1")
+		jsonError(w, http.StatusTooManyRequests, "rate_limit_exceeded", "Too many requests.")
+		return true
+	})
+	var second time.Time
+	f.then(func(w http.ResponseWriter, r resendRequest) bool { second = time.Now(); return false })
+	b.start(t, f.provider(t, 5*time.Second), nil) // the backoff alone would retry in 10 ms
+	b.customer(t, "alice", "alice@example.test")
+	b.hitLimit(t, "alice", 1)
+	require.Equal(t, "sent", b.waitFinal(t, 1)[0].Status)
+	require.GreaterOrEqual(t, second.Sub(first), 900*time.Millisecond)
+}
+
+// Resend accepts the email but its answer never comes: the attempt times out, and the retry with the same key
+// and payload gets Resend's stored answer instead of a second email.
+func TestResendTimeoutAfterAcceptingSendsOnce(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 1)
+	f := newFakeResend(t)
+	f.then(func(w http.ResponseWriter, r resendRequest) bool {
+		f.deliver(discard{}, r)
+		<-f.hold // hold the answer until the test ends
+		return true
+	})
+	b.start(t, f.provider(t, 200*time.Millisecond), nil)
+	b.customer(t, "alice", "alice@example.test")
+	b.hitLimit(t, "alice", 1)
+	rows := b.waitFinal(t, 1)
+	require.Equal(t, "sent", rows[0].Status)
+	require.Equal(t, 2, rows[0].Attempts)
+	requests, delivered := f.snapshot()
+	require.Len(t, requests, 2)
+	require.Len(t, delivered, 1)
+	require.Equal(t, requests[0].Key, requests[1].Key)
+	require.Equal(t, requests[0].Body, requests[1].Body)
+	require.Equal(t, delivered[0].ID, *rows[0].ProviderID)
+
+	var payload struct {
+		From    string   `json:"from"`
+		To      []string `json:"to"`
+		Subject string   `json:"subject"`
+		HTML    string   `json:"html"`
+		Text    string   `json:"text"`
+	}
+	require.NoError(t, json.Unmarshal(requests[0].Body, &payload))
+	require.Equal(t, "Acme <billing@acme.test>", payload.From)
+	require.Equal(t, []string{"alice@example.test"}, payload.To)
+	require.Contains(t, payload.Text, "https://acme.test/pricing")
+	require.Contains(t, payload.HTML, "https://acme.test/pricing")
+}
+
+// discard is a ResponseWriter that writes nowhere.
+type discard struct{}
+
+func (discard) Header() http.Header         { return http.Header{} }
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+func (discard) WriteHeader(int)             {}
+
+func TestResendProviderChecksItsSettings(t *testing.T) {
+	t.Parallel()
+	_, err := NewResendProvider("", "", 0)
+	require.ErrorContains(t, err, "RESEND_API_KEY")
+	_, err = NewResendProvider("re_x", "ftp://x", 0)
+	require.ErrorContains(t, err, "RESEND_BASE_URL")
+	p, err := NewResendProvider("re_x", "", 0)
+	require.NoError(t, err)
+	require.Equal(t, DefaultResendBaseURL, p.client.BaseURL.String())
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	require.Equal(t, 2*time.Second, parseRetryAfter("2", now))
+	require.Equal(t, 30*time.Second, parseRetryAfter(now.Add(30*time.Second).Format(http.TimeFormat), now))
+	require.Zero(t, parseRetryAfter("", now))
+	require.Zero(t, parseRetryAfter("soon", now))
+	require.Zero(t, parseRetryAfter(context.Canceled.Error(), now))
+}
