@@ -19,6 +19,7 @@ BIN="${XDG_CACHE_HOME:-$HOME/.cache}/tollgate/bin"
 # name  go-package  version
 TOOLS=(
   "stripe-mock github.com/stripe/stripe-mock v0.203.0"
+  "mailpit github.com/axllent/mailpit v1.33.1"
 )
 
 if [[ "${1:-}" == "--dir" ]]; then

@@ -80,13 +80,15 @@ func TestServeCommand(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.Equal(t, "pro", customerPlan(t, db, "alice"))
 
-	resp, err = http.Get(base + "/readyz")
-	require.NoError(t, err)
 	var ready struct{ Checks map[string]string }
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&ready))
-	resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode, ready)
-	require.Equal(t, map[string]string{"database": "ok", "stripe-reconcile": "ok"}, ready.Checks)
+	require.Eventually(t, func() bool { // the mailer is ready once its LISTEN connection is up
+		resp, err := http.Get(base + "/readyz")
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&ready))
+		return resp.StatusCode == http.StatusOK
+	}, 10*time.Second, 10*time.Millisecond, "%v", ready)
+	require.Equal(t, map[string]string{"database": "ok", "mailer": "ok", "stripe-reconcile": "ok"}, ready.Checks)
 
 	resp, err = http.Get(base + "/metrics")
 	require.NoError(t, err)
