@@ -447,14 +447,21 @@ func (m *Mailer) process(ctx context.Context, c *claim) {
 		m.fail(ctx, log, c, classify(err))
 		return
 	}
-	dbctx, cancel = context.WithTimeout(ctx, 30*time.Second)
-	secs, err := m.outbox.sent(dbctx, c.ID, provider.Name(), providerID)
-	cancel()
-	if err != nil {
-		// The provider has it. The row stays claimed until this worker is gone or the claim is stale, then
-		// another attempt follows: deduplicated by Resend, given up as "delivery unknown" for SMTP.
-		log.Error("the email was sent but marking it failed", "error", err, "provider_id", providerID)
-		return
+	var secs *float64
+	for try := 1; ; try++ {
+		dbctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+		secs, err = m.outbox.sent(dbctx, c.ID, provider.Name(), providerID)
+		cancel()
+		if err == nil {
+			break
+		}
+		if try == 5 {
+			// The provider has it. The row stays claimed until this worker is gone or the claim is stale, then
+			// another attempt follows: deduplicated by Resend, given up as "delivery unknown" for SMTP.
+			log.Error("the email was sent but marking it sent failed", "error", err, "provider_id", providerID)
+			return
+		}
+		time.Sleep(time.Duration(try) * time.Second)
 	}
 	m.m.sent.With(provider.Name()).Inc()
 	if secs != nil {
