@@ -1,32 +1,56 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/tollgate/tollgate/examples"
+	"github.com/tollgate/tollgate/internal/apply"
+	"github.com/tollgate/tollgate/internal/config"
+	"github.com/tollgate/tollgate/internal/metrics"
 	"github.com/tollgate/tollgate/internal/pgserver"
 	"github.com/tollgate/tollgate/internal/schema"
+	"github.com/tollgate/tollgate/sidecar"
+	"github.com/tollgate/tollgate/sidecar/mailer"
+	"github.com/tollgate/tollgate/sidecar/stripesync"
+	"github.com/tollgate/tollgate/sidecar/stripesync/stripetest"
 )
 
-const demoUsage = `usage: tollgate demo
+const demoUsage = `usage: tollgate demo [--database-url URL]
 
-Starts a throwaway PostgreSQL (Debian's postgresql package), migrates it, shows the SQL API that a
-Django app's database role may call, and removes everything again. Needs no configuration.
+Plays tollgate's whole loop and checks every step: a free customer uses the API until blocked, the
+limit event wakes the sidecar, which sends the upgrade prompt (printed: the log email provider, or
+SMTP when SMTP_URL is set), a signed Stripe webhook (answered by a local fake Stripe) moves the
+customer to pro, the next call is allowed, the conversion is attributed to the prompt, and the
+funnel is printed. Exits 0 only when every step checked out; stops everything it started.
+
+Without --database-url it starts a throwaway PostgreSQL (Debian's postgresql package). With it, it
+creates a fresh database on that server (the role needs CREATEDB) and drops it at the end.
 `
 
 func init() {
-	register(command{name: "demo", summary: "run tollgate end to end against a throwaway PostgreSQL", run: runDemo})
+	register(command{name: "demo", summary: "play the whole freemium loop against a throwaway PostgreSQL, checking each step", run: runDemo})
 }
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	if err := fs.Parse(args); err != nil {
+	flags := flag.NewFlagSet("demo", flag.ContinueOnError)
+	flags.SetOutput(io.Discard)
+	dbURL := flags.String("database-url", "", "")
+	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, demoUsage)
 			return 0
@@ -34,71 +58,397 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tollgate demo: %v\n\n%s", err, demoUsage)
 		return 2
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "tollgate demo: unexpected argument %q\n\n%s", fs.Arg(0), demoUsage)
+	if flags.NArg() > 0 {
+		fmt.Fprintf(stderr, "tollgate demo: unexpected argument %q\n\n%s", flags.Arg(0), demoUsage)
 		return 2
 	}
-	if err := demo(ctx, stdout); err != nil {
-		printMigrateError(stderr, err)
+	d := &demo{out: stdout, env: config.EnvFrom(os.Getenv)}
+	err := d.run(ctx, *dbURL)
+	if err != nil {
+		var me *schema.MigrationError
+		if errors.As(err, &me) {
+			printMigrateError(stderr, err)
+		} else {
+			fmt.Fprintf(stderr, "tollgate demo: %v\n", err)
+		}
+		fmt.Fprintln(stdout, "\nThe demo did NOT check out.")
 		return 1
 	}
+	fmt.Fprintln(stdout, "\nEvery step checked out.")
 	return 0
 }
 
-func demo(ctx context.Context, out io.Writer) (err error) {
-	fmt.Fprintln(out, "== starting a throwaway PostgreSQL")
-	srv, err := pgserver.Start(ctx, pgserver.Options{})
-	if err != nil {
-		return err
+// demo holds what one run started, so that everything is stopped however it ends.
+type demo struct {
+	out     io.Writer
+	env     config.Env
+	cleanup []func()
+}
+
+func (d *demo) step(format string, args ...any) {
+	fmt.Fprintf(d.out, "\n== "+format+"\n", args...)
+}
+
+func (d *demo) say(format string, args ...any) {
+	fmt.Fprintf(d.out, "   "+format+"\n", args...)
+}
+
+// check fails the demo unless ok.
+func check(ok bool, format string, args ...any) error {
+	if !ok {
+		return fmt.Errorf("check failed: "+format, args...)
 	}
+	return nil
+}
+
+func (d *demo) run(ctx context.Context, serverURL string) (err error) {
 	defer func() {
-		if stopErr := srv.Stop(); stopErr != nil && err == nil {
-			err = stopErr
-		} else if stopErr == nil {
-			fmt.Fprintln(out, "== stopped PostgreSQL and removed its data directory")
+		for i := len(d.cleanup) - 1; i >= 0; i-- {
+			d.cleanup[i]()
 		}
 	}()
-	fmt.Fprintf(out, "PostgreSQL from %s at %s\n", srv.BinDir(), srv.URL("postgres"))
+	start := time.Now()
 
-	conn, err := pgx.Connect(ctx, srv.URL("postgres"))
+	// 1. PostgreSQL
+	dbURL, err := d.database(ctx, serverURL)
 	if err != nil {
 		return err
 	}
-	defer conn.Close(context.Background())
-
-	fmt.Fprintln(out, "\n== tollgate migrate")
-	res, err := schema.Migrate(ctx, conn, schema.Latest, out)
+	owner, err := pgxpool.New(ctx, dbURL)
 	if err != nil {
 		return err
 	}
-	latest, err := schema.LatestVersion()
+	d.cleanup = append(d.cleanup, owner.Close)
+
+	d.step("tollgate migrate")
+	conn, err := owner.Acquire(ctx)
 	if err != nil {
 		return err
 	}
-	var pgVersion string
-	if err := conn.QueryRow(ctx, "SHOW server_version").Scan(&pgVersion); err != nil {
+	res, err := schema.Migrate(ctx, conn.Conn(), schema.Latest, io.Discard)
+	conn.Release()
+	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "schema version %d (latest %d) on PostgreSQL %s; %d migrations applied\n", res.To, latest, pgVersion, len(res.Applied))
+	d.say("schema at version %d: %d migrations applied", res.To, len(res.Applied))
 
-	for _, role := range []string{"tollgate_app", "tollgate_sidecar"} {
-		fmt.Fprintf(out, "\n== functions %s may call\n", role)
-		rows, err := conn.Query(ctx, `
-			SELECT format('%s(%s) -> %s', p.oid::regproc, pg_get_function_arguments(p.oid), pg_get_function_result(p.oid))
-			FROM pg_proc p
-			WHERE p.pronamespace = 'tollgate'::regnamespace AND has_function_privilege($1, p.oid, 'EXECUTE')
-			ORDER BY p.proname, pg_get_function_arguments(p.oid)`, role)
-		if err != nil {
+	d.step("tollgate apply examples/tollgate.yaml")
+	cfg, err := config.Parse("examples/tollgate.yaml", examples.TollgateYAML)
+	if err != nil {
+		return err
+	}
+	cfg.Email.RatePerSecond = 0 // no pacing in a one-email demo
+	cfg.Sidecar.PollInterval = 500 * time.Millisecond
+	if d.env.SMTPURL != "" {
+		cfg.Email.Provider = "smtp"
+	}
+	var applied bytes.Buffer
+	if _, err := apply.Apply(ctx, owner, cfg, apply.Options{}, &applied); err != nil {
+		return err
+	}
+	for _, line := range strings.Split(strings.TrimSpace(applied.String()), "\n") {
+		d.say("%s", line)
+	}
+
+	// 2. The sidecar, with a fake Stripe and the email provider.
+	d.step("starting the sidecar (tollgate serve) with a local fake Stripe")
+	fake, stopFake := stripetest.StartFake()
+	d.cleanup = append(d.cleanup, stopFake)
+	const webhookSecret = "whsec_tollgatedemo"
+	sidecarURL, emails, err := d.sidecar(ctx, cfg, owner, dbURL, fake.URL, webhookSecret)
+	if err != nil {
+		return err
+	}
+	d.say("sidecar at %s, fake Stripe at %s, emails go to %s", sidecarURL, fake.URL, cfg.Email.Provider)
+
+	// 3. A free customer uses the API until blocked.
+	const customer, feature = "alice", "api_calls"
+	app, err := owner.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer app.Release()
+	// What the Django app's database user can do: only tollgate_app's functions.
+	if _, err := app.Exec(ctx, "SET ROLE tollgate_app"); err != nil {
+		return err
+	}
+	defer app.Exec(context.WithoutCancel(ctx), "RESET ROLE") //nolint:errcheck // the connection is closed next
+
+	d.step("a free customer signs up and calls the API")
+	if _, err := app.Exec(ctx, `SELECT tollgate.set_customer($1, $2)`, customer, "alice@example.test"); err != nil {
+		return err
+	}
+	var v struct {
+		allowed         bool
+		plan            string
+		used            int64
+		quota           *int64
+		remaining       *int64
+		message         *string
+		resetsAt        *time.Time
+		calls, allowedN int
+	}
+	consume := func() error {
+		v.calls++
+		return app.QueryRow(ctx, `SELECT allowed, plan, used, quota, remaining, message, resets_at FROM tollgate.consume($1, $2)`,
+			customer, feature).Scan(&v.allowed, &v.plan, &v.used, &v.quota, &v.remaining, &v.message, &v.resetsAt)
+	}
+	for {
+		if err := consume(); err != nil {
 			return err
 		}
-		fns, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
+		if !v.allowed {
+			break
+		}
+		v.allowedN++
+		if v.calls <= 3 || v.calls%20 == 0 || (v.remaining != nil && *v.remaining < 3) {
+			d.say("call %3d: allowed, %d of %d used, %d remaining", v.calls, v.used, *v.quota, *v.remaining)
+		}
+		if err := check(v.calls <= 1000, "the free quota never ran out"); err != nil {
 			return err
 		}
-		for _, fn := range fns {
-			fmt.Fprintf(out, "  %s\n", fn)
+	}
+	d.say("call %3d: BLOCKED -> the app answers HTTP 402: %q", v.calls, deref(v.message))
+	if err := check(v.quota != nil && v.used == *v.quota && v.allowedN == int(*v.quota) && v.plan == "free",
+		"blocked after exactly the free quota (used %d, allowed %d)", v.used, v.allowedN); err != nil {
+		return err
+	}
+
+	// 4. The limit event wakes the sidecar, which sends the upgrade prompt.
+	d.step("the limit event wakes the sidecar's listener; it sends the upgrade prompt")
+	var emailID int64
+	var sentAt time.Time
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		err := owner.QueryRow(ctx, `SELECT id, sent_at FROM tollgate.emails WHERE customer = $1 AND status = 'sent'`, customer).
+			Scan(&emailID, &sentAt)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return check(false, "no upgrade email was sent within 20s")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	fmt.Fprintln(out)
+	if printed := emails.String(); printed != "" {
+		// the text part; the HTML part says the same
+		text, _, _ := strings.Cut(printed, "--- html")
+		for _, line := range strings.Split(strings.TrimSpace(text), "\n") {
+			d.say("| %s", line)
+		}
+	} else {
+		d.say("email %d sent through %s", emailID, cfg.Email.Provider)
+	}
+
+	// 5. The customer pays: Stripe sends a signed webhook; the sidecar re-fetches and upgrades them.
+	d.step("alice subscribes to pro: Stripe sends a signed webhook")
+	if _, err := app.Exec(ctx, `SELECT tollgate.set_customer($1, NULL, $2)`, customer, "cus_DemoAlice"); err != nil {
+		return err
+	}
+	now := time.Now()
+	fake.PutCustomer(stripetest.Customer{ID: "cus_DemoAlice"})
+	fake.PutSubscription(stripetest.Subscription{ID: "sub_DemoAlice", Customer: "cus_DemoAlice", Status: "active",
+		Items: []stripetest.Item{{Price: "price_pro_monthly", Product: "prod_pro"}}, Created: now.Unix()})
+	body := stripetest.Event("evt_demo_1", "customer.subscription.created", "2023-10-16", now,
+		map[string]any{"id": "sub_DemoAlice", "object": "subscription", "customer": "cus_DemoAlice", "status": "active"})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, sidecarURL+"/webhooks/stripe", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Stripe-Signature", stripetest.Sign(body, webhookSecret, now))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	d.say("POST /webhooks/stripe customer.subscription.created -> %s", resp.Status)
+	if err := check(resp.StatusCode == http.StatusOK, "the webhook was answered %s", resp.Status); err != nil {
+		return err
+	}
+
+	// 6. The next call is allowed.
+	d.step("the next API call")
+	if err := consume(); err != nil {
+		return err
+	}
+	d.say("call %3d: allowed=%v on plan %s (quota: unlimited)", v.calls, v.allowed, v.plan)
+	if err := check(v.allowed && v.plan == "pro" && v.quota == nil, "alice is on pro and allowed"); err != nil {
+		return err
+	}
+
+	// 7. The conversion, attributed to the prompt.
+	d.step("the conversion is attributed to the upgrade prompt")
+	var fromPlan, toPlan string
+	var attributed *int64
+	var convertedAt time.Time
+	if err := owner.QueryRow(ctx, `SELECT from_plan, to_plan, email_id, converted_at FROM tollgate.conversions WHERE customer = $1`, customer).
+		Scan(&fromPlan, &toPlan, &attributed, &convertedAt); err != nil {
+		return fmt.Errorf("reading the conversion: %w", err)
+	}
+	d.say("%s -> %s at %s, attributed to email %d (sent %s before)", fromPlan, toPlan, convertedAt.Format(time.TimeOnly),
+		deref(attributed), convertedAt.Sub(sentAt).Round(time.Millisecond))
+	if err := check(attributed != nil && *attributed == emailID, "the conversion is attributed to email %d", emailID); err != nil {
+		return err
+	}
+
+	// 8. The funnel.
+	d.step("tollgate report: the funnel")
+	var hit, prompted, converted int64
+	err = owner.QueryRow(ctx, `SELECT hit_limit, prompted, converted FROM tollgate.funnel(now() - interval '1 day', now() + interval '1 minute')
+	                           WHERE feature = $1`, feature).Scan(&hit, &prompted, &converted)
+	if err != nil {
+		return fmt.Errorf("reading the funnel: %w", err)
+	}
+	d.say("%s: %d hit the limit, %d prompted, %d converted", feature, hit, prompted, converted)
+	if err := check(hit == 1 && prompted == 1 && converted == 1, "the funnel counts 1 hit, 1 prompted, 1 converted"); err != nil {
+		return err
+	}
+	d.step("done in %s; stopping the sidecar and PostgreSQL", time.Since(start).Round(100*time.Millisecond))
 	return nil
+}
+
+// database starts a throwaway server, or creates a fresh database on serverURL; either is removed at the end.
+func (d *demo) database(ctx context.Context, serverURL string) (string, error) {
+	if serverURL == "" {
+		d.step("starting a throwaway PostgreSQL")
+		srv, err := pgserver.Start(ctx, pgserver.Options{})
+		if err != nil {
+			return "", err
+		}
+		d.cleanup = append(d.cleanup, func() {
+			if err := srv.Stop(); err != nil {
+				fmt.Fprintf(d.out, "   stopping PostgreSQL: %v\n", err)
+				return
+			}
+			d.say("stopped PostgreSQL and removed its data directory %s", srv.DataDir())
+		})
+		d.say("PostgreSQL from %s, data in %s", srv.BinDir(), srv.DataDir())
+		return srv.URL("postgres"), nil
+	}
+	d.step("creating a scratch database")
+	admin, err := pgx.Connect(ctx, serverURL)
+	if err != nil {
+		return "", err
+	}
+	name := fmt.Sprintf("tollgate_demo_%d_%d", os.Getpid(), time.Now().UnixNano()%1_000_000)
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		admin.Close(ctx)
+		return "", err
+	}
+	d.cleanup = append(d.cleanup, func() {
+		defer admin.Close(context.Background())
+		if _, err := admin.Exec(context.Background(), "DROP DATABASE "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+			fmt.Fprintf(d.out, "   dropping %s: %v\n", name, err)
+			return
+		}
+		d.say("dropped database %s", name)
+	})
+	d.say("database %s", name)
+	return withDatabase(serverURL, name)
+}
+
+// sidecar runs what `tollgate serve` runs, in this process: Stripe sync against stripeURL and the mailer,
+// whose log provider prints into the returned buffer. It stops at the end of the demo.
+func (d *demo) sidecar(ctx context.Context, cfg *config.Config, pool *pgxpool.Pool, dbURL, stripeURL, webhookSecret string) (string, *syncBuffer, error) {
+	env := d.env
+	env.DatabaseURL = dbURL
+	env.StripeSecretKey = stripetest.Key
+	env.StripeAPIBase = stripeURL
+	env.StripeWebhookSecret = webhookSecret
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	reg := metrics.NewRegistry()
+	srv := sidecar.New(cfg, pool, log, reg)
+	syncer, err := stripesync.FromConfig(cfg, env, pool, log, reg)
+	if err != nil {
+		return "", nil, err
+	}
+	srv.Handle("POST /webhooks/stripe", syncer)
+	emails := &syncBuffer{}
+	provider, err := mailer.NewProvider(cfg.Email.Provider, env, os.Getenv("RESEND_BASE_URL"))
+	if err != nil {
+		return "", nil, err
+	}
+	if cfg.Email.Provider == "log" {
+		provider = mailer.NewLogProvider(emails)
+	}
+	tpl, err := mailer.TemplatesFor(cfg)
+	if err != nil {
+		return "", nil, err
+	}
+	m, err := mailer.New(mailer.Options{Pool: pool, Provider: provider, Templates: tpl, From: cfg.Email.From,
+		UpgradeURL: cfg.Email.UpgradeURL, RatePerSecond: cfg.Email.RatePerSecond, MaxAttempts: cfg.Email.MaxAttempts,
+		PollInterval: cfg.Sidecar.PollInterval, Metrics: reg, Logger: log})
+	if err != nil {
+		return "", nil, err
+	}
+	srv.Add(m)
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(runCtx, ln) }()
+	d.cleanup = append(d.cleanup, func() {
+		stop()
+		if err := <-done; err != nil {
+			fmt.Fprintf(d.out, "   sidecar: %v\n", err)
+		}
+	})
+	url := "http://" + ln.Addr().String()
+	// wait until it is ready: database, migrations, listener
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(url + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return url, emails, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return "", nil, errors.New("the sidecar did not become ready within 20s")
+		}
+		select {
+		case <-ctx.Done():
+			return "", nil, ctx.Err()
+		case err := <-done:
+			return "", nil, fmt.Errorf("the sidecar stopped: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the mailer's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
 }

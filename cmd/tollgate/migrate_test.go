@@ -20,7 +20,15 @@ import (
 	"github.com/tollgate/tollgate/tests/pgtest"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) {
+	// Tests that need the CLI as a process of its own (to interrupt it) run this binary with
+	// TOLLGATE_TEST_RUN_CLI=1: it is then the tollgate command, not the tests.
+	if os.Getenv("TOLLGATE_TEST_RUN_CLI") == "1" {
+		main()
+		return
+	}
+	pgtest.Main(m)
+}
 
 type result struct {
 	code           int

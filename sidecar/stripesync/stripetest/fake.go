@@ -83,15 +83,21 @@ type failure struct {
 // NewFake starts a Fake, stopped when the test ends.
 func NewFake(t testing.TB) *Fake {
 	t.Helper()
-	f := &Fake{
+	f, stop := StartFake()
+	t.Cleanup(stop)
+	return f
+}
+
+// StartFake serves a Fake outside a test (tollgate demo); stop shuts it down.
+func StartFake() (f *Fake, stop func()) {
+	f = &Fake{
 		subs:      map[string]*Subscription{},
 		customers: map[string]*Customer{},
 		sessions:  map[string]*CheckoutSession{},
 	}
 	srv := httptest.NewServer(http.HandlerFunc(f.serve))
-	t.Cleanup(srv.Close)
 	f.URL = srv.URL
-	return f
+	return f, srv.Close
 }
 
 // PutSubscription creates or replaces a subscription (a copy is kept). Created defaults to now, the period to
