@@ -46,6 +46,9 @@
 {{ template "email_done.sql" . }}
 
 -- Conversions and the funnel: add includes below this line.
+{{ template "conversion_trigger.sql" . }}
+{{ template "funnel.sql" . }}
+{{ template "funnel_attention.sql" . }}
 
 -- Last: revoke PUBLIC's EXECUTE from everything above.
 {{ template "grants.sql" . }}

@@ -1,0 +1,165 @@
+// Package funnel reads the conversion funnel and what needs attention from the database, for `tollgate report`
+// and the funnel page of `tollgate serve`. The numbers come from tollgate.funnel, tollgate.outbox_counts and
+// tollgate.unmapped_subscriptions (docs/conversions.md); this package only calls them and translates their errors.
+package funnel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Querier is what the functions here need of a connection: *pgx.Conn, *pgxpool.Pool and pgx.Tx have it.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// ErrBadRange is returned (wrapped) for a range the database refuses (SQLSTATE TG422) or that cannot be parsed.
+var ErrBadRange = errors.New("funnel: bad time range")
+
+// Row is one row of tollgate.funnel: a feature's customers at each stage, or the total (Feature "").
+type Row struct {
+	Feature      string `json:"feature"` // "" in the total row
+	Total        bool   `json:"total"`
+	HitThreshold int64  `json:"hit_threshold"`
+	HitLimit     int64  `json:"hit_limit"`
+	Prompted     int64  `json:"prompted"`
+	Converted    int64  `json:"converted"`
+	Attributed   int64  `json:"attributed"`
+	Organic      int64  `json:"organic"`
+	// ConversionRate is Attributed / Prompted; nil when nobody was prompted.
+	ConversionRate *float64 `json:"conversion_rate"`
+	// MedianSeconds and P90Seconds are from prompt to attributed conversion; nil without one.
+	MedianSeconds *float64 `json:"median_seconds"`
+	P90Seconds    *float64 `json:"p90_seconds"`
+}
+
+// Name is the feature, or "total".
+func (r Row) Name() string {
+	if r.Total {
+		return "total"
+	}
+	return r.Feature
+}
+
+const funnelSQL = `SELECT feature, hit_threshold, hit_limit, prompted, converted, attributed, organic,
+       conversion_rate, median_seconds, p90_seconds
+  FROM tollgate.funnel($1, $2)`
+
+// Query returns the funnel of [since, until): one row per feature that had events in the range, then the total
+// row (always there).
+func Query(ctx context.Context, q Querier, since, until time.Time) ([]Row, error) {
+	rows, err := q.Query(ctx, funnelSQL, since, until)
+	if err != nil {
+		return nil, translate(err)
+	}
+	var out []Row
+	for rows.Next() {
+		var r Row
+		var feature *string
+		if err := rows.Scan(&feature, &r.HitThreshold, &r.HitLimit, &r.Prompted, &r.Converted, &r.Attributed,
+			&r.Organic, &r.ConversionRate, &r.MedianSeconds, &r.P90Seconds); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		if feature == nil {
+			r.Total = true
+		} else {
+			r.Feature = *feature
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, translate(err)
+	}
+	return out, nil
+}
+
+// Subscription is a Stripe subscription that gives nobody a plan (tollgate.unmapped_subscriptions).
+type Subscription struct {
+	StripeSubscription string   `json:"stripe_subscription"`
+	StripeCustomer     string   `json:"stripe_customer"`
+	Customer           *string  `json:"customer"`
+	Status             string   `json:"status"`
+	PriceIDs           []string `json:"price_ids"`
+	ProductIDs         []string `json:"product_ids"`
+	Problem            string   `json:"problem"`
+}
+
+// Attention is what an operator should look at: emails per outbox status (dead ones were given up) and
+// subscriptions that give nobody a plan.
+type Attention struct {
+	Emails   map[string]int64 `json:"emails"`
+	Unmapped []Subscription   `json:"unmapped_subscriptions"`
+}
+
+// DeadEmails is how many upgrade prompts were given up.
+func (a Attention) DeadEmails() int64 { return a.Emails["dead"] }
+
+// QueryAttention reads the outbox counts and the unmapped subscriptions.
+func QueryAttention(ctx context.Context, q Querier) (Attention, error) {
+	a := Attention{Emails: map[string]int64{}, Unmapped: []Subscription{}}
+	rows, err := q.Query(ctx, `SELECT status, emails FROM tollgate.outbox_counts()`)
+	if err != nil {
+		return a, translate(err)
+	}
+	var status string
+	var n int64
+	if _, err := pgx.ForEachRow(rows, []any{&status, &n}, func() error { a.Emails[status] = n; return nil }); err != nil {
+		return a, translate(err)
+	}
+	rows, err = q.Query(ctx, `SELECT stripe_subscription, stripe_customer, customer, status, price_ids, product_ids, problem
+	                            FROM tollgate.unmapped_subscriptions()`)
+	if err != nil {
+		return a, translate(err)
+	}
+	a.Unmapped, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Subscription, error) {
+		var s Subscription
+		err := row.Scan(&s.StripeSubscription, &s.StripeCustomer, &s.Customer, &s.Status, &s.PriceIDs, &s.ProductIDs, &s.Problem)
+		return s, err
+	})
+	if err != nil {
+		return a, translate(err)
+	}
+	return a, nil
+}
+
+func translate(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "TG422" {
+		return fmt.Errorf("%w: %s", ErrBadRange, pgErr.Message)
+	}
+	return err
+}
+
+var daysRE = regexp.MustCompile(`^([0-9]{1,6})d$`)
+
+// ParseTime reads a bound of a range, relative to now: a duration back from now (30d, 12h, 90m: Go durations
+// and <N>d), a date (2025-01-31, midnight UTC) or an RFC 3339 time. "" is now.
+func ParseTime(s string, now time.Time) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if s == "" || s == "now" {
+		return now, nil
+	}
+	if m := daysRE.FindStringSubmatch(s); m != nil {
+		days, _ := strconv.Atoi(m[1])
+		return now.AddDate(0, 0, -days), nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("%w: %q is not a duration (30d, 12h), a date (2025-01-31) or an RFC 3339 time", ErrBadRange, s)
+}

@@ -1,0 +1,109 @@
+-- The conversion funnel of the customers on the default plan whose limit
+-- events happened in [since, until): a cohort, followed to its conversions
+-- whenever they happen, so each stage is part of the one before it
+-- (hit_threshold >= hit_limit >= prompted >= attributed). Counts are of
+-- customers. Organic conversions have no prompt to follow: they are counted
+-- when they happen in the range. docs/conversions.md explains each column.
+--
+-- Reads events by created_at, emails by sent_at (partial index of sent
+-- emails) and plan_changes by changed_at: never usage.
+CREATE OR REPLACE FUNCTION tollgate.funnel(since timestamptz, until timestamptz)
+RETURNS TABLE (
+  feature         text,
+  hit_threshold   bigint,
+  hit_limit       bigint,
+  prompted        bigint,
+  converted       bigint,
+  attributed      bigint,
+  organic         bigint,
+  conversion_rate double precision,
+  median_seconds  double precision,
+  p90_seconds     double precision)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+-- one aggregation over many rows: no JIT (its compile time is most of a
+-- second), and room to hash the cohort in memory
+SET search_path = tollgate, pg_temp SET jit = off SET work_mem = '64MB'
+AS $$
+#variable_conflict use_column
+DECLARE
+  v_since timestamptz := $1;
+  v_until timestamptz := $2;
+  v_default text;
+BEGIN
+  IF v_since IS NULL OR v_until IS NULL OR v_since > v_until THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422',
+      MESSAGE = format('funnel wants since <= until, not %s to %s',
+                       coalesce(v_since::text, 'NULL'), coalesce(v_until::text, 'NULL')),
+      HINT = 'For the last 30 days: tollgate.funnel(now() - interval ''30 days'', now()).';
+  END IF;
+  SELECT p.plan INTO v_default FROM tollgate.plans p WHERE p.is_default;
+
+  RETURN QUERY
+  WITH cohort AS (
+    -- one pass over the events of the range, hashed by feature and customer
+    -- and by customer alone (the total counts each customer once): did they
+    -- hit the limit, and were they sent a prompt for one of these events
+    -- (sent after the event, so not before since)
+    SELECT e.feature, GROUPING(e.feature) = 1 AS total,
+           bool_or(e.kind = 'limit_reached') AS hit_limit,
+           bool_or(m.event_id IS NOT NULL) AS prompted
+      FROM tollgate.events e
+      LEFT JOIN tollgate.emails m ON m.event_id = e.id AND m.status = 'sent' AND m.sent_at >= v_since
+     WHERE e.created_at >= v_since AND e.created_at < v_until AND e.plan = v_default
+     GROUP BY GROUPING SETS ((e.feature, e.customer), (e.customer))
+  ), c_agg AS (
+    SELECT c.feature, count(*) AS hit_threshold, count(*) FILTER (WHERE c.hit_limit) AS hit_limit,
+           count(*) FILTER (WHERE c.prompted) AS prompted
+      FROM cohort c
+     GROUP BY c.feature, c.total
+  ), converted AS (
+    -- conversions attributed to a prompt for an event of the range, whenever
+    -- they happened (after the prompt, so not before since)
+    SELECT e.feature, pc.customer, extract(epoch FROM pc.changed_at - pc.prompted_at)::double precision AS seconds
+      FROM tollgate.plan_changes pc
+      JOIN tollgate.events e ON e.id = pc.event_id
+     WHERE pc.kind = 'conversion' AND pc.changed_at >= v_since
+       AND e.created_at >= v_since AND e.created_at < v_until AND e.plan = v_default
+    UNION ALL
+    -- organic conversions in the range: for each feature the customer hit in
+    -- the range before converting (a few index lookups per conversion), and
+    -- with feature NULL when none (counted in the total only)
+    SELECT f.feature, pc.customer, NULL
+      FROM tollgate.plan_changes pc
+      LEFT JOIN LATERAL (
+        SELECT DISTINCT e.feature FROM tollgate.events e
+         WHERE e.customer = pc.customer AND e.created_at >= v_since AND e.created_at < v_until
+           AND e.created_at <= pc.changed_at AND e.plan = v_default) f ON true
+     WHERE pc.kind = 'conversion' AND pc.feature IS NULL
+       AND pc.changed_at >= v_since AND pc.changed_at < v_until
+  ), v_agg AS (
+    SELECT v.feature, GROUPING(v.feature) = 1 AS total,
+           count(DISTINCT v.customer) AS converted,
+           count(DISTINCT v.customer) FILTER (WHERE v.seconds IS NOT NULL) AS attributed,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY v.seconds) AS median_seconds,
+           percentile_cont(0.9) WITHIN GROUP (ORDER BY v.seconds) AS p90_seconds
+      FROM converted v
+     GROUP BY GROUPING SETS ((v.feature), ())
+  )
+  -- a feature's row exists when it had events in the range; the total row
+  -- (feature NULL, last) always does: v_agg's () set gives it
+  SELECT c.feature, coalesce(c.hit_threshold, 0), coalesce(c.hit_limit, 0), coalesce(c.prompted, 0),
+         coalesce(v.converted, 0), coalesce(v.attributed, 0), coalesce(v.converted - v.attributed, 0),
+         coalesce(v.attributed, 0)::double precision / nullif(c.prompted, 0),
+         v.median_seconds, v.p90_seconds
+    FROM (SELECT * FROM v_agg WHERE v_agg.total OR v_agg.feature IS NOT NULL) v
+    FULL JOIN c_agg c ON coalesce(c.feature, '') = CASE WHEN v.total THEN '' ELSE v.feature END
+   ORDER BY c.feature IS NULL, c.feature;
+END
+$$;
+COMMENT ON FUNCTION tollgate.funnel(timestamptz, timestamptz) IS
+  'The conversion funnel of the customers on the default plan whose limit events happened in [since, until): one '
+  'row per feature and a total row (feature NULL), counting customers. hit_threshold: had any event; hit_limit: a '
+  'limit_reached event; prompted: were sent an upgrade prompt for one; attributed: converted to a paid plan with '
+  'the conversion attributed to such a prompt (at any time); organic: converted in the range with no prompt to '
+  'attribute it to (in a feature''s row, those who hit that feature before converting; the total has them all); '
+  'converted: attributed or organic; conversion_rate: attributed / prompted (NULL when none were prompted); '
+  'median_seconds and p90_seconds: from prompt to attributed conversion. Errors: TG422 for a NULL bound or since '
+  'after until.';
+
+GRANT EXECUTE ON FUNCTION tollgate.funnel(timestamptz, timestamptz) TO tollgate_sidecar;

@@ -1,0 +1,31 @@
+-- What tollgate report lists as needing attention besides dead emails
+-- (tollgate.outbox_counts): Stripe subscriptions that cannot give anyone a
+-- plan because no customer or no plan is known for them. Ended subscriptions
+-- (canceled, incomplete_expired) would give no plan anyway and are left out.
+CREATE OR REPLACE FUNCTION tollgate.unmapped_subscriptions()
+RETURNS TABLE (
+  stripe_subscription text,
+  stripe_customer     text,
+  customer            text,
+  status              text,
+  price_ids           text[],
+  product_ids         text[],
+  problem             text)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = tollgate, pg_temp
+AS $$
+  SELECT s.stripe_subscription, s.stripe_customer, s.customer, s.status, s.price_ids, s.product_ids,
+         CASE WHEN s.customer IS NULL AND s.plan IS NULL THEN 'no customer, no plan'
+              WHEN s.customer IS NULL THEN 'no customer'
+              ELSE 'no plan' END
+    FROM tollgate.subscriptions s
+   WHERE (s.customer IS NULL OR s.plan IS NULL)
+     AND s.status NOT IN ('canceled', 'incomplete_expired')
+   ORDER BY s.stripe_subscription
+$$;
+COMMENT ON FUNCTION tollgate.unmapped_subscriptions() IS
+  'Stripe subscriptions that give nobody a plan because tollgate knows no customer for their Stripe customer '
+  '(link it: set_customer, metadata.tollgate_customer or Checkout) or no plan names their prices or products '
+  '(add them to a plan); ended ones (canceled, incomplete_expired) are left out. problem says which: no customer, '
+  'no plan, or no customer, no plan.';
+
+GRANT EXECUTE ON FUNCTION tollgate.unmapped_subscriptions() TO tollgate_sidecar;
