@@ -271,7 +271,8 @@ func (m *Mailer) wake() {
 // listen keeps a connection that LISTENs on Channel and holds this worker's liveness lock, reconnecting with
 // backoff and jitter after any failure, and kicks the collector on every notification and (re)connect.
 func (m *Mailer) listen(ctx context.Context) {
-	retry := backoff{base: 100 * time.Millisecond, max: 30 * time.Second}
+	// reconnect at least as often as the poll runs, between once a second and every 30 s
+	retry := backoff{base: 100 * time.Millisecond, max: min(max(m.opts.PollInterval, time.Second), 30*time.Second)}
 	failures := 0
 	for ctx.Err() == nil {
 		connected, err := m.listenOnce(ctx)

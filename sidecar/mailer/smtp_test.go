@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tollgate/tollgate/tests/pgtest"
@@ -132,8 +133,18 @@ func TestReadyReportsADeadListener(t *testing.T) {
 	f := newFakeResend(t)
 	m := b.start(t, f.provider(t, 5*time.Second), func(o *Options) { o.PollInterval = 50 * time.Millisecond })
 	ctx := context.Background()
-	b.customer(t, "alice", "alice@example.test") // the app's pool connects before connections are refused
-	admin := pgtest.Server(t).Admin()            // a database cannot refuse connections from inside itself
+	// the pools connect before connections are refused: the app's, and all of the mailer's
+	b.customer(t, "alice", "alice@example.test")
+	var conns []*pgxpool.Conn
+	for range b.sidecar.Config().MaxConns {
+		c, err := b.sidecar.Acquire(ctx)
+		require.NoError(t, err)
+		conns = append(conns, c)
+	}
+	for _, c := range conns {
+		c.Release()
+	}
+	admin := pgtest.Server(t).Admin() // a database cannot refuse connections from inside itself
 	_, err := admin.Exec(ctx, `ALTER DATABASE `+quoteIdent(b.db.Name)+` ALLOW_CONNECTIONS false`)
 	require.NoError(t, err)
 	b.exec(t, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database()
