@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -48,11 +49,12 @@ type setupOptions struct {
 	minBackoff time.Duration
 	interval   time.Duration
 	onRun      func(stripesync.Result, error)
+	logger     *slog.Logger
 }
 
 // setup gives a test plans free (default), pro (price_pro_monthly, price_pro_yearly; rank 10) and team
 // (product prod_team; rank 20), a fake Stripe, and a Syncer whose webhook handler listens on srv.
-func setup(t *testing.T, opts ...setupOptions) *testBundle {
+func setup(t testing.TB, opts ...setupOptions) *testBundle {
 	t.Helper()
 	var o setupOptions
 	if len(opts) > 0 {
@@ -84,7 +86,7 @@ func setup(t *testing.T, opts ...setupOptions) *testBundle {
 	})
 	b.syncer, err = stripesync.New(stripesync.Options{
 		Pool: pool, Client: client, WebhookSecrets: []string{secret, oldSecret}, PageSize: o.pageSize, Metrics: b.reg,
-		ReconcileInterval: o.interval, OnReconcile: o.onRun,
+		ReconcileInterval: o.interval, OnReconcile: o.onRun, Logger: o.logger,
 	})
 	require.NoError(t, err)
 	b.srv = httptest.NewServer(b.syncer)
