@@ -1,13 +1,17 @@
 package mailer
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/tollgate/tollgate/internal/metrics"
 )
 
 // Each failure class of Resend's API, against a server that behaves like it (fakeResend).
@@ -72,7 +76,13 @@ func TestResendFailureClasses(t *testing.T) {
 			for _, h := range tc.script {
 				f.then(h)
 			}
-			b.start(t, f.provider(t, 5*time.Second), tc.tune)
+			reg := metrics.NewRegistry()
+			m := b.start(t, f.provider(t, 5*time.Second), func(o *Options) {
+				o.Metrics = reg
+				if tc.tune != nil {
+					tc.tune(o)
+				}
+			})
 			b.customer(t, "alice", "alice@example.test")
 			b.hitLimit(t, "alice", 1)
 			rows := b.waitFinal(t, 1)
@@ -91,6 +101,23 @@ func TestResendFailureClasses(t *testing.T) {
 			if tc.status == "sent" {
 				require.Equal(t, delivered[0].ID, *rows[0].ProviderID)
 			}
+			sent, dead := 0.0, 0.0
+			if tc.status == "sent" {
+				sent = 1
+			} else {
+				dead = 1
+			}
+			require.Equal(t, sent, m.m.sent.With("resend").Value())
+			require.Equal(t, dead, m.m.dead.With("resend").Value())
+			require.Equal(t, float64(tc.attempts)-1, m.m.failed.With("resend").Value())
+			var out bytes.Buffer
+			reg.Write(&out)
+			if sent == 1 {
+				require.Contains(t, out.String(), "tollgate_email_handoff_seconds_count{provider=\"resend\"} 1\n")
+			}
+			require.Contains(t, out.String(), fmt.Sprintf("tollgate_emails_dead %d\n", int(dead)))
+			require.Contains(t, out.String(), "tollgate_emails_backlog 0\n")
+			require.Contains(t, out.String(), "tollgate_email_listener_up 1\n")
 		})
 	}
 }
@@ -179,4 +206,33 @@ func TestParseRetryAfter(t *testing.T) {
 	require.Zero(t, parseRetryAfter("", now))
 	require.Zero(t, parseRetryAfter("soon", now))
 	require.Zero(t, parseRetryAfter(context.Canceled.Error(), now))
+}
+
+func TestPacerSpacesSends(t *testing.T) {
+	t.Parallel()
+	p := newPacer(20)
+	start := time.Now()
+	for range 5 {
+		require.NoError(t, p.wait(context.Background()))
+	}
+	require.GreaterOrEqual(t, time.Since(start), 200*time.Millisecond, "4 gaps of 50 ms")
+	p.pauseUntil(time.Now().Add(100 * time.Millisecond))
+	start = time.Now()
+	require.NoError(t, p.wait(context.Background()))
+	require.GreaterOrEqual(t, time.Since(start), 90*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.ErrorIs(t, newPacer(0.001).wait(ctx), context.Canceled)
+}
+
+func TestBackoffGrowsWithJitter(t *testing.T) {
+	t.Parallel()
+	b := backoff{base: time.Second, max: 10 * time.Second}
+	for attempt, want := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 4: 8 * time.Second, 5: 10 * time.Second, 40: 10 * time.Second} {
+		for range 20 {
+			d := b.delay(attempt)
+			require.GreaterOrEqual(t, d, want/2)
+			require.LessOrEqual(t, d, want)
+		}
+	}
 }
