@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"strconv"
 	"strings"
@@ -41,10 +42,13 @@ type Row struct {
 	P90Seconds    *float64 `json:"p90_seconds"`
 }
 
-// Name is the feature, or "total".
+// TotalName is the Name of the total row: not a feature name, which starts with a letter.
+const TotalName = "(total)"
+
+// Name is the feature, or TotalName.
 func (r Row) Name() string {
 	if r.Total {
-		return "total"
+		return TotalName
 	}
 	return r.Feature
 }
@@ -139,11 +143,61 @@ func translate(err error) error {
 	return err
 }
 
+// FormatRate shows a conversion rate as a percentage with one decimal; nil is "n/a".
+func FormatRate(f *float64) string {
+	if f == nil {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.1f%%", *f*100)
+}
+
+// FormatSeconds shows a time from prompt to conversion in its two largest units (45s, 12m 5s, 3h 20m, 4d 2h);
+// nil is "n/a".
+func FormatSeconds(s *float64) string {
+	if s == nil {
+		return "n/a"
+	}
+	d := time.Duration(math.Round(*s)) * time.Second
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm %ds", int(d.Minutes()), int(d.Seconds())%60)
+	case d < 24*time.Hour:
+		return fmt.Sprintf("%dh %dm", int(d.Hours()), int(d.Minutes())%60)
+	default:
+		return fmt.Sprintf("%dd %dh", int(d.Hours())/24, int(d.Hours())%24)
+	}
+}
+
 var daysRE = regexp.MustCompile(`^([0-9]{1,6})d$`)
 
-// ParseTime reads a bound of a range, relative to now: a duration back from now (30d, 12h, 90m: Go durations
-// and <N>d), a date (2025-01-31, midnight UTC) or an RFC 3339 time. "" is now.
-func ParseTime(s string, now time.Time) (time.Time, error) {
+// DefaultSince is the start of the range when none is given: the last 30 days.
+const DefaultSince = "30d"
+
+// ParseRange reads a range [since, until) from the strings a user gives, relative to now. Each bound is a
+// duration back from now (30d, 12h, 90m: <N>d and Go durations), a date (2025-01-31, UTC) or an RFC 3339 time;
+// "" is DefaultSince for since and now for until. A date as until means the end of that day, so that
+// since=2025-01-01 until=2025-01-31 is all of January.
+func ParseRange(since, until string, now time.Time) (time.Time, time.Time, error) {
+	if strings.TrimSpace(since) == "" {
+		since = DefaultSince
+	}
+	s, err := parseTime(since, now, false)
+	if err != nil {
+		return s, s, err
+	}
+	u, err := parseTime(until, now, true)
+	if err != nil {
+		return s, u, err
+	}
+	if !s.Before(u) {
+		return s, u, fmt.Errorf("%w: since %s is not before until %s", ErrBadRange, s.Format(time.RFC3339), u.Format(time.RFC3339))
+	}
+	return s, u, nil
+}
+
+func parseTime(s string, now time.Time, endOfDay bool) (time.Time, error) {
 	s = strings.TrimSpace(s)
 	if s == "" || s == "now" {
 		return now, nil
@@ -156,6 +210,9 @@ func ParseTime(s string, now time.Time) (time.Time, error) {
 		return now.Add(-d), nil
 	}
 	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		if endOfDay {
+			t = t.AddDate(0, 0, 1)
+		}
 		return t, nil
 	}
 	if t, err := time.Parse(time.RFC3339, s); err == nil {

@@ -36,7 +36,7 @@ func TestConversionAttributedToPrompt(t *testing.T) {
 	require.Len(t, b.changes(t, "c"), 1)
 
 	f := b.funnel(t)
-	for _, name := range []string{"api", "total"} {
+	for _, name := range []string{"api", "(total)"} {
 		r := f[name]
 		require.EqualValues(t, 1, r.HitThreshold, name)
 		require.EqualValues(t, 1, r.HitLimit, name)
@@ -87,13 +87,13 @@ func TestOrganicConversions(t *testing.T) {
 
 	f := b.funnel(t)
 	// "old" hit its limit 40 days ago: outside the range, but its organic conversion is in it
-	require.EqualValues(t, 3, f["total"].Converted)
-	require.EqualValues(t, 3, f["total"].Organic)
-	require.EqualValues(t, 0, f["total"].Attributed)
-	require.EqualValues(t, 1, f["total"].HitLimit)
-	require.EqualValues(t, 0, f["total"].Prompted)
-	require.Nil(t, f["total"].ConversionRate)
-	require.Nil(t, f["total"].MedianSeconds)
+	require.EqualValues(t, 3, f["(total)"].Converted)
+	require.EqualValues(t, 3, f["(total)"].Organic)
+	require.EqualValues(t, 0, f["(total)"].Attributed)
+	require.EqualValues(t, 1, f["(total)"].HitLimit)
+	require.EqualValues(t, 0, f["(total)"].Prompted)
+	require.Nil(t, f["(total)"].ConversionRate)
+	require.Nil(t, f["(total)"].MedianSeconds)
 	// "mute" hit export's limit before converting
 	require.EqualValues(t, 1, f["export"].Organic)
 	require.EqualValues(t, 1, f["export"].Converted)
@@ -144,8 +144,8 @@ func TestLatestPromptWins(t *testing.T) {
 	require.EqualValues(t, 0, f["api"].Attributed)
 	require.EqualValues(t, 1, f["api"].Prompted)
 	require.InDelta(t, 0.0, *f["api"].ConversionRate, 1e-9)
-	require.EqualValues(t, 1, f["total"].Prompted)
-	require.EqualValues(t, 1, f["total"].Attributed)
+	require.EqualValues(t, 1, f["(total)"].Prompted)
+	require.EqualValues(t, 1, f["(total)"].Attributed)
 }
 
 // Acceptance: a downgrade is churn, and an upgrade after it is a second conversion; paid to paid is a change.
@@ -180,8 +180,8 @@ func TestChurnChangeAndSecondConversion(t *testing.T) {
 
 	// the funnel counts customers: one converted
 	f := b.funnel(t)
-	require.EqualValues(t, 1, f["total"].Converted)
-	require.EqualValues(t, 1, f["total"].Attributed)
+	require.EqualValues(t, 1, f["(total)"].Converted)
+	require.EqualValues(t, 1, f["(total)"].Attributed)
 }
 
 // A prompt sent while the customer was on a paid plan (for a paid plan's limit) does not get the credit for a
@@ -203,8 +203,8 @@ func TestPromptOnAnotherPlanIsNotAttributed(t *testing.T) {
 	// and the funnel, of free customers, has no cohort for it
 	f := b.funnel(t)
 	require.NotContains(t, f, "api")
-	require.EqualValues(t, 1, f["total"].Organic) // one customer, converted twice
-	require.EqualValues(t, 1, f["total"].Converted)
+	require.EqualValues(t, 1, f["(total)"].Organic) // one customer, converted twice
+	require.EqualValues(t, 1, f["(total)"].Converted)
 }
 
 // Plan changes of one customer within one transaction are one transition: a plan removed and replaced by

@@ -136,7 +136,7 @@ func (b *testBundle) eventOf(t testing.TB, email int64) int64 {
 	return b.count(t, `SELECT event_id FROM tollgate.emails WHERE id = $1`, email)
 }
 
-// funnel reads tollgate.funnel over the last day as the sidecar, keyed by feature ("total" for the total row).
+// funnel reads tollgate.funnel over the last day as the sidecar, keyed by feature ("(total)" for the total row).
 func (b *testBundle) funnel(t testing.TB) map[string]funnel.Row {
 	t.Helper()
 	ctx := context.Background()
@@ -153,7 +153,7 @@ func (b *testBundle) funnelRange(t testing.TB, since, until time.Time) map[strin
 	for _, r := range rows {
 		out[r.Name()] = r
 	}
-	require.Contains(t, out, "total")
+	require.Contains(t, out, "(total)")
 	return out
 }
 

@@ -1,0 +1,64 @@
+// Package funneltest fills a test database with a funnel whose stages all differ, for the tests of what shows
+// the funnel (tollgate report, the funnel page). It writes the tables directly as the owner, so every number is
+// chosen; tests/conversions proves that the real flow (consume, the outbox, the Stripe sync) writes such rows.
+package funneltest
+
+import (
+	"context"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+)
+
+// SeedSQL: plans free (default) and pro, and within the last day
+//
+//	api:    40 customers crossed 80%, 25 of them hit the limit, 20 were prompted, 6 converted after a prompt
+//	        (1 to 6 hours after it)
+//	export: 12 crossed 80%, 10 hit the limit, 9 were prompted (the 10th's email is dead), 2 converted after a
+//	        prompt (1 and 2 hours after it), and the 10th converted without one
+//	3 customers without events converted without a prompt
+//
+// and two subscriptions that give nobody a plan. Want is what tollgate.funnel gives for it.
+const SeedSQL = `
+SELECT tollgate.define_plan('free', true);
+SELECT tollgate.define_plan('pro', false, '{price_pro}', 10);
+INSERT INTO tollgate.events (kind, customer, feature, plan, used, quota, threshold, period_start, created_at)
+SELECT 'threshold', f.feature || '_' || i, f.feature, 'free', 80, 100, 80, date_trunc('month', now()), now() - interval '20 hours'
+  FROM (VALUES ('api', 40), ('export', 12)) f(feature, n), generate_series(1, f.n) i;
+INSERT INTO tollgate.events (kind, customer, feature, plan, used, quota, threshold, period_start, created_at)
+SELECT 'limit_reached', f.feature || '_' || i, f.feature, 'free', 101, 100, 100, date_trunc('month', now()), now() - interval '18 hours'
+  FROM (VALUES ('api', 25), ('export', 10)) f(feature, n), generate_series(1, f.n) i;
+INSERT INTO tollgate.emails (event_id, customer, feature, period_start, template, status, sent_at)
+SELECT e.id, e.customer, e.feature, e.period_start, 'upgrade_prompt', 'sent', e.created_at + interval '1 minute'
+  FROM tollgate.events e
+ WHERE e.kind = 'limit_reached' AND split_part(e.customer, '_', 2)::int <= CASE e.feature WHEN 'api' THEN 20 ELSE 9 END;
+INSERT INTO tollgate.emails (event_id, customer, feature, period_start, template, status, last_error)
+SELECT e.id, e.customer, e.feature, e.period_start, 'upgrade_prompt', 'dead', 'gave up'
+  FROM tollgate.events e WHERE e.kind = 'limit_reached' AND e.customer = 'export_10';
+INSERT INTO tollgate.plan_changes (customer, from_plan, to_plan, kind, email_id, event_id, feature, prompted_at, changed_at)
+SELECT m.customer, 'free', 'pro', 'conversion', m.id, m.event_id, m.feature, m.sent_at,
+       m.sent_at + split_part(m.customer, '_', 2)::int * interval '1 hour'
+  FROM tollgate.emails m
+ WHERE m.status = 'sent' AND split_part(m.customer, '_', 2)::int <= CASE m.feature WHEN 'api' THEN 6 ELSE 2 END;
+INSERT INTO tollgate.plan_changes (customer, from_plan, to_plan, kind, changed_at)
+SELECT c, 'free', 'pro', 'conversion', now() - interval '2 hours'
+  FROM unnest(ARRAY['export_10', 'walkin_1', 'walkin_2', 'walkin_3']) c;
+INSERT INTO tollgate.subscriptions (stripe_subscription, stripe_customer, status, price_ids)
+VALUES ('sub_orphan', 'cus_nobody', 'active', '{price_pro}'), ('sub_odd', 'cus_nobody', 'trialing', '{price_odd}');
+`
+
+// Want is the funnel of SeedSQL over a range that holds the last day: hit_threshold, hit_limit, prompted,
+// converted, attributed, organic per feature and for the total ("(total)").
+var Want = map[string][6]int64{
+	"api":     {40, 25, 20, 6, 6, 0},
+	"export":  {12, 10, 9, 3, 2, 1},
+	"(total)": {52, 35, 29, 12, 8, 4},
+}
+
+// Seed runs SeedSQL as the owner (pool connects as the superuser of a pgtest database).
+func Seed(t testing.TB, owner *pgxpool.Pool) {
+	t.Helper()
+	_, err := owner.Exec(context.Background(), SeedSQL)
+	require.NoError(t, err)
+}
