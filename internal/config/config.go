@@ -257,6 +257,10 @@ type Env struct {
 	StripeAPIBase       string // STRIPE_API_BASE: another Stripe endpoint, such as stripe-mock in tests
 	ResendAPIKey        string // RESEND_API_KEY
 	SMTPURL             string // SMTP_URL: smtp://user:password@host:port or smtps://...
+	// The funnel page of tollgate serve is off unless a token or a user and password are set.
+	DashboardToken    string // TOLLGATE_DASHBOARD_TOKEN: as a bearer token or ?token=
+	DashboardUser     string // TOLLGATE_DASHBOARD_USER: basic auth, with TOLLGATE_DASHBOARD_PASSWORD
+	DashboardPassword string // TOLLGATE_DASHBOARD_PASSWORD
 }
 
 // EnvFrom reads Env through getenv (os.Getenv, or a map's lookup in tests).
@@ -268,5 +272,8 @@ func EnvFrom(getenv func(string) string) Env {
 		StripeAPIBase:       getenv("STRIPE_API_BASE"),
 		ResendAPIKey:        getenv("RESEND_API_KEY"),
 		SMTPURL:             getenv("SMTP_URL"),
+		DashboardToken:      getenv("TOLLGATE_DASHBOARD_TOKEN"),
+		DashboardUser:       getenv("TOLLGATE_DASHBOARD_USER"),
+		DashboardPassword:   getenv("TOLLGATE_DASHBOARD_PASSWORD"),
 	}
 }

@@ -330,9 +330,11 @@ stripe: { secret: sk_live_x1 }
 func TestEnvFrom(t *testing.T) {
 	t.Parallel()
 	env := map[string]string{"DATABASE_URL": "postgres://x", "STRIPE_SECRET_KEY": "k", "STRIPE_WEBHOOK_SECRET": "w",
-		"STRIPE_API_BASE": "http://localhost:12111", "RESEND_API_KEY": "r", "SMTP_URL": "smtp://h"}
+		"STRIPE_API_BASE": "http://localhost:12111", "RESEND_API_KEY": "r", "SMTP_URL": "smtp://h",
+		"TOLLGATE_DASHBOARD_TOKEN": "t", "TOLLGATE_DASHBOARD_USER": "u", "TOLLGATE_DASHBOARD_PASSWORD": "p"}
 	require.Equal(t, Env{DatabaseURL: "postgres://x", StripeSecretKey: "k", StripeWebhookSecret: "w",
-		StripeAPIBase: "http://localhost:12111", ResendAPIKey: "r", SMTPURL: "smtp://h"},
+		StripeAPIBase: "http://localhost:12111", ResendAPIKey: "r", SMTPURL: "smtp://h",
+		DashboardToken: "t", DashboardUser: "u", DashboardPassword: "p"},
 		EnvFrom(func(k string) string { return env[k] }))
 }
 
