@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tollgate/tollgate/internal/funnel"
+)
+
+const reportUsage = `usage: tollgate report [--since WHEN] [--until WHEN] [--format table|json|csv] [--database-url URL]
+
+Prints the conversion funnel of the free customers whose limit events happened in the range, per feature and
+in total: how many hit a threshold, hit the limit, were sent an upgrade prompt, and converted to a paid plan
+after a prompt (whenever that was) or without one (in the range); the conversion rate after a prompt; the
+median and p90 time from prompt to conversion. Then what needs attention: upgrade prompts given up (dead
+emails) and Stripe subscriptions that give nobody a plan. docs/conversions.md explains each number.
+
+  --since WHEN        start of the range: a duration back from now (30d, 12h), a date (2025-01-01, UTC) or
+                      an RFC 3339 time; default 30d
+  --until WHEN        end of the range, excluded (a date means the end of that day); default now
+  --format FORMAT     table (default); json (everything); csv (the funnel; what needs attention goes to stderr)
+  --database-url URL  a member of tollgate_sidecar (or the owner); default: $DATABASE_URL
+`
+
+func init() {
+	register(command{name: "report", summary: "print the conversion funnel and what needs attention (dead emails, unmapped subscriptions)", run: runReport})
+}
+
+func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return reportCmd(ctx, args, stdout, stderr, os.Getenv, time.Now)
+}
+
+// reportCmd is runReport with its environment and clock passed in (tests).
+func reportCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string, now func() time.Time) int {
+	flags := flag.NewFlagSet("report", flag.ContinueOnError)
+	flags.SetOutput(io.Discard)
+	since := flags.String("since", funnel.DefaultSince, "")
+	until := flags.String("until", "", "")
+	format := flags.String("format", "table", "")
+	dbURL := flags.String("database-url", "", "")
+	if err := flags.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, reportUsage)
+			return 0
+		}
+		fmt.Fprintf(stderr, "tollgate report: %v\n\n%s", err, reportUsage)
+		return 2
+	}
+	if flags.NArg() > 0 {
+		fmt.Fprintf(stderr, "tollgate report: unexpected argument %q\n\n%s", flags.Arg(0), reportUsage)
+		return 2
+	}
+	if *format != "table" && *format != "json" && *format != "csv" {
+		fmt.Fprintf(stderr, "tollgate report: --format is table, json or csv, not %q\n", *format)
+		return 2
+	}
+	from, to, err := funnel.ParseRange(*since, *until, now().UTC())
+	if err != nil {
+		fmt.Fprintf(stderr, "tollgate report: %v\n", err)
+		return 2
+	}
+	if *dbURL == "" {
+		*dbURL = getenv("DATABASE_URL")
+	}
+	if *dbURL == "" {
+		fmt.Fprintln(stderr, "tollgate report: no database: pass --database-url URL or set DATABASE_URL")
+		return 2
+	}
+	cfg, err := pgx.ParseConfig(*dbURL)
+	if err != nil {
+		fmt.Fprintf(stderr, "tollgate report: invalid database URL %s: %s\n", redactURL(*dbURL), scrub(err, *dbURL))
+		return 2
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "tollgate report: %s\n", scrub(err, *dbURL))
+		return 1
+	}
+	defer conn.Close(context.Background())
+
+	rows, err := funnel.Query(ctx, conn, from, to)
+	if err != nil {
+		fmt.Fprintf(stderr, "tollgate report: the funnel: %s\n", scrub(err, *dbURL))
+		return 1
+	}
+	attention, err := funnel.QueryAttention(ctx, conn)
+	if err != nil {
+		fmt.Fprintf(stderr, "tollgate report: what needs attention: %s\n", scrub(err, *dbURL))
+		return 1
+	}
+	switch *format {
+	case "json":
+		err = reportJSON(stdout, from, to, rows, attention)
+	case "csv":
+		err = reportCSV(stdout, rows)
+		if err == nil {
+			writeAttention(stderr, attention, false)
+		}
+	default:
+		err = reportTable(stdout, from, to, rows, attention)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "tollgate report: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func reportJSON(w io.Writer, since, until time.Time, rows []funnel.Row, a funnel.Attention) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(struct {
+		Since      time.Time        `json:"since"`
+		Until      time.Time        `json:"until"`
+		Funnel     []funnel.Row     `json:"funnel"`
+		DeadEmails int64            `json:"dead_emails"`
+		Attention  funnel.Attention `json:"attention"`
+	}{since, until, rows, a.DeadEmails(), a})
+}
+
+var csvHeader = []string{"feature", "hit_threshold", "hit_limit", "prompted", "converted", "attributed", "organic",
+	"conversion_rate", "median_seconds", "p90_seconds"}
+
+// reportCSV writes the funnel, the total row last with feature (total); empty cells are NULLs.
+func reportCSV(w io.Writer, rows []funnel.Row) error {
+	cw := csv.NewWriter(w)
+	cw.Write(csvHeader)
+	num := func(f *float64) string {
+		if f == nil {
+			return ""
+		}
+		return strconv.FormatFloat(*f, 'f', -1, 64)
+	}
+	for _, r := range rows {
+		cw.Write([]string{r.Name(), strconv.FormatInt(r.HitThreshold, 10), strconv.FormatInt(r.HitLimit, 10),
+			strconv.FormatInt(r.Prompted, 10), strconv.FormatInt(r.Converted, 10), strconv.FormatInt(r.Attributed, 10),
+			strconv.FormatInt(r.Organic, 10), num(r.ConversionRate), num(r.MedianSeconds), num(r.P90Seconds)})
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+func reportTable(w io.Writer, since, until time.Time, rows []funnel.Row, a funnel.Attention) error {
+	const layout = "2006-01-02 15:04 UTC"
+	fmt.Fprintf(w, "Conversion funnel of free customers with limit events from %s to %s\n\n",
+		since.UTC().Format(layout), until.UTC().Format(layout))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "feature\thit a threshold\thit the limit\tprompted\tconverted\tafter a prompt\twithout\trate\tmedian\tp90\t")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t\n", r.Name(), r.HitThreshold, r.HitLimit, r.Prompted,
+			r.Converted, r.Attributed, r.Organic, funnel.FormatRate(r.ConversionRate),
+			funnel.FormatSeconds(r.MedianSeconds), funnel.FormatSeconds(r.P90Seconds))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	writeAttention(w, a, true)
+	return nil
+}
+
+// writeAttention lists what needs an operator: dead emails and subscriptions that give nobody a plan. all also
+// says so when nothing does.
+func writeAttention(w io.Writer, a funnel.Attention, all bool) {
+	dead, unmapped := a.DeadEmails(), a.Unmapped
+	if dead == 0 && len(unmapped) == 0 {
+		if all {
+			fmt.Fprintln(w, "Nothing needs attention: no dead emails, every live subscription gives a customer a plan.")
+		}
+		return
+	}
+	fmt.Fprintln(w, "Needs attention:")
+	if dead > 0 {
+		fmt.Fprintf(w, "  %d upgrade prompt%s given up (emails with status dead; last_error says why)\n", dead, plural(dead))
+	}
+	if len(unmapped) > 0 {
+		fmt.Fprintf(w, "  %d Stripe subscription%s giving nobody a plan:\n", len(unmapped), plural(int64(len(unmapped))))
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for _, s := range unmapped {
+			prices := append(append([]string{}, s.PriceIDs...), s.ProductIDs...)
+			fmt.Fprintf(tw, "    %s\t%s\t%s\t%s\titems: %s\n", s.StripeSubscription, s.StripeCustomer, s.Status, s.Problem,
+				strings.Join(prices, ", "))
+		}
+		tw.Flush()
+	}
+}
+
+func plural(n int64) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tollgate/tollgate/internal/funnel"
+	"github.com/tollgate/tollgate/internal/funnel/funneltest"
+	"github.com/tollgate/tollgate/tests/pgtest"
+)
+
+func report(t *testing.T, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := reportCmd(t.Context(), args, &stdout, &stderr, func(k string) string { return env[k] }, time.Now)
+	return code, stdout.String(), stderr.String()
+}
+
+func TestReportFormats(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewDB(t)
+	funneltest.Seed(t, db.Pool(t))
+	env := map[string]string{"DATABASE_URL": db.SidecarURL}
+
+	code, out, errOut := report(t, env)
+	require.Equal(t, 0, code, errOut)
+	lines := strings.Split(out, "\n")
+	require.Contains(t, lines[0], "Conversion funnel")
+	fields := map[string][]string{}
+	for _, l := range lines {
+		if f := strings.Fields(l); len(f) > 0 {
+			fields[f[0]] = f
+		}
+	}
+	for name, want := range funneltest.Want {
+		require.Equal(t, []string{name, itoa(want[0]), itoa(want[1]), itoa(want[2]), itoa(want[3]), itoa(want[4]), itoa(want[5])},
+			fields[name][:7], name)
+	}
+	require.Equal(t, []string{"30.0%", "3h", "30m", "5h", "30m"}, fields["api"][7:])
+	require.Contains(t, out, "Needs attention:\n  1 upgrade prompt given up")
+	require.Contains(t, out, "2 Stripe subscriptions giving nobody a plan:")
+	require.Regexp(t, `sub_odd\s+cus_nobody\s+trialing\s+no customer, no plan\s+items: price_odd`, out)
+
+	code, out, errOut = report(t, env, "--format", "json", "--since", "7d")
+	require.Equal(t, 0, code, errOut)
+	var doc struct {
+		Since, Until time.Time
+		Funnel       []funnel.Row
+		DeadEmails   int64 `json:"dead_emails"`
+		Attention    funnel.Attention
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &doc))
+	require.WithinDuration(t, time.Now().AddDate(0, 0, -7), doc.Since, time.Minute)
+	require.Len(t, doc.Funnel, 3)
+	for _, r := range doc.Funnel {
+		want := funneltest.Want[r.Name()]
+		require.Equal(t, want, [6]int64{r.HitThreshold, r.HitLimit, r.Prompted, r.Converted, r.Attributed, r.Organic}, r.Name())
+	}
+	require.True(t, doc.Funnel[2].Total)
+	require.EqualValues(t, 1, doc.DeadEmails)
+	require.Len(t, doc.Attention.Unmapped, 2)
+
+	code, out, errOut = report(t, env, "--format=csv")
+	require.Equal(t, 0, code, errOut)
+	records, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+	require.NoError(t, err)
+	require.Equal(t, csvHeader, records[0])
+	require.Len(t, records, 4)
+	require.Equal(t, []string{"(total)", "52", "35", "29", "12", "8", "4"}, records[3][:7])
+	require.Equal(t, "0.3", records[1][7])
+	require.Equal(t, "12600", records[1][8])
+	require.Contains(t, errOut, "1 upgrade prompt given up") // stdout stays CSV
+
+	// a range without events: the total row, all zero; nothing new needs attention
+	code, out, errOut = report(t, env, "--since", "2000-01-01", "--until", "2000-01-31", "--format", "csv")
+	require.Equal(t, 0, code, errOut)
+	require.Equal(t, strings.Join(csvHeader, ",")+"\n(total),0,0,0,0,0,0,,,\n", out)
+}
+
+func TestReportNothingNeedsAttention(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewDB(t)
+	code, out, errOut := report(t, map[string]string{}, "--database-url", db.SidecarURL)
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "Nothing needs attention")
+}
+
+func TestReportArguments(t *testing.T) {
+	t.Parallel()
+	none := map[string]string{}
+	for _, args := range [][]string{
+		{}, // no database
+		{"--format", "xml", "--database-url", "postgres://x"},
+		{"--since", "yesterday", "--database-url", "postgres://x"},
+		{"--since", "1d", "--until", "2d", "--database-url", "postgres://x"},
+		{"extra", "--database-url", "postgres://x"},
+		{"--database-url", "postgres://u:hunter2@[::1"},
+	} {
+		code, _, errOut := report(t, none, args...)
+		require.Equal(t, 2, code, "%v: %s", args, errOut)
+		require.NotContains(t, errOut, "hunter2")
+	}
+	code, out, _ := report(t, none, "--help")
+	require.Equal(t, 0, code)
+	require.Contains(t, out, "usage: tollgate report")
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
