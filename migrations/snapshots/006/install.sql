@@ -4,7 +4,9 @@
 --
 -- Conventions: public functions are SECURITY DEFINER with a pinned search_path
 -- and qualify every object they touch; internal helpers start with "_" and are
--- granted to nobody; errors use SQLSTATE class TG (TG402, TG404, TG422).
+-- granted to nobody (except the trigger function _row_gate, which a caller of
+-- attach_row_gate must be allowed to name in CREATE TRIGGER, and which cannot
+-- be called otherwise); errors use SQLSTATE class TG (TG402, TG404, TG422).
 
 {{ template "window.sql" . }}
 {{ template "verdict.sql" . }}
