@@ -3,12 +3,14 @@
 GO ?= go
 
 .DEFAULT_GOAL := help
-.PHONY: help test build vet fmt demo snapshot docs tools
+.PHONY: help test build vet fmt demo dev bench fuzz snapshot docs tools
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-9s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-test: ## run every test (starts throwaway PostgreSQL clusters; needs Debian's postgresql package)
+test: ## run every test: installs what is missing first (Debian packages as root, pinned test tools), then go test
+	scripts/deps.sh test
+	scripts/tools.sh
 	$(GO) test -race -count=1 ./...
 
 build: ## build the tollgate CLI into bin/tollgate
@@ -20,8 +22,20 @@ vet: ## go vet
 fmt: ## gofmt every Go file
 	gofmt -w .
 
-demo: ## run tollgate end to end against a throwaway PostgreSQL
+demo: ## play the whole loop on a throwaway PostgreSQL (installs Debian's postgresql first when root)
+	scripts/deps.sh demo
 	$(GO) run ./cmd/tollgate demo
+
+dev: ## run PostgreSQL (data in .tollgate/dev) and the sidecar for development, until Ctrl-C
+	scripts/deps.sh demo
+	$(GO) run ./cmd/tollgate dev
+
+bench: ## tollgate bench (consume against baselines, 10s per scenario) and the Go benchmarks of the sidecar
+	$(GO) run ./cmd/tollgate bench
+	$(GO) test -run '^$$' -bench . ./sidecar/...
+
+fuzz: ## search for inputs that crash the tollgate.yaml parser (60s)
+	$(GO) test ./internal/config -run '^$$' -fuzz=FuzzParse -fuzztime=60s
 
 snapshot: ## copy sql/ into the newest migrations/snapshots/NNN (the one the newest snapshot migration installs)
 	$(GO) run ./internal/cmd/snapshot
