@@ -58,12 +58,16 @@ BEGIN
      GROUP BY c.feature, c.total
   ), converted AS (
     -- conversions attributed to a prompt for an event of the range, whenever
-    -- they happened (after the prompt, so not before since)
+    -- they happened (after the prompt, so not before since); each one's
+    -- event looked up by its key (LIMIT keeps the planner from scanning all
+    -- events instead)
     SELECT e.feature, pc.customer, extract(epoch FROM pc.changed_at - pc.prompted_at)::double precision AS seconds
       FROM tollgate.plan_changes pc
-      JOIN tollgate.events e ON e.id = pc.event_id
-     WHERE pc.kind = 'conversion' AND pc.changed_at >= v_since
-       AND e.created_at >= v_since AND e.created_at < v_until AND e.plan = v_default
+     CROSS JOIN LATERAL (
+        SELECT e.feature FROM tollgate.events e
+         WHERE e.id = pc.event_id AND e.created_at >= v_since AND e.created_at < v_until AND e.plan = v_default
+         LIMIT 1) e
+     WHERE pc.kind = 'conversion' AND pc.event_id IS NOT NULL AND pc.changed_at >= v_since
     UNION ALL
     -- organic conversions in the range: for each feature the customer hit in
     -- the range before converting (a few index lookups per conversion), and
