@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tollgate/tollgate/internal/config"
 )
@@ -60,7 +61,10 @@ type SettingRow struct {
 
 // Desired is the State a validated config asks for.
 func Desired(cfg *config.Config) State {
-	s := State{Settings: []SettingRow{{Key: "past_due_is_grace", Value: strconv.FormatBool(cfg.Stripe.PastDueIsGrace)}}}
+	s := State{Settings: []SettingRow{
+		{Key: "past_due_is_grace", Value: strconv.FormatBool(cfg.Stripe.PastDueIsGrace)},
+		{Key: "attribution_window", Value: intervalText(cfg.Conversions.AttributionWindow)},
+	}}
 	for _, p := range cfg.Plans {
 		s.Plans = append(s.Plans, PlanRow{
 			Plan: p.Name, IsDefault: p.Default, Rank: p.Rank,
@@ -458,4 +462,12 @@ func sorted[T any](rows []T, key func(T) string) []T {
 	out := slices.Clone(rows)
 	slices.SortStableFunc(out, func(a, b T) int { return cmp.Compare(key(a), key(b)) })
 	return out
+}
+
+// intervalText writes a duration as a PostgreSQL interval: whole days as days, anything else in seconds.
+func intervalText(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + " days"
+	}
+	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + " seconds"
 }

@@ -2,6 +2,7 @@ package apply
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -23,7 +24,8 @@ func lines(changes []Change) []string {
 	return out
 }
 
-var noGrace = []SettingRow{{Key: "past_due_is_grace", Value: "false"}}
+// the settings a file that says nothing about them asks for
+var noGrace = []SettingRow{{Key: "attribution_window", Value: "30 days"}, {Key: "past_due_is_grace", Value: "false"}}
 
 func i64(v int64) *int64   { return &v }
 func str(s string) *string { return &s }
@@ -57,6 +59,7 @@ func TestDiffFromEmpty(t *testing.T) {
 		"+ limit pro/api_calls: unlimited",
 		"+ limit pro/sso: unlimited",
 		"+ route POST /api/*: feature api_calls",
+		"+ setting attribution_window: 30 days",
 		"+ setting past_due_is_grace: false",
 	}, lines(changes))
 	require.Equal(t, sqlDefinePlan, changes[1].SQL)
@@ -66,7 +69,7 @@ func TestDiffFromEmpty(t *testing.T) {
 	require.Equal(t, []any{"pro", "api_calls", (*int64)(nil)}, changes[6].Args)
 	require.Equal(t, []any{"POST", "/api/*", "api_calls", int64(1)}, changes[8].Args)
 	require.Equal(t, sqlSetSetting, changes[9].SQL)
-	require.Equal(t, []any{"past_due_is_grace", "false"}, changes[9].Args)
+	require.Equal(t, []any{"past_due_is_grace", "false"}, changes[10].Args)
 }
 
 func TestDiffSameIsEmpty(t *testing.T) {
@@ -221,4 +224,11 @@ func TestDiffLongMessage(t *testing.T) {
 	want := State{Features: []FeatureRow{{Feature: "a", Period: "month", Enforcement: "hard", NotifyAt: []int32{100},
 		Message: str("a message that is much longer than forty characters, cut")}}}
 	require.Equal(t, []string{`~ feature a: message "short" -> "a message that is much longer than fo..."`}, lines(Diff(cur, want, false)))
+}
+
+func TestIntervalText(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, "30 days", intervalText(30*24*time.Hour))
+	require.Equal(t, "1 days", intervalText(24*time.Hour))
+	require.Equal(t, "5400 seconds", intervalText(90*time.Minute))
 }

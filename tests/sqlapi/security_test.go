@@ -137,6 +137,10 @@ func TestConfigurationValidation(t *testing.T) {
 		`SELECT tollgate.define_route('GET', '/a*b', 'f')`:              "TG422",
 		`SELECT tollgate.define_route('GET', '/x', 'g')`:                "TG404",
 		`SELECT tollgate.set_setting('nope', 'true')`:                   "TG422",
+		`SELECT tollgate.set_setting('past_due_is_grace', 'yes')`:       "TG422",
+		`SELECT tollgate.set_setting('attribution_window', 'soon')`:     "TG422",
+		`SELECT tollgate.set_setting('attribution_window', '-1 day')`:   "TG422",
+		`SELECT tollgate.set_setting('attribution_window', NULL)`:       "TG422",
 	} {
 		_, err := b.owner.Exec(ctx, stmt)
 		requireCode(t, err, code)
@@ -146,6 +150,9 @@ func TestConfigurationValidation(t *testing.T) {
 	require.EqualValues(t, 1, b.count(t, `SELECT count(*) FROM tollgate.plans WHERE is_default`))
 	require.EqualValues(t, 1, b.count(t, `SELECT count(*) FROM tollgate.plans WHERE is_default AND plan = 'basic'`))
 	b.exec(t, `SELECT tollgate.remove_plan('free')`)
+	b.exec(t, `SELECT tollgate.set_setting('attribution_window', '7 days')`)
+	require.EqualValues(t, 7*24*3600, b.count(t,
+		`SELECT extract(epoch FROM value::interval)::bigint FROM tollgate.settings WHERE key = 'attribution_window'`))
 }
 
 func TestDefinerFunctionsPinSearchPath(t *testing.T) {
