@@ -59,18 +59,15 @@ CREATE OR REPLACE FUNCTION tollgate._window_start(
 RETURNS timestamptz
 LANGUAGE sql STABLE
 AS $$
-  SELECT CASE p_unit
-    WHEN 'month' THEN pg_catalog.date_trunc('month', p_at, 'UTC')
-    WHEN 'day' THEN p_anchor + make_interval(secs =>
+  SELECT CASE
+    WHEN p_unit = 'month' THEN pg_catalog.date_trunc('month', p_at, 'UTC')
+    WHEN p_unit IN ('day', 'hour') THEN p_anchor + make_interval(secs =>
       greatest(floor(extract(epoch FROM p_at - p_anchor) / tollgate._window_seconds(p_unit, p_length)), 0)
       * tollgate._window_seconds(p_unit, p_length))
-    WHEN 'hour' THEN p_anchor + make_interval(secs =>
-      greatest(floor(extract(epoch FROM p_at - p_anchor) / tollgate._window_seconds(p_unit, p_length)), 0)
-      * tollgate._window_seconds(p_unit, p_length))
-    WHEN 'lifetime' THEN '-infinity'::timestamptz
-    WHEN 'billing' THEN (tollgate._billing_window(p_at, p_anchor, p_period_start, p_period_end)).window_start
+    WHEN p_unit = 'lifetime' THEN '-infinity'::timestamptz
+    WHEN p_unit = 'billing' THEN (tollgate._billing_window(p_at, p_anchor, p_period_start, p_period_end)).window_start
     -- rolling: the current hour bucket
-    WHEN 'rolling' THEN pg_catalog.date_trunc('hour', p_at, 'UTC')
+    WHEN p_unit = 'rolling' THEN pg_catalog.date_trunc('hour', p_at, 'UTC')
   END
 $$;
 
@@ -82,16 +79,12 @@ CREATE OR REPLACE FUNCTION tollgate._window_end(
 RETURNS timestamptz
 LANGUAGE sql STABLE
 AS $$
-  SELECT CASE p_unit
-    WHEN 'month' THEN ((pg_catalog.date_trunc('month', p_at, 'UTC') AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC'
-    WHEN 'day' THEN p_anchor + make_interval(secs =>
-      (greatest(floor(extract(epoch FROM p_at - p_anchor) / tollgate._window_seconds(p_unit, p_length)), 0) + 1)
-      * tollgate._window_seconds(p_unit, p_length))
-    WHEN 'hour' THEN p_anchor + make_interval(secs =>
-      (greatest(floor(extract(epoch FROM p_at - p_anchor) / tollgate._window_seconds(p_unit, p_length)), 0) + 1)
-      * tollgate._window_seconds(p_unit, p_length))
-    WHEN 'lifetime' THEN NULL::timestamptz
-    WHEN 'billing' THEN (tollgate._billing_window(p_at, p_anchor, p_period_start, p_period_end)).window_end
-    WHEN 'rolling' THEN pg_catalog.date_trunc('hour', p_at, 'UTC') + make_interval(days => p_length)
+  SELECT CASE
+    WHEN p_unit = 'month' THEN ((pg_catalog.date_trunc('month', p_at, 'UTC') AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC'
+    WHEN p_unit IN ('day', 'hour') THEN tollgate._window_start(p_unit, p_length, p_at, p_anchor, p_period_start, p_period_end)
+      + make_interval(secs => tollgate._window_seconds(p_unit, p_length))
+    WHEN p_unit = 'lifetime' THEN NULL::timestamptz
+    WHEN p_unit = 'billing' THEN (tollgate._billing_window(p_at, p_anchor, p_period_start, p_period_end)).window_end
+    WHEN p_unit = 'rolling' THEN pg_catalog.date_trunc('hour', p_at, 'UTC') + make_interval(days => p_length)
   END
 $$;
