@@ -90,6 +90,7 @@ CREATE TABLE tollgate.customers (
   plan            text REFERENCES tollgate.plans ON DELETE SET NULL,
   period_start    timestamptz,
   period_end      timestamptz,
+  plan_epoch      bigint NOT NULL DEFAULT 0,
   created_at      timestamptz NOT NULL DEFAULT now(),
   updated_at      timestamptz NOT NULL DEFAULT now()
 );
@@ -98,6 +99,7 @@ COMMENT ON COLUMN tollgate.customers.stripe_customer IS 'Stripe Customer.id (cus
 COMMENT ON COLUMN tollgate.customers.plan IS 'The entitled plan from the customer''s subscriptions; NULL = the default plan. Kept by tollgate._refresh_customer.';
 COMMENT ON COLUMN tollgate.customers.period_start IS 'Stripe current_period_start of the subscription that gives the plan (billing period).';
 COMMENT ON COLUMN tollgate.customers.period_end IS 'Stripe current_period_end of the subscription that gives the plan (billing period).';
+COMMENT ON COLUMN tollgate.customers.plan_epoch IS 'Counts changes of plan and billing period; usage rows copied their plan at one epoch.';
 COMMENT ON COLUMN tollgate.customers.created_at IS 'Sign-up: the anchor of <N>d / <N>h windows and of the free billing month.';
 
 -- Stripe subscriptions as the sidecar last fetched them from Stripe.
@@ -129,11 +131,11 @@ COMMENT ON COLUMN tollgate.subscriptions.current_period_end IS 'Stripe Subscript
 COMMENT ON COLUMN tollgate.subscriptions.cancel_at_period_end IS 'Stripe Subscription.cancel_at_period_end.';
 COMMENT ON COLUMN tollgate.subscriptions.stripe_created IS 'Stripe Subscription.created.';
 
--- Configuration changes bump this version (triggers below). A usage row
--- copies what the hot path needs (plan, quota, ...) with the version it was
--- copied at, so one UPDATE of that row can count a call without reading the
--- configuration; a row of an older version takes the full path once and is
--- refreshed.
+-- Configuration changes bump this version (triggers in sql/config_version.sql).
+-- A usage row copies what the hot path needs (plan, quota, ...) with the
+-- version it was copied at and the customer's plan_epoch, so one UPDATE of
+-- that row can count a call without reading the configuration; a row of an
+-- older version or epoch takes the full path once and is refreshed.
 CREATE TABLE tollgate.config_state (
   singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
   version   bigint NOT NULL
@@ -157,6 +159,7 @@ CREATE TABLE tollgate.usage (
   soft           boolean NOT NULL DEFAULT false,
   next_mark      bigint,
   config_version bigint NOT NULL DEFAULT 0,
+  plan_epoch     bigint NOT NULL DEFAULT 0,
   PRIMARY KEY (customer, feature)
 ) WITH (fillfactor = 70); -- room on each page keeps the counter updates HOT
 COMMENT ON TABLE tollgate.usage IS 'Usage in the current window per customer and feature; closed windows move to usage_windows.';
@@ -164,6 +167,7 @@ COMMENT ON COLUMN tollgate.usage.window_end IS 'End of the window (infinity for 
 COMMENT ON COLUMN tollgate.usage.limit_hit IS 'A limit_reached event was written for this window: later blocked calls only read.';
 COMMENT ON COLUMN tollgate.usage.next_mark IS 'The usage at which the next event is due (a notify_at threshold; soft: quota + 1); NULL = none.';
 COMMENT ON COLUMN tollgate.usage.config_version IS 'The config_state version that plan, quota, soft and next_mark were copied at; 0 = stale.';
+COMMENT ON COLUMN tollgate.usage.plan_epoch IS 'The customer''s plan_epoch when plan and window were copied: a plan change makes the row stale.';
 
 -- Usage of closed windows (history, kept), and the hour buckets of rolling windows.
 CREATE TABLE tollgate.usage_windows (

@@ -18,6 +18,7 @@
 {{ template "consume.sql" . }}
 {{ template "check.sql" . }}
 {{ template "require.sql" . }}
+{{ template "note_blocked.sql" . }}
 {{ template "refund.sql" . }}
 {{ template "usage.sql" . }}
 {{ template "plan_for.sql" . }}

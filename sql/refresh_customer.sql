@@ -15,6 +15,10 @@ BEGIN
   IF p_customer IS NULL THEN
     RETURN;
   END IF;
+  -- One refresh of a customer at a time: two syncs of two of their
+  -- subscriptions (monthly to yearly) each see the other's committed row,
+  -- instead of each deciding from a snapshot without the other.
+  PERFORM FROM tollgate.customers c WHERE c.customer = p_customer FOR NO KEY UPDATE;
   SELECT s.value = 'true' INTO v_grace FROM tollgate.settings s WHERE s.key = 'past_due_is_grace';
   SELECT s.plan, s.current_period_start, s.current_period_end
     INTO v_plan, v_start, v_end
@@ -24,13 +28,13 @@ BEGIN
      AND (s.status IN ('active', 'trialing') OR (s.status = 'past_due' AND coalesce(v_grace, false)))
    ORDER BY p.rank DESC, s.current_period_end DESC NULLS LAST, s.stripe_subscription
    LIMIT 1;
+  -- A new epoch makes every usage row that copied the old plan stale (consume
+  -- compares epochs), without locking those rows: no deadlock with an app
+  -- transaction that holds them.
   UPDATE tollgate.customers c
-     SET plan = v_plan, period_start = v_start, period_end = v_end, updated_at = now()
+     SET plan = v_plan, period_start = v_start, period_end = v_end, plan_epoch = c.plan_epoch + 1,
+         updated_at = now()
    WHERE c.customer = p_customer
      AND (c.plan, c.period_start, c.period_end) IS DISTINCT FROM (v_plan, v_start, v_end);
-  IF FOUND THEN
-    -- the customer's usage rows copied the old plan: send them down the full path once
-    UPDATE tollgate.usage u SET config_version = 0 WHERE u.customer = p_customer AND u.config_version <> 0;
-  END IF;
 END
 $$;

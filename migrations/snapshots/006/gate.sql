@@ -2,7 +2,10 @@
 --
 -- p_mode: 'consume' counts p_amount if the limit allows (hard) or always (soft);
 --         'check'   answers the same question and changes nothing;
---         'refund'  gives p_amount back, never below 0.
+--         'refund'  gives p_amount back, never below 0;
+--         'note'    records a blocked call's limit_reached event (as consume
+--                   would) and counts nothing: for callers whose TG402 rolled
+--                   the event back (tollgate.note_blocked).
 --
 -- The hot path is one UPDATE of the customer's usage row, whose WHERE clause
 -- is the limit check: exact under any concurrency (a concurrent update makes
@@ -40,6 +43,8 @@ DECLARE
   v_has_limit boolean;
   v_quota bigint;
   v_version bigint;
+  v_epoch bigint;
+  v_slot timestamptz;   -- rolling windows: the fixed slot of one window length its events are keyed by
   v_start timestamptz;
   v_end timestamptz;
   v_row_start timestamptz;
@@ -73,7 +78,9 @@ BEGIN
   IF p_mode = 'consume' THEN
     -- The hot path.
     UPDATE tollgate.usage u SET used = u.used + p_amount
+      FROM tollgate.customers c
      WHERE u.customer = p_customer AND u.feature = p_feature AND u.window_end > p_at
+       AND c.customer = p_customer AND u.plan_epoch = c.plan_epoch
        AND u.config_version = (SELECT s.version FROM tollgate.config_state s)
        AND (u.quota IS NULL OR u.soft OR u.used + p_amount <= u.quota)
     RETURNING u.used, u.quota, u.soft, u.plan, u.window_start, u.window_end, u.next_mark
@@ -98,6 +105,7 @@ BEGIN
       INTO v_used, v_quota, v_plan, v_end, v_message
       FROM tollgate.usage u
       JOIN tollgate.features f ON f.feature = u.feature
+      JOIN tollgate.customers c ON c.customer = u.customer AND c.plan_epoch = u.plan_epoch
      WHERE u.customer = p_customer AND u.feature = p_feature AND u.window_end > p_at
        AND u.config_version = (SELECT s.version FROM tollgate.config_state s)
        AND u.limit_hit AND NOT u.soft AND u.used + p_amount > u.quota;
@@ -112,6 +120,7 @@ BEGIN
       INTO v_used, v_quota, v_plan, v_end, v_soft, v_hit, v_message
       FROM tollgate.usage u
       JOIN tollgate.features f ON f.feature = u.feature
+      JOIN tollgate.customers c ON c.customer = u.customer AND c.plan_epoch = u.plan_epoch
      WHERE u.customer = p_customer AND u.feature = p_feature
        AND u.window_start <= p_at AND u.window_end > p_at
        AND u.config_version = (SELECT s.version FROM tollgate.config_state s);
@@ -124,10 +133,10 @@ BEGIN
   -- The full path: read the configuration.
   SELECT f.period_unit, f.period_length, f.enforcement = 'soft', f.notify_at, f.message,
          c.customer IS NOT NULL, c.created_at, c.period_start, c.period_end,
-         coalesce(c.plan, d.plan), l.plan IS NOT NULL, l.quota, s.version
+         coalesce(c.plan, d.plan), l.plan IS NOT NULL, l.quota, s.version, coalesce(c.plan_epoch, 0)
     INTO v_unit, v_length, v_soft, v_notify, v_message,
          v_known, v_anchor, v_period_start, v_period_end,
-         v_plan, v_has_limit, v_quota, v_version
+         v_plan, v_has_limit, v_quota, v_version, v_epoch
     FROM tollgate.features f
     CROSS JOIN tollgate.config_state s
     LEFT JOIN tollgate.customers c ON c.customer = p_customer
@@ -149,7 +158,7 @@ BEGIN
   END IF;
 
   IF NOT v_known THEN
-    IF p_mode = 'consume' THEN
+    IF p_mode IN ('consume', 'note') THEN
       -- First sight of this customer: register it on the default plan. Two
       -- first calls racing both land here; the loser's insert waits for the
       -- winner and does nothing, and both use the winner's sign-up time.
@@ -168,7 +177,11 @@ BEGIN
     -- usage_windows, and the usage row (window_end -infinity, so never on the
     -- hot path) serializes this customer's calls and carries limit_hit.
     v_bucket := date_trunc('hour', p_at, 'UTC');
-    v_from := v_bucket - make_interval(days => v_length);
+    v_from := v_bucket - make_interval(hours => 24 * v_length);
+    -- events of a rolling window are keyed by a fixed slot of one window
+    -- length, so a customer hovering at the limit is prompted once per slot,
+    -- not each time an old bucket slides out
+    v_slot := date_bin(make_interval(hours => 24 * v_length), p_at, timestamptz '2000-01-01 00:00:00+00');
     IF p_mode <> 'check' THEN
       INSERT INTO tollgate.usage AS u (customer, feature, window_start, window_end, plan, soft)
       VALUES (p_customer, p_feature, '-infinity', '-infinity', v_plan, v_soft)
@@ -197,7 +210,7 @@ BEGIN
      WHERE w.customer = p_customer AND w.feature = p_feature
        AND w.window_start > v_from AND w.window_start <= v_bucket;
     v_start := v_bucket;
-    v_end := coalesce(v_oldest, v_bucket) + make_interval(days => v_length);
+    v_end := coalesce(v_oldest, v_bucket) + make_interval(hours => 24 * v_length);
 
     IF p_mode = 'check' OR NOT v_allowed THEN
       v_allowed := v_allowed AND (v_cap IS NULL OR v_used <= v_cap);
@@ -221,10 +234,12 @@ BEGIN
       v_allowed := v_cap IS NULL OR v_used < v_quota;
     ELSIF v_cap IS NOT NULL AND v_used > v_cap THEN
       v_allowed := false;
-      IF NOT v_hit THEN
+      IF NOT coalesce(v_hit, false) THEN
         UPDATE tollgate.usage u SET limit_hit = true WHERE u.customer = p_customer AND u.feature = p_feature;
-        PERFORM tollgate._emit('limit_reached', p_customer, p_feature, v_plan, v_used, v_quota, 100, v_bucket, NULL, p_at);
+        PERFORM tollgate._emit('limit_reached', p_customer, p_feature, v_plan, v_used, v_quota, 100, v_slot, NULL, p_at);
       END IF;
+    ELSIF p_mode = 'note' THEN
+      NULL; -- not blocked: nothing to record, nothing to count
     ELSE
       INSERT INTO tollgate.usage_windows AS w (customer, feature, window_start, window_end, used, plan)
       VALUES (p_customer, p_feature, v_bucket, v_bucket + interval '1 hour', p_amount, v_plan)
@@ -234,11 +249,11 @@ BEGIN
       END IF;
       v_used := v_used + p_amount;
       IF v_oldest IS NULL THEN
-        v_end := v_bucket + make_interval(days => v_length);
+        v_end := v_bucket + make_interval(hours => 24 * v_length);
       END IF;
       IF v_quota IS NOT NULL THEN
         PERFORM tollgate._crossed(p_customer, p_feature, v_plan, v_used - p_amount, v_used, v_quota,
-                                  v_soft, v_notify, v_bucket, v_end, p_at);
+                                  v_soft, v_notify, v_slot, v_end, p_at);
       END IF;
     END IF;
     RETURN tollgate._verdict(v_allowed, p_customer, p_feature, v_plan, v_used, v_quota, v_end, v_message);
@@ -263,7 +278,7 @@ BEGIN
     RETURN tollgate._verdict(v_allowed, p_customer, p_feature, v_plan, v_used, v_quota, v_end, v_message);
   END IF;
 
-  IF p_mode = 'consume' THEN
+  IF p_mode IN ('consume', 'note') THEN
     INSERT INTO tollgate.usage AS u (customer, feature, window_start, window_end, plan, quota, soft)
     VALUES (p_customer, p_feature, v_start, v_end, v_plan, v_quota, v_soft)
     ON CONFLICT DO NOTHING;
@@ -276,8 +291,16 @@ BEGIN
     -- refund for a customer who never used the feature
     RETURN tollgate._verdict(true, p_customer, p_feature, v_plan, 0, v_quota, v_end, v_message);
   END IF;
-  IF v_row_start < v_start THEN
-    -- The row's window is over: keep it as history and start this one.
+  IF v_row_start = v_start THEN
+    NULL; -- the current window
+  ELSIF v_row_start > v_start AND p_at < v_row_start THEN
+    -- This transaction began before the window rolled over: it counts in
+    -- the current window.
+    v_start := v_row_start;
+    v_end := v_row_end;
+  ELSE
+    -- The row's window is over, or the period changed: keep it as history
+    -- and start this one.
     IF v_used > 0 OR v_hit THEN
       INSERT INTO tollgate.usage_windows AS w (customer, feature, window_start, window_end, used, plan)
       VALUES (p_customer, p_feature, v_row_start, nullif(v_row_end, 'infinity'), v_used, v_row_plan)
@@ -285,16 +308,13 @@ BEGIN
     END IF;
     v_used := 0;
     v_hit := false;
-  ELSIF v_row_start > v_start THEN
-    -- This transaction began before the window rolled over: it counts in
-    -- the current window.
-    v_start := v_row_start;
-    v_end := v_row_end;
   END IF;
 
   IF p_mode = 'refund' THEN
     v_used := greatest(v_used - p_amount, 0);
     v_allowed := v_cap IS NULL OR v_used < v_quota;
+  ELSIF (v_cap IS NULL OR v_used <= v_cap) AND p_mode = 'note' THEN
+    NULL; -- not blocked: nothing to record, nothing to count
   ELSIF v_cap IS NULL OR v_used <= v_cap THEN
     v_used := v_used + p_amount;
     IF v_quota IS NOT NULL THEN
@@ -314,7 +334,7 @@ BEGIN
      SET window_start = v_start, window_end = v_end, used = v_used, limit_hit = v_hit,
          plan = v_plan, quota = v_quota, soft = v_soft,
          next_mark = tollgate._next_mark(v_used, v_quota, v_soft, v_notify),
-         config_version = v_version
+         config_version = v_version, plan_epoch = v_epoch
    WHERE u.customer = p_customer AND u.feature = p_feature;
   RETURN tollgate._verdict(v_allowed, p_customer, p_feature, v_plan, v_used, v_quota, v_end, v_message);
 END

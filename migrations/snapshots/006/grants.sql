@@ -6,6 +6,7 @@ GRANT EXECUTE ON FUNCTION
   tollgate.consume(text, text, bigint),
   tollgate.check(text, text, bigint),
   tollgate.require(text, text, bigint),
+  tollgate.note_blocked(text, text, bigint),
   tollgate.refund(text, text, bigint),
   tollgate.usage(text),
   tollgate.set_customer(text, text, text),

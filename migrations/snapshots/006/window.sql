@@ -85,6 +85,6 @@ AS $$
       + make_interval(secs => tollgate._window_seconds(p_unit, p_length))
     WHEN p_unit = 'lifetime' THEN NULL::timestamptz
     WHEN p_unit = 'billing' THEN (tollgate._billing_window(p_at, p_anchor, p_period_start, p_period_end)).window_end
-    WHEN p_unit = 'rolling' THEN pg_catalog.date_trunc('hour', p_at, 'UTC') + make_interval(days => p_length)
+    WHEN p_unit = 'rolling' THEN pg_catalog.date_trunc('hour', p_at, 'UTC') + make_interval(hours => 24 * p_length)
   END
 $$;
