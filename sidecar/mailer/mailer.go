@@ -431,8 +431,8 @@ func (m *Mailer) process(ctx context.Context, c *claim) {
 	}
 	msg := &Message{
 		ID:             c.ID,
-		IdempotencyKey: IdempotencyKey(c.ID, c.Customer, c.Feature, c.PeriodStart),
-		MessageID:      MessageID(c.ID, c.Customer, c.Feature, c.PeriodStart, sender),
+		IdempotencyKey: IdempotencyKey(c.ID, c.Customer, c.Feature, c.periodStart()),
+		MessageID:      MessageID(c.ID, c.Customer, c.Feature, c.periodStart(), sender),
 		From:           sender,
 		To:             to,
 		Subject:        stored.Subject,
@@ -503,7 +503,7 @@ func (m *Mailer) fail(ctx context.Context, log *slog.Logger, c *claim, se *SendE
 func (m *Mailer) data(c *claim) Data {
 	d := Data{
 		Customer: c.Customer, Feature: c.Feature, Plan: c.Plan, Used: c.Used,
-		ResetsAt: c.ResetsAt, UpgradeURL: m.opts.UpgradeURL,
+		ResetsAt: c.resetsAt(), UpgradeURL: m.opts.UpgradeURL,
 	}
 	if c.ToEmail != nil {
 		d.Email = *c.ToEmail

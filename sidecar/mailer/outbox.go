@@ -8,13 +8,16 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // The outbox's SQL functions (sql/email_*.sql), called as a member of tollgate_sidecar. This file is the one
 // place that talks to them.
 
-// claim is one row returned by tollgate.outbox_claim.
+// claim is one row returned by tollgate.outbox_claim. Its timestamps are pgtype.Timestamptz because they may be
+// infinite, which time.Time cannot hold: a lifetime window starts at -infinity and has no end. Read them with
+// periodStart and resetsAt (EventAt is not used).
 type claim struct {
 	ID           int64
 	Attempt      int
@@ -27,14 +30,34 @@ type claim struct {
 	Plan         string
 	Used         int64
 	Quota        *int64
-	PeriodStart  time.Time
-	ResetsAt     *time.Time
+	PeriodStart  pgtype.Timestamptz
+	ResetsAt     pgtype.Timestamptz
 	Message      *string
-	EventAt      time.Time
+	EventAt      pgtype.Timestamptz
 	Sender       *string
 	Subject      *string
 	BodyText     *string
 	BodyHTML     *string
+}
+
+// periodStart is the start of the email's window; zero when the window has none (lifetime: -infinity).
+func (c *claim) periodStart() time.Time {
+	if t := finite(c.PeriodStart); t != nil {
+		return *t
+	}
+	return time.Time{}
+}
+
+// resetsAt is when the email's window resets; nil when it does not end at a fixed time.
+func (c *claim) resetsAt() *time.Time { return finite(c.ResetsAt) }
+
+// finite returns the time of ts, or nil when ts is NULL or ±infinity.
+func finite(ts pgtype.Timestamptz) *time.Time {
+	if !ts.Valid || ts.InfinityModifier != pgtype.Finite {
+		return nil
+	}
+	t := ts.Time
+	return &t
 }
 
 // DBError is a failed call of an outbox function, with the server's SQLSTATE when there is one.

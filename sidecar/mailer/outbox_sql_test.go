@@ -153,10 +153,12 @@ func TestClaimReturnsWhatRenderingNeeds(t *testing.T) {
 		require.Equal(t, "free", c.Plan)
 		require.EqualValues(t, 1, c.Used)
 		require.EqualValues(t, 1, *c.Quota)
-		require.NotNil(t, c.ResetsAt)
+		require.NotNil(t, c.resetsAt())
+		require.False(t, c.periodStart().IsZero())
 		require.Equal(t, "Upgrade now!", *c.Message)
 		require.Nil(t, c.Subject)
-		require.WithinDuration(t, time.Now(), c.EventAt, time.Minute)
+		require.NotNil(t, finite(c.EventAt))
+		require.WithinDuration(t, time.Now(), c.EventAt.Time, time.Minute)
 	}
 	require.Empty(t, claimAll(t, b.sidecar, "w2", 10, "5 minutes"), "a row claimed by a live worker is not claimed again")
 }

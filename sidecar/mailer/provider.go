@@ -72,18 +72,25 @@ func classify(err error) *SendError {
 
 // rowKey is what keys and Message-IDs are derived from: the row id plus a hash of what makes the row unique,
 // so rows of two databases (staging and production on one Resend account, or a restored backup) that happen to
-// share an id do not share a key.
+// share an id do not share a key. A zero periodStart is a window without a start (lifetime, stored as
+// -infinity); the keys of windows with one are what they always were.
 func rowKey(id int64, customer, feature string, periodStart time.Time) string {
-	h := sha256.Sum256([]byte(customer + "\x00" + feature + "\x00" + strconv.FormatInt(periodStart.UnixMicro(), 10)))
+	start := "-infinity"
+	if !periodStart.IsZero() {
+		start = strconv.FormatInt(periodStart.UnixMicro(), 10)
+	}
+	h := sha256.Sum256([]byte(customer + "\x00" + feature + "\x00" + start))
 	return strconv.FormatInt(id, 10) + "-" + hex.EncodeToString(h[:8])
 }
 
-// IdempotencyKey is the provider idempotency key of an outbox row.
+// IdempotencyKey is the provider idempotency key of an outbox row; periodStart is zero for a window without a
+// start (lifetime).
 func IdempotencyKey(id int64, customer, feature string, periodStart time.Time) string {
 	return "tollgate-email-" + rowKey(id, customer, feature, periodStart)
 }
 
-// MessageID is the Message-ID of an outbox row, in the domain of the sender's address.
+// MessageID is the Message-ID of an outbox row, in the domain of the sender's address; periodStart as in
+// IdempotencyKey.
 func MessageID(id int64, customer, feature string, periodStart time.Time, from string) string {
 	domain := "tollgate.invalid"
 	if a, err := mail.ParseAddress(from); err == nil {

@@ -214,6 +214,12 @@ func TestKeysAreStablePerRow(t *testing.T) {
 	require.NotEqual(t, k, IdempotencyKey(8, "alice", "api", start))
 	require.NotEqual(t, k, IdempotencyKey(7, "bob", "api", start))
 	require.Regexp(t, `^tollgate-email-7-[0-9a-f]{16}$`, k)
+	require.Equal(t, "tollgate-email-7-e45375746d5b2a98", k, "keys of rows already in outboxes never change")
+	// a window without a start (lifetime: -infinity) has a key of its own
+	life := IdempotencyKey(7, "alice", "api", time.Time{})
+	require.Regexp(t, `^tollgate-email-7-[0-9a-f]{16}$`, life)
+	require.NotEqual(t, k, life)
+	require.Equal(t, life, IdempotencyKey(7, "alice", "api", time.Time{}))
 	require.Equal(t, "<"+strings.TrimPrefix(k, "")+"@acme.test>", MessageID(7, "alice", "api", start, "Acme <billing@acme.test>"))
 	require.Equal(t, "<"+k+"@tollgate.invalid>", MessageID(7, "alice", "api", start, ""))
 }
