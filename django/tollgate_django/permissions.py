@@ -11,6 +11,9 @@ JSON as the decorator. The customer is resolved like the decorator does, from
 DRF's authenticated ``request.user``; a request without one is not metered.
 With TollgateMiddleware installed, allowed responses carry the
 X-Tollgate-Remaining / X-Tollgate-Reset headers.
+
+A request consumes once per customer, feature and amount, however often DRF
+checks the permissions (the browsable API checks them again for each form).
 """
 
 try:
@@ -38,7 +41,7 @@ class QuotaExceededAPIError(APIException):
 
 
 class TollgatePermission(BasePermission):
-    """Consumes the view's ``tollgate_feature`` (``tollgate_amount``, default 1) per request."""
+    """Consumes the view's ``tollgate_feature`` (``tollgate_amount``, default 1) once per request."""
 
     feature = None
     amount = 1
@@ -52,11 +55,28 @@ class TollgatePermission(BasePermission):
         customer = resolve_customer(request, self.customer)
         if customer is None:
             return True
-        verdict = consume(customer, feature, amount(request) if callable(amount) else amount)
-        remember(request, verdict)  # the middleware puts it in the headers, of a 402 too
+        units = amount(request) if callable(amount) else amount
+        # DRF may ask again for the same request (BrowsableAPIRenderer checks the
+        # permissions once per form it shows, on a clone sharing the HttpRequest):
+        # consume once per request and give the same answer after that.
+        decided = _decided(request)
+        key = (customer, feature, units)
+        verdict = decided.get(key)
+        if verdict is None:
+            verdict = decided[key] = consume(customer, feature, units)
+            remember(request, verdict)  # the middleware puts it in the headers, of a 402 too
         if not verdict.allowed:
             raise QuotaExceededAPIError(verdict)
         return True
+
+
+def _decided(request):
+    """The verdicts the permissions gave for request, on Django's HttpRequest that DRF's Request wraps."""
+    request = getattr(request, "_request", request)
+    decided = getattr(request, "_tollgate_permission_verdicts", None)
+    if decided is None:
+        decided = request._tollgate_permission_verdicts = {}
+    return decided
 
 
 def gate_permission(feature, amount=1, customer=None):

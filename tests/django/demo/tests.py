@@ -315,3 +315,31 @@ class RestFrameworkTests(TollgateTestCase):
         for remaining in (2, 1, 0):
             self.assert_remaining(self.client.get("/drf/ping"), remaining)
         self.assert_quota_exceeded(self.client.get("/drf/ping"), "exports", used=3, quota=3)
+
+    def test_permission_consumes_once_per_request(self):
+        from rest_framework.test import APIRequestFactory
+        from rest_framework.views import APIView
+
+        from tollgate_django.permissions import gate_permission
+
+        permission = gate_permission("exports")()
+        view = APIView()
+        request = APIView().initialize_request(APIRequestFactory().get("/drf/ping"))
+        request.user = self.user
+        for _ in range(3):  # as BrowsableAPIRenderer.show_form_for_method asks again, per form
+            self.assertTrue(permission.has_permission(request, view))
+        self.assertEqual(self.used("exports"), 1)
+        # another request consumes again
+        request = APIView().initialize_request(APIRequestFactory().get("/drf/ping"))
+        request.user = self.user
+        self.assertTrue(permission.has_permission(request, view))
+        self.assertEqual(self.used("exports"), 2)
+
+    def test_the_browsable_api_consumes_once_per_page(self):
+        response = self.client.get("/drf/browsable", HTTP_ACCEPT=BROWSER_ACCEPT)
+        self.assertEqual(response.status_code, 200)
+        self.assertTrue(response["Content-Type"].startswith("text/html"))
+        self.assertEqual(response["X-Tollgate-Remaining"], "2")
+        self.assertEqual(self.used("exports"), 1)
+        self.client.get("/drf/browsable", HTTP_ACCEPT=BROWSER_ACCEPT)
+        self.assertEqual(self.used("exports"), 2)

@@ -63,3 +63,27 @@ def drf_ping():
             return Response({"ok": True})
 
     return Ping.as_view()
+
+
+def drf_browsable():
+    """A gated view that browsers see through DRF's browsable API, which shows a form for POST."""
+    from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
+    from rest_framework.response import Response
+    from rest_framework.views import APIView
+
+    from tollgate_django.permissions import gate_permission
+
+    class Browsable(APIView):
+        permission_classes = [gate_permission("exports")]
+        renderer_classes = [BrowsableAPIRenderer, JSONRenderer]
+
+        def get(self, request):
+            return Response({"ok": True})
+
+        def post(self, request):
+            return Response({"ok": True})
+
+        def put(self, request):
+            return Response({"ok": True})
+
+    return Browsable.as_view()

@@ -15,4 +15,4 @@ urlpatterns = [
 ]
 
 if settings.HAVE_DRF:
-    urlpatterns.append(path("drf/ping", views.drf_ping()))
+    urlpatterns += [path("drf/ping", views.drf_ping()), path("drf/browsable", views.drf_browsable())]
