@@ -12,7 +12,7 @@ transaction::
     def export(request): ...
 """
 
-from .db import Route, Verdict, check, consume, refund, require, routes, set_customer, usage
+from .db import Route, Verdict, check, consume, note_blocked, refund, require, routes, set_customer, usage
 from .decorators import gate
 from .errors import InvalidArgument, QuotaExceeded, TollgateError, UnknownFeature, translate
 from .middleware import TollgateMiddleware, tollgate_exempt
@@ -28,6 +28,7 @@ __all__ = [
     "check",
     "consume",
     "gate",
+    "note_blocked",
     "refund",
     "require",
     "routes",

@@ -6,12 +6,15 @@ transaction: inside ``transaction.atomic`` (or with ATOMIC_REQUESTS) a rollback
 gives the usage back; in autocommit it counts at once.
 """
 
+import logging
 from collections import namedtuple
 
 from django.conf import settings
 from django.db import DatabaseError, connections
 
-from .errors import translate
+from .errors import QuotaExceeded, translate
+
+logger = logging.getLogger("tollgate_django")
 
 _VERDICT_COLUMNS = "allowed, customer, feature, plan, used, quota, remaining, resets_at, message"
 
@@ -60,6 +63,8 @@ def _fetch(using, sql, params):
             return cursor.fetchall()
     except DatabaseError as exc:
         err = translate(exc)
+        if isinstance(err, QuotaExceeded):
+            blocked(connection, err)
         if err is None or err is exc:
             raise
         raise err from exc
@@ -102,6 +107,19 @@ def require(customer, feature, amount=1, *, using=None):
     return _verdict_call("require", customer, feature, amount, using)
 
 
+def note_blocked(customer, feature, amount=1, *, using=None):
+    """Records the limit_reached event of a call that TG402 blocked; returns the Verdict.
+
+    A TG402 (``require``, a row gate) aborts its transaction, and with it the
+    limit_reached event the blocked call wrote: no upgrade email would follow.
+    Call this after that transaction was rolled back, in one that commits: if
+    the call would still be blocked it records the window's event (once,
+    however often it is called); it never counts usage. The error translation
+    and TollgateMiddleware call it for you (see ``blocked``).
+    """
+    return _verdict_call("note_blocked", customer, feature, amount, using)
+
+
 def refund(customer, feature, amount=1, *, using=None):
     """Gives amount of feature back to customer (never below 0); returns the Verdict."""
     return _verdict_call("refund", customer, feature, amount, using)
@@ -129,6 +147,78 @@ def routes(*, using=None):
     return [Route(*row) for row in rows]
 
 
+# Blocked calls whose limit_reached event a TG402 rolled back, kept on the
+# connection they failed on until its transaction is over: {(customer, feature): amount}.
+_PENDING = "_tollgate_blocked"
+_NOTING = "_tollgate_noting"
+
+
+def blocked(connection, err):
+    """Records the event err's TG402 rolled back (tollgate.note_blocked), now or once it is safe.
+
+    Each QuotaExceeded is kept once, on the connection its call failed on. In
+    autocommit the failed statement is over and it is noted at once; inside an
+    atomic block the transaction is broken (or may still roll back), so it waits
+    for ``note_pending``, which TollgateMiddleware and ``gate`` call once the
+    view's transaction is over. Never raises.
+    """
+    if getattr(err, "_tollgate_kept", False) or not err.customer or not err.feature:
+        return
+    err._tollgate_kept = True
+    pending = getattr(connection, _PENDING, None)
+    if pending is None:
+        pending = {}
+        setattr(connection, _PENDING, pending)
+    key = (str(err.customer), err.feature)
+    pending[key] = max(pending.get(key, 0), err.blocked_amount)
+    note_pending(connection)
+
+
+def _transaction_over(connection):
+    """True when a statement on connection would run in autocommit: not in a (maybe broken) transaction."""
+    if connection.in_atomic_block or connection.needs_rollback:
+        return False
+    if connection.connection is None:
+        return connection.settings_dict.get("AUTOCOMMIT", True)
+    return connection.get_autocommit()  # set_autocommit(False): the caller's own transaction
+
+
+def _initialized_connections():
+    try:
+        return connections.all(initialized_only=True)  # Django 4.1+
+    except TypeError:
+        return connections.all()
+
+
+def note_pending(connection=None):
+    """Calls tollgate.note_blocked, in autocommit, for the blocked calls kept on connection (None: every one).
+
+    A connection still in an atomic block keeps them for a later call. Errors
+    are logged, never raised: they must not hide the error or the 402 at hand.
+    """
+    for conn in [connection] if connection is not None else _initialized_connections():
+        pending = getattr(conn, _PENDING, None)
+        if not pending or getattr(conn, _NOTING, False):
+            continue
+        try:
+            if not _transaction_over(conn):
+                continue
+        except Exception:  # the connection is gone: the next request's connection will try
+            logger.exception("tollgate: could not tell whether the connection %r is in a transaction", conn.alias)
+            continue
+        setattr(conn, _PENDING, {})
+        setattr(conn, _NOTING, True)
+        try:
+            for (customer, feature), amount in pending.items():
+                try:
+                    note_blocked(customer, feature, amount, using=conn.alias)
+                except Exception:
+                    logger.exception("tollgate: could not record the limit_reached event of %s for customer %s "
+                                     "(tollgate.note_blocked)", feature, customer)
+        finally:
+            setattr(conn, _NOTING, False)
+
+
 def _translating_wrapper(execute, sql, params, many, context):
     try:
         return execute(sql, params, many, context)
@@ -136,6 +226,8 @@ def _translating_wrapper(execute, sql, params, many, context):
         err = translate(exc)
         if err is None or err is exc:
             raise
+        if isinstance(err, QuotaExceeded):
+            blocked(context["connection"], err)
         raise err from exc
 
 

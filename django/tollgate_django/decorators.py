@@ -3,7 +3,7 @@
 import asyncio
 import functools
 
-from .db import consume
+from .db import consume, note_pending
 from .http import annotate, quota_exceeded_response, resolve_customer
 
 
@@ -19,7 +19,10 @@ def gate(feature, amount=1, customer=None):
     ``login_required`` above ``gate`` when anonymous users must not pass.
 
     The consumption joins the request's transaction: with ATOMIC_REQUESTS a
-    view that raises gives it back; without, it stays counted.
+    view that raises gives it back; without, it stays counted. When the view
+    is done and no transaction is open any more, the limit_reached events that
+    its TG402s rolled back are recorded again (tollgate.note_blocked); with
+    ATOMIC_REQUESTS TollgateMiddleware does that after the rollback.
 
     For class-based views: ``method_decorator(gate("api_calls"), name="dispatch")``.
     Async views are not supported: the database calls are synchronous.
@@ -32,12 +35,18 @@ def gate(feature, amount=1, customer=None):
         def gated(request, *args, **kwargs):
             key = resolve_customer(request, customer)
             if key is None:
-                return view(request, *args, **kwargs)
+                return run(request, *args, **kwargs)
             units = amount(request) if callable(amount) else amount
             verdict = consume(key, feature, units)
             if not verdict.allowed:
                 return quota_exceeded_response(request, verdict)
-            return annotate(view(request, *args, **kwargs), verdict)
+            return annotate(run(request, *args, **kwargs), verdict)
+
+        def run(request, *args, **kwargs):
+            try:
+                return view(request, *args, **kwargs)
+            finally:
+                note_pending()  # waits, inside ATOMIC_REQUESTS' transaction; never raises
 
         return gated
 

@@ -53,13 +53,14 @@ class QuotaExceeded(TollgateError):
 
     ``upgrade_message`` is the feature's message for the customer (the server's
     HINT); ``resets_at`` is an aware datetime, or None when the quota never
-    resets.
+    resets; ``amount`` is the blocked call's amount when the server reports it,
+    else None.
     """
 
     sqlstate = QUOTA_EXCEEDED
 
     def __init__(self, message="", *, feature=None, customer=None, plan=None, used=None, quota=None,
-                 resets_at=None, detail=None, hint=None):
+                 resets_at=None, amount=None, detail=None, hint=None):
         super().__init__(message, detail=detail, hint=hint)
         self.feature = feature
         self.customer = customer
@@ -67,10 +68,24 @@ class QuotaExceeded(TollgateError):
         self.used = used
         self.quota = quota
         self.resets_at = resets_at
+        self.amount = amount
 
     @property
     def upgrade_message(self):
         return self.hint or self.message
+
+    @property
+    def blocked_amount(self):
+        """The amount to re-evaluate the blocked call with (tollgate.note_blocked).
+
+        ``amount`` when known; else the least amount that used and quota block
+        (quota - used + 1), which gives the same verdict; else 1.
+        """
+        if isinstance(self.amount, int) and not isinstance(self.amount, bool) and self.amount > 0:
+            return self.amount
+        if isinstance(self.quota, int) and isinstance(self.used, int):
+            return max(self.quota - self.used + 1, 1)
+        return 1
 
     @classmethod
     def from_verdict(cls, verdict):
@@ -144,5 +159,6 @@ def translate(exc):
         resets_at = parse_datetime(resets_at)
     return QuotaExceeded(
         message, feature=fields.get("feature"), customer=fields.get("customer"), plan=fields.get("plan"),
-        used=fields.get("used"), quota=fields.get("quota"), resets_at=resets_at, detail=detail, hint=hint,
+        used=fields.get("used"), quota=fields.get("quota"), resets_at=resets_at, amount=fields.get("amount"),
+        detail=detail, hint=hint,
     )

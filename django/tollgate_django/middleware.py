@@ -7,7 +7,7 @@ import time
 from django.conf import settings
 from django.db import DatabaseError, connections
 
-from .db import consume, database_alias, refund, routes
+from .db import blocked, consume, database_alias, note_pending, refund, routes
 from .errors import QuotaExceeded, translate
 from .http import annotate, quota_exceeded_response, remember, remembered, resolve_customer
 
@@ -70,9 +70,13 @@ class TollgateMiddleware:
     ATOMIC_REQUESTS it stays counted, as a decorator's would.
 
     A QuotaExceeded raised by a view (``require``, a row gate on
-    ``Model.objects.create``) becomes the same 402. Responses get
-    X-Tollgate-Remaining / X-Tollgate-Reset from the gates that let the
-    request through (middleware, ``gate``, the DRF permission).
+    ``Model.objects.create``) becomes the same 402. Its TG402 rolled back the
+    limit_reached event the blocked call wrote: once the view's transaction is
+    over, the middleware records it again (tollgate.note_blocked), so the
+    upgrade email still goes out, also when the view caught the error itself.
+
+    Responses get X-Tollgate-Remaining / X-Tollgate-Reset from the gates that
+    let the request through (middleware, ``gate``, the DRF permission).
     """
 
     def __init__(self, get_response):
@@ -80,6 +84,7 @@ class TollgateMiddleware:
 
     def __call__(self, request):
         response = self.get_response(request)
+        note_pending()  # blocked calls of a view that caught QuotaExceeded itself
         for verdict in remembered(request):
             annotate(response, verdict)
         return response
@@ -117,6 +122,16 @@ class TollgateMiddleware:
                                  charge.amount, charge.feature, charge.customer)
         err = translate(exception)
         if isinstance(err, QuotaExceeded):
+            # The view's transaction is over (ATOMIC_REQUESTS rolled it back
+            # before this runs), and with it the blocked call's limit_reached
+            # event: record it again. The error translation kept the call on its
+            # connection already; an error it did not see (QuotaExceeded.from_verdict,
+            # TOLLGATE_TRANSLATE_ERRORS = False) is kept here.
+            try:
+                blocked(connections[database_alias()], err)
+                note_pending()
+            except Exception:  # never hide the 402
+                logger.exception("tollgate: could not record the limit_reached event of %s", err.feature)
             return quota_exceeded_response(request, err)
         return None
 

@@ -14,8 +14,10 @@ SQLSTATEs and numbers, never on message text.
 
 import contextlib
 import datetime
+import os
 import unittest
 import uuid
+from unittest import mock
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -43,6 +45,25 @@ def atomic_requests(on):
         yield
     finally:
         settings_dict["ATOMIC_REQUESTS"] = old
+
+
+def owner_query(sql, params):
+    """Rows of sql run as tollgate's owner (TOLLGATE_DJANGO_OWNER_URL): the app role may not read its tables."""
+    url = os.environ.get("TOLLGATE_DJANGO_OWNER_URL")
+    if not url:
+        raise unittest.SkipTest("TOLLGATE_DJANGO_OWNER_URL is not set (django_test.go sets it)")
+    try:
+        import psycopg2 as driver
+    except ImportError:
+        import psycopg as driver
+    conn = driver.connect(url)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+    finally:
+        conn.rollback()
+        conn.close()
 
 
 def parse_iso(value):
@@ -189,6 +210,58 @@ class AtomicRequestsTests(TollgateTestCase):
         with atomic_requests(False):
             self.explode()
         self.assertEqual((self.used("api_calls"), self.used("exports")), (1, 1))
+
+
+class BlockedCallEventTests(TollgateTestCase):
+    """A TG402 raised in the database (require, a row gate) rolls back the limit_reached event the
+    blocked call wrote, with its transaction: the helper records it again (tollgate.note_blocked) once
+    the transaction is over, so the customer still gets the upgrade email."""
+
+    def limit_reached(self, feature):
+        return owner_query(
+            "SELECT used, quota FROM tollgate.events WHERE customer = %s AND feature = %s AND kind = 'limit_reached'",
+            [self.customer, feature])
+
+    def test_row_gate_in_an_atomic_request(self):
+        with atomic_requests(True):
+            for _ in range(3):
+                self.assertEqual(self.client.post("/projects").status_code, 201)
+            self.assertEqual(self.limit_reached("projects"), [])
+            for _ in range(2):  # blocked again: still one event
+                self.assert_quota_exceeded(self.client.post("/projects"), "projects", used=3, quota=3)
+        self.assertEqual(self.limit_reached("projects"), [(3, 3)])
+        self.assertEqual(self.used("projects"), 3)  # noting counts nothing
+        self.assertEqual(Project.objects.filter(owner=self.user).count(), 3)
+
+    def test_row_gate_in_autocommit(self):
+        for i in range(3):
+            Project.objects.create(owner=self.user, name="p%d" % i)
+        with self.assertRaises(tg.QuotaExceeded):
+            Project.objects.create(owner=self.user, name="p3")
+        self.assertEqual(self.limit_reached("projects"), [(3, 3)])
+
+    def test_a_view_that_catches_quota_exceeded_in_its_own_transaction(self):
+        for _ in range(3):
+            self.assertEqual(self.client.post("/projects/try").status_code, 201)
+        response = self.client.post("/projects/try")
+        self.assertEqual(response.status_code, 200)
+        self.assertTrue(response.json()["upgrade"])
+        self.assertEqual(self.limit_reached("projects"), [(3, 3)])
+
+    def test_require_with_an_amount(self):
+        tg.consume(self.customer, "api_calls", 97)
+        with self.assertRaises(tg.QuotaExceeded):
+            tg.require(self.customer, "api_calls", 5)  # 97 + 5 > 100; 97 + 1 would be allowed
+        self.assertEqual(self.limit_reached("api_calls"), [(97, 100)])
+        self.assertEqual(self.used("api_calls"), 97)
+
+    def test_an_error_while_noting_is_logged_not_raised(self):
+        for _ in range(3):
+            self.assertEqual(self.client.post("/projects").status_code, 201)
+        with atomic_requests(True), self.assertLogs("tollgate_django", "ERROR"), \
+                mock.patch("tollgate_django.db.note_blocked", side_effect=DatabaseError("down")):
+            self.assert_quota_exceeded(self.client.post("/projects"), "projects", used=3, quota=3)
+        self.assertEqual(self.limit_reached("projects"), [])
 
 
 class RowGateTests(TollgateTestCase):

@@ -1,8 +1,9 @@
+from django.db import transaction
 from django.http import JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_POST
 
-from tollgate_django import gate
+from tollgate_django import QuotaExceeded, gate
 
 from .models import Project
 
@@ -43,6 +44,17 @@ def reports(request):
 def create_project(request):
     """The row gate raises QuotaExceeded on the 4th project; the middleware renders it as 402."""
     project = Project.objects.create(owner=request.user, name=request.POST.get("name", "project"))
+    return JsonResponse({"id": project.pk}, status=201)
+
+
+@require_POST
+def try_project(request):
+    """Catches the row gate's QuotaExceeded itself, after its own transaction was rolled back."""
+    try:
+        with transaction.atomic():
+            project = Project.objects.create(owner=request.user, name="project")
+    except QuotaExceeded as err:
+        return JsonResponse({"upgrade": err.upgrade_message})
     return JsonResponse({"id": project.pk}, status=201)
 
 

@@ -11,6 +11,7 @@ urlpatterns = [
     path("api/features/<str:name>", views.feature),
     path("api/reports", views.reports),
     path("projects", views.create_project),
+    path("projects/try", views.try_project),
     path("usage", views.usage_page),
 ]
 
