@@ -7,11 +7,11 @@ DECLARE
 BEGIN
   v := tollgate._gate($1, $2, $3, 'consume', now());
   IF NOT v.allowed THEN
-    PERFORM tollgate._raise_quota_exceeded(v);
+    PERFORM tollgate._raise_quota_exceeded(v, $3);
   END IF;
   RETURN v;
 END
 $$;
 COMMENT ON FUNCTION tollgate.require(text, text, bigint) IS
   'Like consume, but a blocked call raises SQLSTATE TG402 (DETAIL: JSON with feature, customer, plan, used, '
-  'quota, resets_at; HINT: the upgrade message), so the caller''s transaction cannot go on unnoticed.';
+  'quota, resets_at, amount; HINT: the upgrade message), so the caller''s transaction cannot go on unnoticed.';

@@ -27,7 +27,7 @@ BEGIN
   IF v_new IS NOT NULL THEN
     v := tollgate._gate(v_new, TG_ARGV[1], 1, 'consume', now());
     IF NOT v.allowed THEN
-      PERFORM tollgate._raise_quota_exceeded(v);
+      PERFORM tollgate._raise_quota_exceeded(v, 1);
     END IF;
   END IF;
   RETURN NULL;

@@ -231,10 +231,12 @@ func TestRequireRaisesTG402WithDetail(t *testing.T) {
 		Used     int64      `json:"used"`
 		Quota    int64      `json:"quota"`
 		ResetsAt *time.Time `json:"resets_at"`
+		Amount   int64      `json:"amount"`
 	}
 	require.NoError(t, json.Unmarshal([]byte(pgErr.Detail), &detail))
 	require.Equal(t, "exports", detail.Feature)
 	require.EqualValues(t, 1, detail.Used)
 	require.EqualValues(t, 1, detail.Quota)
 	require.NotNil(t, detail.ResetsAt)
+	require.EqualValues(t, 1, detail.Amount)
 }
