@@ -62,20 +62,20 @@ type Options struct {
 
 // Server is a running cluster. Its methods are safe for concurrent use.
 type Server struct {
-	binDir     string
-	root       string // temp root (owner.pid, socket, data/), or the persistent data dir
-	dataDir    string
-	sockDir    string
-	ownSockDir bool // sockDir is a temporary directory of its own
-	port       int
-	temp       bool
-	logf       func(string, ...any)
-	logPath    string
-	pid        int
-	done       chan struct{} // closed when the postmaster has exited
-	waitErr    error
-	stopOnce   sync.Once
-	stopErr    error
+	binDir   string
+	root     string // temp root (owner.pid, postgres.log, data/, sock/), or the persistent data dir
+	dataDir  string
+	sockDir  string
+	sockRoot string // a temp root (owner.pid, sock/) holding sockDir when the persistent dir is too deep for it
+	port     int
+	temp     bool
+	logf     func(string, ...any)
+	logPath  string
+	pid      int
+	done     chan struct{} // closed when the postmaster has exited
+	waitErr  error
+	stopOnce sync.Once
+	stopErr  error
 }
 
 // FindBinDir returns the directory holding initdb and postgres: the one of initdb found via PATH,
@@ -133,17 +133,19 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		if tempRoot == "" {
 			tempRoot = defaultTempRoot()
 		}
-		s.root, err = os.MkdirTemp(tempRoot, tempPrefix+"*")
+		s.root, err = makeTempRoot(tempRoot, cred)
 		if err != nil {
 			return nil, fmt.Errorf("pgserver: %w", err)
 		}
-		if err := writeOwner(s.root); err != nil {
-			os.RemoveAll(s.root)
-			return nil, fmt.Errorf("pgserver: %w", err)
-		}
 		s.dataDir = filepath.Join(s.root, "data")
-		s.sockDir = s.root
+		s.sockDir = filepath.Join(s.root, "sock")
 		s.logPath = filepath.Join(s.root, "postgres.log")
+		for _, dir := range []string{s.dataDir, s.sockDir} {
+			if err := makeServerDir(dir, cred); err != nil {
+				os.RemoveAll(s.root)
+				return nil, fmt.Errorf("pgserver: %w", err)
+			}
+		}
 		settings["fsync"] = "off"
 		settings["full_page_writes"] = "off"
 		settings["max_connections"] = "300"
@@ -162,12 +164,12 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		// A unix socket path has at most 107 bytes; a deep data directory gets a short socket
 		// directory of its own (swept like a throwaway cluster if this process dies).
 		if len(s.root)+len("/.s.PGSQL.65535.lock") > 100 {
-			if s.sockDir, err = os.MkdirTemp("", tempPrefix+"sock-*"); err != nil {
+			if s.sockRoot, err = makeTempRoot(os.TempDir(), cred); err != nil {
 				return nil, fmt.Errorf("pgserver: %w", err)
 			}
-			s.ownSockDir = true
-			if err := writeOwner(s.sockDir); err != nil {
-				os.RemoveAll(s.sockDir)
+			s.sockDir = filepath.Join(s.sockRoot, "sock")
+			if err := makeServerDir(s.sockDir, cred); err != nil {
+				os.RemoveAll(s.sockRoot)
 				return nil, fmt.Errorf("pgserver: %w", err)
 			}
 		}
@@ -180,14 +182,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		s.removeDirs()
 		return nil, err
 	}
-	if cred != nil {
+	if cred != nil && !s.temp {
 		if err := chownTree(s.root, cred); err != nil {
 			return fail(fmt.Errorf("pgserver: %w", err))
-		}
-		if s.ownSockDir {
-			if err := chownTree(s.sockDir, cred); err != nil {
-				return fail(fmt.Errorf("pgserver: %w", err))
-			}
 		}
 	}
 	if _, err := os.Stat(filepath.Join(s.dataDir, "PG_VERSION")); err != nil {
@@ -229,6 +226,39 @@ func childCredential() (*syscall.Credential, error) {
 	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
 	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+}
+
+// makeTempRoot creates a tollgate-pg-* directory in parent with this process's owner file. It is owned by
+// this process's user and writable by nobody else, which is what sweepStale checks before it trusts one: as
+// root, only the data and socket directories in it are the server's (makeServerDir), and the root is 0711 so
+// that the server can reach them.
+func makeTempRoot(parent string, cred *syscall.Credential) (string, error) {
+	root, err := os.MkdirTemp(parent, tempPrefix+"*")
+	if err != nil {
+		return "", err
+	}
+	if err := writeOwner(root); err != nil {
+		os.RemoveAll(root)
+		return "", err
+	}
+	if cred != nil {
+		if err := os.Chmod(root, 0o711); err != nil {
+			os.RemoveAll(root)
+			return "", err
+		}
+	}
+	return root, nil
+}
+
+// makeServerDir creates a directory for the server in a temp root, owned by the server's user.
+func makeServerDir(dir string, cred *syscall.Credential) error {
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return err
+	}
+	if cred != nil {
+		return os.Chown(dir, int(cred.Uid), int(cred.Gid))
+	}
+	return nil
 }
 
 func chownTree(root string, cred *syscall.Credential) error {
@@ -407,8 +437,8 @@ func (s *Server) removeDirs() error {
 	if s.temp {
 		err = os.RemoveAll(s.root)
 	}
-	if s.ownSockDir {
-		if err2 := os.RemoveAll(s.sockDir); err == nil {
+	if s.sockRoot != "" {
+		if err2 := os.RemoveAll(s.sockRoot); err == nil {
 			err = err2
 		}
 	}

@@ -65,6 +65,10 @@ func ownerAlive(root string) (alive bool, known bool) {
 // gone, first stopping any postmaster still running there. Directories without an owner file are
 // left alone unless they are over an hour old (their creator may be between MkdirTemp and
 // writeOwner). A custom Options.TempRoot is not swept.
+//
+// Anyone can create a tollgate-pg-* directory there, and the sweep may run as root: it only trusts a
+// directory that is ours (trusted), and only stops the process its postmaster.pid names if that is a
+// postgres running in its data directory (postmasterPID).
 func sweepStale(logf func(string, ...any)) {
 	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), tempPrefix+"*"))
 	if os.TempDir() != shmDir {
@@ -72,27 +76,44 @@ func sweepStale(logf func(string, ...any)) {
 		dirs = append(dirs, more...)
 	}
 	for _, dir := range dirs {
+		fi, ok := trusted(dir)
+		if !ok {
+			continue
+		}
 		alive, known := ownerAlive(dir)
 		if alive {
 			continue
 		}
-		if !known {
-			fi, err := os.Stat(dir)
-			if err != nil || time.Since(fi.ModTime()) < time.Hour {
-				continue
-			}
+		if !known && time.Since(fi.ModTime()) < time.Hour {
+			continue
 		}
-		if pid := postmasterPID(filepath.Join(dir, "data")); pid > 0 {
+		dataDir := filepath.Join(dir, "data")
+		if pid := postmasterPID(dataDir); pid > 0 {
 			logf("pgserver: stopping stale postgres (pid %d) in %s", pid, dir)
-			stopPID(pid)
+			stopPID(pid, dataDir)
 		}
 		logf("pgserver: removing stale %s", dir)
 		os.RemoveAll(dir)
 	}
 }
 
+// trusted reports whether dir is a directory this process's user could have made with makeTempRoot: a real
+// directory (not a symlink) owned by the effective uid and writable by nobody else, so that nobody else
+// can have put or changed anything in it.
+func trusted(dir string) (os.FileInfo, bool) {
+	fi, err := os.Lstat(dir)
+	if err != nil || !fi.IsDir() || fi.Mode().Perm()&0o022 != 0 {
+		return nil, false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || int(st.Uid) != os.Geteuid() {
+		return nil, false
+	}
+	return fi, true
+}
+
 // postmasterPID reads the first line of dataDir/postmaster.pid and returns the pid if that process
-// is still a postgres process, else 0.
+// is the postmaster of dataDir (isPostmasterOf), else 0.
 func postmasterPID(dataDir string) int {
 	f, err := os.Open(filepath.Join(dataDir, "postmaster.pid"))
 	if err != nil {
@@ -104,24 +125,103 @@ func postmasterPID(dataDir string) int {
 		return 0
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(sc.Text()))
-	if err != nil || pid <= 0 {
-		return 0
-	}
-	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-	if err != nil || !strings.HasPrefix(strings.TrimSpace(string(comm)), "postgres") {
+	if err != nil || pid <= 0 || !isPostmasterOf(pid, dataDir) {
 		return 0
 	}
 	return pid
 }
 
-// stopPID sends SIGQUIT (immediate shutdown) and waits up to stopTimeout for the process to go,
-// then kills it.
-func stopPID(pid int) {
-	if err := syscall.Kill(pid, syscall.SIGQUIT); err != nil {
+// isPostmasterOf reports whether process pid is a postgres process of the cluster in dataDir: its name
+// starts with postgres, it runs as the owner of dataDir (postgres refuses any other), and its working
+// directory (the postmaster changes to its data directory) or the -D argument of its command line is
+// dataDir.
+func isPostmasterOf(pid int, dataDir string) bool {
+	proc := "/proc/" + strconv.Itoa(pid)
+	comm, err := os.ReadFile(proc + "/comm")
+	if err != nil || !strings.HasPrefix(strings.TrimSpace(string(comm)), "postgres") {
+		return false
+	}
+	want, err := filepath.EvalSymlinks(dataDir)
+	if err != nil {
+		return false
+	}
+	fi, err := os.Lstat(want)
+	if err != nil {
+		return false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || procEUID(pid) != int64(st.Uid) {
+		return false
+	}
+	if cwd, err := os.Readlink(proc + "/cwd"); err == nil && cwd == want {
+		return true
+	}
+	cmdline, err := os.ReadFile(proc + "/cmdline")
+	if err != nil {
+		return false
+	}
+	args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+	for i, a := range args {
+		var d string
+		switch {
+		case a == "-D" && i+1 < len(args):
+			d = args[i+1]
+		case strings.HasPrefix(a, "-D") && len(a) > 2:
+			d = a[2:]
+		default:
+			continue
+		}
+		if !filepath.IsAbs(d) {
+			continue
+		}
+		if r, err := filepath.EvalSymlinks(d); err == nil && r == want {
+			return true
+		}
+	}
+	return false
+}
+
+// procEUID is the effective uid of process pid, or -1.
+func procEUID(pid int) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "Uid:"); ok {
+			f := strings.Fields(rest) // real, effective, saved, filesystem
+			if len(f) < 2 {
+				return -1
+			}
+			uid, err := strconv.ParseInt(f[1], 10, 64)
+			if err != nil {
+				return -1
+			}
+			return uid
+		}
+	}
+	return -1
+}
+
+// stopPID sends SIGQUIT (immediate shutdown) to the postmaster of dataDir and waits up to stopTimeout for
+// it to go, then kills it. The process is held by a pidfd, checked again once held, and signalled through
+// it, so that a pid reused meanwhile by another process is not signalled.
+func stopPID(pid int, dataDir string) {
+	signal := func(sig syscall.Signal) error { return syscall.Kill(pid, sig) }
+	if fd, err := unix.PidfdOpen(pid, 0); err == nil {
+		defer unix.Close(fd)
+		signal = func(sig syscall.Signal) error { return unix.PidfdSendSignal(fd, sig, nil, 0) }
+	} else if !errors.Is(err, unix.ENOSYS) {
+		return // gone, or not ours to signal
+	}
+	if !isPostmasterOf(pid, dataDir) {
+		return
+	}
+	if err := signal(syscall.SIGQUIT); err != nil {
 		return
 	}
 	if !WaitExit(pid, stopTimeout) {
-		syscall.Kill(pid, syscall.SIGKILL)
+		signal(syscall.SIGKILL)
 	}
 }
 
