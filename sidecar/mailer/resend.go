@@ -107,8 +107,12 @@ func (e *apiError) classify() *SendError {
 		return &SendError{Unknown: true, Err: err}
 	case e.status >= 500:
 		return &SendError{Unknown: true, Err: err}
+	case e.status == http.StatusUnauthorized:
+		// a missing or revoked API key (a key being rotated): nothing was sent, and the same request
+		// succeeds once RESEND_API_KEY is fixed, so back off and retry until max_attempts
+		return &SendError{Err: err}
 	default:
-		// 400, 401, 403, 404, 422, a 409 for a key reused with another payload (invalid_idempotent_request),
+		// 400, 403, 404, 422, a 409 for a key reused with another payload (invalid_idempotent_request),
 		// and any other 4xx: retrying sends the same request, which fails the same way.
 		return &SendError{Permanent: true, Err: err}
 	}

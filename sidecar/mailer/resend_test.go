@@ -58,6 +58,10 @@ func TestResendFailureClasses(t *testing.T) {
 		status: "dead", attempts: 1, requests: 1, delivered: 0,
 		lastError: "resend: 422 validation_error: Invalid `to` field. The email address needs to follow the `email@example.com` format.",
 	}, {
+		name:   "401 (a key being rotated) is retried",
+		script: []func(w http.ResponseWriter, r resendRequest) bool{status(401, "missing_api_key", "Missing API key in the authorization header.")},
+		status: "sent", attempts: 2, requests: 2, delivered: 1,
+	}, {
 		name:   "403 fails at once",
 		script: []func(w http.ResponseWriter, r resendRequest) bool{status(403, "validation_error", "The acme.test domain is not verified.")},
 		status: "dead", attempts: 1, requests: 1, delivered: 0,
