@@ -160,7 +160,6 @@ CREATE TABLE tollgate.usage (
   next_mark      bigint,
   config_version bigint NOT NULL DEFAULT 0,
   plan_epoch     bigint NOT NULL DEFAULT 0,
-  leased         bigint NOT NULL DEFAULT 0,
   PRIMARY KEY (customer, feature)
 ) WITH (fillfactor = 70); -- room on each page keeps the counter updates HOT
 COMMENT ON TABLE tollgate.usage IS 'Usage in the current window per customer and feature; closed windows move to usage_windows.';
@@ -169,23 +168,6 @@ COMMENT ON COLUMN tollgate.usage.limit_hit IS 'A limit_reached event was written
 COMMENT ON COLUMN tollgate.usage.next_mark IS 'The usage at which the next event is due (a notify_at threshold; soft: quota + 1); NULL = none.';
 COMMENT ON COLUMN tollgate.usage.config_version IS 'The config_state version that plan, quota, soft and next_mark were copied at; 0 = stale.';
 COMMENT ON COLUMN tollgate.usage.plan_epoch IS 'The customer''s plan_epoch when plan and window were copied: a plan change makes the row stale.';
-
-COMMENT ON COLUMN tollgate.usage.leased IS 'Quota handed to usage_slots in this window (their used plus lease); used + leased never passes a hard quota.';
-
--- A hot customer's slots: when several transactions count the same customer
--- and feature at once, each counts on its backend's slot against a lease of
--- quota granted from the usage row, so their commits do not queue one after
--- another on a single row. The window's usage is usage.used plus the slots'.
-CREATE TABLE tollgate.usage_slots (
-  customer     text NOT NULL,
-  feature      text NOT NULL,
-  slot         smallint NOT NULL,
-  window_start timestamptz NOT NULL,
-  used         bigint NOT NULL DEFAULT 0,
-  lease        bigint NOT NULL DEFAULT 0,
-  PRIMARY KEY (customer, feature, slot)
-) WITH (fillfactor = 70);
-COMMENT ON COLUMN tollgate.usage_slots.lease IS 'What this slot may still count without the usage row.';
 
 -- Usage of closed windows (history, kept), and the hour buckets of rolling windows.
 CREATE TABLE tollgate.usage_windows (

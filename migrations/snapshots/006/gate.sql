@@ -17,17 +17,6 @@
 -- configuration or plan, a threshold crossing, the first blocked call, rolling
 -- windows, refunds. Events, and their NOTIFY, happen only on crossings.
 --
--- A hot customer (several transactions counting the same customer and
--- feature at once) is spread over up to 8 slot rows (usage_slots): the full
--- path leases each contending backend's slot a share of the quota that is
--- left below the next event mark, and later calls count on their slot without
--- touching the usage row, so their commits share WAL flushes instead of
--- queueing on one row lock. usage.used + usage.leased never passes a hard
--- quota; near the quota or a mark, leases are taken back (from slots not in
--- use) and calls are counted on the usage row again, so crossings are seen
--- exactly once. Writers of the row serialize on a transaction advisory lock
--- on (customer, feature); readers and slot counting never wait for it.
---
 -- Internal: not granted to anyone. The public wrappers pass now(); tests, as
 -- the owner, pass other times to cross window boundaries. No setting that an
 -- app role could SET moves tollgate's clock.
@@ -66,15 +55,6 @@ DECLARE
   v_old bigint;
   v_next bigint;
   v_hit boolean;
-  v_locked boolean := false;    -- holds this customer's and feature's writer lock
-  v_contended boolean := false; -- another transaction held it: spread this customer over slots
-  v_leased bigint := 0;         -- capacity handed to slots in this window (their used + lease)
-  v_slots_used bigint := 0;     -- usage counted on slots in this window, as committed
-  v_stripe smallint;
-  v_chunk bigint;
-  v_room bigint;
-  v_old_ws timestamptz;
-  v_old_used bigint;
   v_allowed boolean := true;
   v_from timestamptz;    -- rolling windows: buckets after this one count
   v_oldest timestamptz;
@@ -96,95 +76,48 @@ BEGIN
   END IF;
 
   IF p_mode = 'consume' THEN
-    -- The hot path. Writers of a customer's usage row take a transaction
-    -- lock on (customer, feature) first; uncontended, that costs one entry in
-    -- the lock table and the call is one UPDATE whose WHERE clause is the
-    -- limit check.
-    IF pg_catalog.pg_try_advisory_xact_lock(1953261409, pg_catalog.hashtext(p_customer || '/' || p_feature)) THEN
-      v_locked := true;
-      UPDATE tollgate.usage u SET used = u.used + p_amount
-        FROM tollgate.customers c
-       WHERE u.customer = p_customer AND u.feature = p_feature AND u.window_end > p_at
-         AND c.customer = p_customer AND u.plan_epoch = c.plan_epoch
-         AND u.config_version = (SELECT s.version FROM tollgate.config_state s)
-         AND (u.quota IS NULL OR u.soft OR u.used + u.leased + p_amount <= u.quota)
-         -- with slots in play, a crossing needs the full path's count of them
-         AND (u.leased = 0 OR u.next_mark IS NULL OR u.used + u.leased + p_amount < u.next_mark)
-      RETURNING u.used, u.leased, u.quota, u.soft, u.plan, u.window_start, u.window_end, u.next_mark
-        INTO v_used, v_leased, v_quota, v_soft, v_plan, v_start, v_end, v_next;
-      IF FOUND THEN
-        IF v_leased > 0 THEN
-          SELECT v_used + coalesce(sum(x.used), 0) INTO v_used
-            FROM tollgate.usage_slots x
-           WHERE x.customer = p_customer AND x.feature = p_feature AND x.window_start = v_start;
-        ELSIF v_used >= v_next THEN
-          -- crossed a threshold (soft: the quota); the row is locked already
-          SELECT f.notify_at INTO v_notify FROM tollgate.features f WHERE f.feature = p_feature;
-          PERFORM tollgate._crossed(p_customer, p_feature, v_plan, v_used - p_amount, v_used, v_quota,
-                                    v_soft, v_notify, v_start, v_end, p_at);
-          UPDATE tollgate.usage u SET next_mark = tollgate._next_mark(v_used, v_quota, v_soft, v_notify)
-           WHERE u.customer = p_customer AND u.feature = p_feature;
-        END IF;
-        IF v_used > v_quota THEN
-          SELECT f.message INTO v_message FROM tollgate.features f WHERE f.feature = p_feature;
-        END IF;
-        RETURN tollgate._verdict(true, p_customer, p_feature, v_plan, v_used, v_quota, v_end, v_message);
+    -- The hot path.
+    UPDATE tollgate.usage u SET used = u.used + p_amount
+      FROM tollgate.customers c
+     WHERE u.customer = p_customer AND u.feature = p_feature AND u.window_end > p_at
+       AND c.customer = p_customer AND u.plan_epoch = c.plan_epoch
+       AND u.config_version = (SELECT s.version FROM tollgate.config_state s)
+       AND (u.quota IS NULL OR u.soft OR u.used + p_amount <= u.quota)
+    RETURNING u.used, u.quota, u.soft, u.plan, u.window_start, u.window_end, u.next_mark
+      INTO v_used, v_quota, v_soft, v_plan, v_start, v_end, v_next;
+    IF FOUND THEN
+      IF v_used >= v_next THEN
+        -- crossed a threshold (soft: the quota); the row is locked already
+        SELECT f.notify_at INTO v_notify FROM tollgate.features f WHERE f.feature = p_feature;
+        PERFORM tollgate._crossed(p_customer, p_feature, v_plan, v_used - p_amount, v_used, v_quota,
+                                  v_soft, v_notify, v_start, v_end, p_at);
+        UPDATE tollgate.usage u SET next_mark = tollgate._next_mark(v_used, v_quota, v_soft, v_notify)
+         WHERE u.customer = p_customer AND u.feature = p_feature;
       END IF;
-    ELSE
-      -- A hot customer: other transactions hold the row until they commit,
-      -- one WAL flush after another. Count on this backend's slot instead,
-      -- against a lease of quota the full path granted it, so the commits of
-      -- several slots can share a flush. Leases never reach past the next
-      -- event mark or the quota, so no crossing happens on a slot.
-      v_contended := true;
-      v_stripe := 1 + pg_catalog.pg_backend_pid() % 8;
-      UPDATE tollgate.usage_slots x SET used = x.used + p_amount, lease = x.lease - p_amount
-        FROM tollgate.usage u
-        JOIN tollgate.customers c ON c.customer = u.customer AND c.plan_epoch = u.plan_epoch
-       WHERE x.customer = p_customer AND x.feature = p_feature AND x.slot = v_stripe AND x.lease >= p_amount
-         AND u.customer = p_customer AND u.feature = p_feature AND x.window_start = u.window_start
-         AND u.window_end > p_at AND u.config_version = (SELECT s.version FROM tollgate.config_state s)
-      RETURNING u.used, u.quota, u.plan, u.window_start, u.window_end
-        INTO v_used, v_quota, v_plan, v_start, v_end;
-      IF FOUND THEN
-        -- (this statement sees its own slot's new count)
-        SELECT v_used + coalesce(sum(x.used), 0) INTO v_used
-          FROM tollgate.usage_slots x
-         WHERE x.customer = p_customer AND x.feature = p_feature AND x.window_start = v_start;
-        IF v_used > v_quota THEN -- soft enforcement, past the quota
-          SELECT f.message INTO v_message FROM tollgate.features f WHERE f.feature = p_feature;
-        END IF;
-        RETURN tollgate._verdict(true, p_customer, p_feature, v_plan, v_used, v_quota, v_end, v_message);
+      IF v_used > v_quota THEN
+        SELECT f.message INTO v_message FROM tollgate.features f WHERE f.feature = p_feature;
       END IF;
+      RETURN tollgate._verdict(true, p_customer, p_feature, v_plan, v_used, v_quota, v_end, v_message);
     END IF;
 
     -- Already blocked in this window, its limit_reached written: a plain read.
-    SELECT u.used + CASE WHEN u.leased > 0 THEN
-             (SELECT coalesce(sum(x.used), 0) FROM tollgate.usage_slots x
-               WHERE x.customer = u.customer AND x.feature = u.feature AND x.window_start = u.window_start)
-           ELSE 0 END,
-           u.quota, u.plan, u.window_end, f.message
+    SELECT u.used, u.quota, u.plan, u.window_end, f.message
       INTO v_used, v_quota, v_plan, v_end, v_message
       FROM tollgate.usage u
       JOIN tollgate.features f ON f.feature = u.feature
       JOIN tollgate.customers c ON c.customer = u.customer AND c.plan_epoch = u.plan_epoch
      WHERE u.customer = p_customer AND u.feature = p_feature AND u.window_end > p_at
        AND u.config_version = (SELECT s.version FROM tollgate.config_state s)
-       AND u.limit_hit AND NOT u.soft AND u.used + u.leased + p_amount > u.quota;
+       AND u.limit_hit AND NOT u.soft AND u.used + p_amount > u.quota;
     IF FOUND THEN
       RETURN tollgate._verdict(false, p_customer, p_feature, v_plan, v_used, v_quota, v_end, v_message);
     END IF;
-    v_message := NULL;
   END IF;
 
   IF p_mode = 'check' THEN
     -- A current usage row answers without the configuration.
-    SELECT u.used + CASE WHEN u.leased > 0 THEN
-             (SELECT coalesce(sum(x.used), 0) FROM tollgate.usage_slots x
-               WHERE x.customer = u.customer AND x.feature = u.feature AND x.window_start = u.window_start)
-           ELSE 0 END,
-           u.quota, u.plan, u.window_end, u.soft, f.message
-      INTO v_used, v_quota, v_plan, v_end, v_soft, v_message
+    SELECT u.used, u.quota, u.plan, u.window_end, u.soft, u.used > u.quota OR u.used + p_amount > u.quota, f.message
+      INTO v_used, v_quota, v_plan, v_end, v_soft, v_hit, v_message
       FROM tollgate.usage u
       JOIN tollgate.features f ON f.feature = u.feature
       JOIN tollgate.customers c ON c.customer = u.customer AND c.plan_epoch = u.plan_epoch
@@ -192,8 +125,8 @@ BEGIN
        AND u.window_start <= p_at AND u.window_end > p_at
        AND u.config_version = (SELECT s.version FROM tollgate.config_state s);
     IF FOUND THEN
-      RETURN tollgate._verdict(v_soft OR v_quota IS NULL OR v_used + p_amount <= v_quota, p_customer, p_feature,
-                               v_plan, v_used, v_quota, v_end, v_message);
+      RETURN tollgate._verdict(v_soft OR NOT coalesce(v_hit, false), p_customer, p_feature, v_plan, v_used, v_quota,
+                               v_end, v_message);
     END IF;
   END IF;
 
@@ -222,14 +155,6 @@ BEGIN
   END IF;
   IF NOT v_has_limit THEN
     v_quota := 0; -- the plan does not include this feature
-  END IF;
-  IF p_mode <> 'check' AND NOT v_locked THEN
-    -- Every writer of a customer's usage takes this lock before it writes
-    -- anything (the customer's first row included, or two first calls could
-    -- wait for each other): slots are granted and taken back under it, so
-    -- the row and its slots stay consistent.
-    PERFORM pg_catalog.pg_advisory_xact_lock(1953261409, pg_catalog.hashtext(p_customer || '/' || p_feature));
-    v_locked := true;
   END IF;
 
   IF NOT v_known THEN
@@ -338,11 +263,7 @@ BEGIN
   v_end := coalesce(tollgate._window_end(v_unit, v_length, p_at, v_anchor, v_period_start, v_period_end), 'infinity');
 
   IF p_mode = 'check' THEN
-    SELECT u.window_start, u.used + CASE WHEN u.leased > 0 THEN
-             (SELECT coalesce(sum(x.used), 0) FROM tollgate.usage_slots x
-               WHERE x.customer = u.customer AND x.feature = u.feature AND x.window_start = u.window_start)
-           ELSE 0 END
-      INTO v_row_start, v_used
+    SELECT u.window_start, u.used INTO v_row_start, v_used
       FROM tollgate.usage u WHERE u.customer = p_customer AND u.feature = p_feature;
     IF v_row_start > v_start THEN
       -- a closed window
@@ -362,8 +283,8 @@ BEGIN
     VALUES (p_customer, p_feature, v_start, v_end, v_plan, v_quota, v_soft)
     ON CONFLICT DO NOTHING;
   END IF;
-  SELECT u.window_start, u.window_end, u.plan, u.used, u.limit_hit, u.leased, u.next_mark
-    INTO v_row_start, v_row_end, v_row_plan, v_used, v_hit, v_leased, v_next
+  SELECT u.window_start, u.window_end, u.plan, u.used, u.limit_hit
+    INTO v_row_start, v_row_end, v_row_plan, v_used, v_hit
     FROM tollgate.usage u WHERE u.customer = p_customer AND u.feature = p_feature
      FOR UPDATE;
   IF NOT FOUND THEN
@@ -379,18 +300,7 @@ BEGIN
     v_end := v_row_end;
   ELSE
     -- The row's window is over, or the period changed: keep it as history
-    -- and start this one. Slots not in use join the history now; a slot
-    -- still in use does when it is next granted (its window is its own).
-    IF v_leased > 0 THEN
-      WITH reset AS (
-        UPDATE tollgate.usage_slots x SET window_start = v_start, used = 0, lease = 0
-          FROM (SELECT y.slot, y.used AS old_used FROM tollgate.usage_slots y
-                 WHERE y.customer = p_customer AND y.feature = p_feature AND y.window_start = v_row_start
-                   FOR UPDATE SKIP LOCKED) o
-         WHERE x.customer = p_customer AND x.feature = p_feature AND x.slot = o.slot
-        RETURNING o.old_used)
-      SELECT v_used + coalesce(sum(reset.old_used), 0) INTO v_used FROM reset;
-    END IF;
+    -- and start this one.
     IF v_used > 0 OR v_hit THEN
       INSERT INTO tollgate.usage_windows AS w (customer, feature, window_start, window_end, used, plan)
       VALUES (p_customer, p_feature, v_row_start, nullif(v_row_end, 'infinity'), v_used, v_row_plan)
@@ -398,115 +308,34 @@ BEGIN
     END IF;
     v_used := 0;
     v_hit := false;
-    v_leased := 0;
-    v_next := NULL;
-  END IF;
-  IF v_leased > 0 THEN
-    SELECT coalesce(sum(x.used), 0) INTO v_slots_used
-      FROM tollgate.usage_slots x
-     WHERE x.customer = p_customer AND x.feature = p_feature AND x.window_start = v_start;
-    IF p_mode = 'refund' OR (v_cap IS NOT NULL AND v_used + v_leased > v_cap) THEN
-      -- Take back what slots not in use hold but have not used. (A slot in
-      -- use keeps its lease: its transaction may be counting on it.)
-      WITH back AS (
-        UPDATE tollgate.usage_slots x SET lease = 0
-          FROM (SELECT y.slot, y.lease AS old_lease FROM tollgate.usage_slots y
-                 WHERE y.customer = p_customer AND y.feature = p_feature AND y.window_start = v_start
-                   AND y.lease > 0
-                   FOR UPDATE SKIP LOCKED) o
-         WHERE x.customer = p_customer AND x.feature = p_feature AND x.slot = o.slot
-        RETURNING o.old_lease)
-      SELECT v_leased - coalesce(sum(back.old_lease), 0) INTO v_leased FROM back;
-    END IF;
   END IF;
 
   IF p_mode = 'refund' THEN
-    v_take := least(v_used, p_amount);
-    v_used := v_used - v_take;
-    v_left := p_amount - v_take;
-    IF v_left > 0 AND v_slots_used > 0 THEN
-      -- the rest comes off slots not in use (their share shrinks with it)
-      FOR v_stripe, v_take IN
-        SELECT y.slot, y.used FROM tollgate.usage_slots y
-         WHERE y.customer = p_customer AND y.feature = p_feature AND y.window_start = v_start AND y.used > 0
-         ORDER BY y.slot
-           FOR UPDATE SKIP LOCKED
-      LOOP
-        EXIT WHEN v_left = 0;
-        v_take := least(v_take, v_left);
-        UPDATE tollgate.usage_slots x SET used = x.used - v_take
-         WHERE x.customer = p_customer AND x.feature = p_feature AND x.slot = v_stripe;
-        v_left := v_left - v_take;
-        v_leased := v_leased - v_take;
-        v_slots_used := v_slots_used - v_take;
-      END LOOP;
-    END IF;
-    v_allowed := v_cap IS NULL OR v_used + v_slots_used < v_quota;
-  ELSIF (v_cap IS NULL OR v_used + v_leased <= v_cap) AND p_mode = 'note' THEN
+    v_used := greatest(v_used - p_amount, 0);
+    v_allowed := v_cap IS NULL OR v_used < v_quota;
+  ELSIF (v_cap IS NULL OR v_used <= v_cap) AND p_mode = 'note' THEN
     NULL; -- not blocked: nothing to record, nothing to count
-  ELSIF v_cap IS NULL OR v_used + v_leased <= v_cap THEN
+  ELSIF v_cap IS NULL OR v_used <= v_cap THEN
     v_used := v_used + p_amount;
     IF v_quota IS NOT NULL THEN
-      -- every mark not yet fired, up to the usage known now (slot usage still
-      -- in flight is below the marks: leases never reach them)
-      PERFORM tollgate._crossed(p_customer, p_feature, v_plan,
-                                least(coalesce(v_next - 1, v_used + v_slots_used - p_amount), v_used + v_slots_used - p_amount),
-                                v_used + v_slots_used, v_quota, v_soft, v_notify, v_start, v_end, p_at);
+      PERFORM tollgate._crossed(p_customer, p_feature, v_plan, v_used - p_amount, v_used, v_quota,
+                                v_soft, v_notify, v_start, v_end, p_at);
     END IF;
   ELSE
     v_allowed := false;
-    -- Blocked for certain (usage in flight on slots only adds to this):
-    -- the first blocked call of this window writes limit_reached, once.
-    -- Otherwise unused leases may still cover it: no event yet.
-    IF NOT v_hit AND v_used + v_slots_used + p_amount > v_quota THEN
+    IF NOT v_hit THEN
+      -- the first blocked call of this window writes limit_reached, once
       v_hit := true;
-      PERFORM tollgate._emit('limit_reached', p_customer, p_feature, v_plan, v_used + v_slots_used, v_quota, 100,
+      PERFORM tollgate._emit('limit_reached', p_customer, p_feature, v_plan, v_used, v_quota, 100,
                              v_start, nullif(v_end, 'infinity'), p_at);
     END IF;
   END IF;
-  v_next := tollgate._next_mark(v_used + v_slots_used, v_quota, v_soft, v_notify);
-
-  IF v_contended AND v_allowed AND p_mode = 'consume' THEN
-    -- A hot customer: lease this backend's slot a share of what is left
-    -- below the next mark and the quota, when there is plenty left.
-    v_room := least(CASE WHEN v_soft THEN NULL ELSE v_quota END, v_next - 1);
-    v_room := coalesce(v_room, 4611686018427387903) - v_used - v_leased;
-    IF v_room >= 64 * p_amount THEN
-      v_chunk := least(v_room / 16, 1000000);
-      v_stripe := 1 + pg_catalog.pg_backend_pid() % 8;
-      INSERT INTO tollgate.usage_slots AS x (customer, feature, slot, window_start, used, lease)
-      VALUES (p_customer, p_feature, v_stripe, v_start, 0, v_chunk)
-      ON CONFLICT DO NOTHING;
-      IF FOUND THEN
-        v_leased := v_leased + v_chunk;
-      ELSE
-        UPDATE tollgate.usage_slots x
-           SET lease = CASE WHEN o.old_ws = v_start THEN x.lease + v_chunk ELSE v_chunk END,
-               used = CASE WHEN o.old_ws = v_start THEN x.used ELSE 0 END,
-               window_start = v_start
-          FROM (SELECT y.slot, y.window_start AS old_ws, y.used AS old_used FROM tollgate.usage_slots y
-                 WHERE y.customer = p_customer AND y.feature = p_feature AND y.slot = v_stripe
-                   FOR UPDATE SKIP LOCKED) o
-         WHERE x.customer = p_customer AND x.feature = p_feature AND x.slot = o.slot
-        RETURNING o.old_ws, o.old_used INTO v_old_ws, v_old_used;
-        IF FOUND THEN
-          v_leased := v_leased + v_chunk;
-          IF v_old_ws <> v_start AND v_old_used > 0 THEN
-            -- a slot of a closed window: its count joins that window's history
-            INSERT INTO tollgate.usage_windows AS w (customer, feature, window_start, used)
-            VALUES (p_customer, p_feature, v_old_ws, v_old_used)
-            ON CONFLICT (customer, feature, window_start) DO UPDATE SET used = w.used + EXCLUDED.used;
-          END IF;
-        END IF;
-      END IF;
-    END IF;
-  END IF;
-
   UPDATE tollgate.usage u
-     SET window_start = v_start, window_end = v_end, used = v_used, limit_hit = v_hit, leased = v_leased,
-         plan = v_plan, quota = v_quota, soft = v_soft, next_mark = v_next,
+     SET window_start = v_start, window_end = v_end, used = v_used, limit_hit = v_hit,
+         plan = v_plan, quota = v_quota, soft = v_soft,
+         next_mark = tollgate._next_mark(v_used, v_quota, v_soft, v_notify),
          config_version = v_version, plan_epoch = v_epoch
    WHERE u.customer = p_customer AND u.feature = p_feature;
-  RETURN tollgate._verdict(v_allowed, p_customer, p_feature, v_plan, v_used + v_slots_used, v_quota, v_end, v_message);
+  RETURN tollgate._verdict(v_allowed, p_customer, p_feature, v_plan, v_used, v_quota, v_end, v_message);
 END
 $$;
