@@ -71,7 +71,8 @@ AS $$
   END
 $$;
 
--- The end of the window; for rolling windows, when the current bucket leaves
+-- The end of the window: its start plus its length (billing: the period's
+-- end; lifetime: none). For rolling windows, when the current bucket leaves
 -- the window (the caller moves it to the oldest bucket that counts).
 CREATE OR REPLACE FUNCTION tollgate._window_end(
   p_unit text, p_length integer, p_at timestamptz, p_anchor timestamptz,
@@ -79,12 +80,14 @@ CREATE OR REPLACE FUNCTION tollgate._window_end(
 RETURNS timestamptz
 LANGUAGE sql STABLE
 AS $$
-  SELECT CASE
-    WHEN p_unit = 'month' THEN ((pg_catalog.date_trunc('month', p_at, 'UTC') AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC'
-    WHEN p_unit IN ('day', 'hour') THEN tollgate._window_start(p_unit, p_length, p_at, p_anchor, p_period_start, p_period_end)
-      + make_interval(secs => tollgate._window_seconds(p_unit, p_length))
-    WHEN p_unit = 'lifetime' THEN NULL::timestamptz
-    WHEN p_unit = 'billing' THEN (tollgate._billing_window(p_at, p_anchor, p_period_start, p_period_end)).window_end
-    WHEN p_unit = 'rolling' THEN pg_catalog.date_trunc('hour', p_at, 'UTC') + make_interval(hours => 24 * p_length)
+  SELECT CASE p_unit
+    WHEN 'lifetime' THEN NULL::timestamptz
+    WHEN 'billing' THEN (tollgate._billing_window(p_at, p_anchor, p_period_start, p_period_end)).window_end
+    WHEN 'month' THEN ((tollgate._window_start(p_unit, p_length, p_at, p_anchor, p_period_start, p_period_end)
+                        AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC'
+    WHEN 'rolling' THEN tollgate._window_start(p_unit, p_length, p_at, p_anchor, p_period_start, p_period_end)
+                        + make_interval(hours => 24 * p_length)
+    ELSE tollgate._window_start(p_unit, p_length, p_at, p_anchor, p_period_start, p_period_end)
+         + make_interval(secs => tollgate._window_seconds(p_unit, p_length))
   END
 $$;
