@@ -150,12 +150,7 @@ func (r *Registry) Counter(name, help string, labels ...string) *CounterVec {
 // With returns the counter for the label values, in the order of the labels.
 func (cv *CounterVec) With(values ...string) *Counter { return cv.v.with(values) }
 
-func (cv *CounterVec) write(w io.Writer) {
-	cv.v.header(w)
-	cv.v.each(func(labels string, c *Counter) {
-		fmt.Fprintf(w, "%s%s %s\n", cv.v.name, labels, formatFloat(c.Value()))
-	})
-}
+func (cv *CounterVec) write(w io.Writer) { writeValues(cv.v, w) }
 
 // Gauge goes up and down.
 type Gauge struct{ f atomicFloat }
@@ -188,10 +183,16 @@ func (r *Registry) Gauge(name, help string, labels ...string) *GaugeVec {
 // With returns the gauge for the label values.
 func (gv *GaugeVec) With(values ...string) *Gauge { return gv.v.with(values) }
 
-func (gv *GaugeVec) write(w io.Writer) {
-	gv.v.header(w)
-	gv.v.each(func(labels string, g *Gauge) {
-		fmt.Fprintf(w, "%s%s %s\n", gv.v.name, labels, formatFloat(g.Value()))
+func (gv *GaugeVec) write(w io.Writer) { writeValues(gv.v, w) }
+
+// writeValues writes a family whose samples are one value each (counters, gauges).
+func writeValues[T any, P interface {
+	*T
+	Value() float64
+}](v *vec[T], w io.Writer) {
+	v.header(w)
+	v.each(func(labels string, c *T) {
+		fmt.Fprintf(w, "%s%s %s\n", v.name, labels, formatFloat(P(c).Value()))
 	})
 }
 
