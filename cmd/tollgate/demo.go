@@ -371,20 +371,14 @@ func (d *demo) sidecar(ctx context.Context, cfg *config.Config, pool *pgxpool.Po
 	}
 	srv.Handle("POST /webhooks/stripe", syncer)
 	emails := &syncBuffer{}
-	provider, err := mailer.NewProvider(cfg.Email.Provider, env, os.Getenv("RESEND_BASE_URL"))
+	opts, err := mailer.OptionsFromConfig(pool, cfg, env, reg, log)
 	if err != nil {
 		return "", nil, err
 	}
 	if cfg.Email.Provider == "log" {
-		provider = mailer.NewLogProvider(emails)
+		opts.Provider = mailer.NewLogProvider(emails) // into the narration, not stdout
 	}
-	tpl, err := mailer.TemplatesFor(cfg)
-	if err != nil {
-		return "", nil, err
-	}
-	m, err := mailer.New(mailer.Options{Pool: pool, Provider: provider, Templates: tpl, From: cfg.Email.From,
-		UpgradeURL: cfg.Email.UpgradeURL, RatePerSecond: cfg.Email.RatePerSecond, MaxAttempts: cfg.Email.MaxAttempts,
-		PollInterval: cfg.Sidecar.PollInterval, Metrics: reg, Logger: log})
+	m, err := mailer.New(opts)
 	if err != nil {
 		return "", nil, err
 	}

@@ -154,15 +154,25 @@ func New(opts Options) (*Mailer, error) {
 // stdout) and the templates, checking that every template a feature names exists and renders. Every mistake
 // is reported here, at start-up.
 func FromConfig(pool *pgxpool.Pool, cfg *config.Config, env config.Env, reg *metrics.Registry, logger *slog.Logger) (*Mailer, error) {
-	provider, err := NewProvider(cfg.Email.Provider, env, os.Getenv("RESEND_BASE_URL"))
+	opts, err := OptionsFromConfig(pool, cfg, env, reg, logger)
 	if err != nil {
 		return nil, err
+	}
+	return New(opts)
+}
+
+// OptionsFromConfig is what FromConfig passes to New, for callers that change a part first (tollgate demo
+// prints the emails into its own output).
+func OptionsFromConfig(pool *pgxpool.Pool, cfg *config.Config, env config.Env, reg *metrics.Registry, logger *slog.Logger) (Options, error) {
+	provider, err := NewProvider(cfg.Email.Provider, env, os.Getenv("RESEND_BASE_URL"))
+	if err != nil {
+		return Options{}, err
 	}
 	tpl, err := TemplatesFor(cfg)
 	if err != nil {
-		return nil, err
+		return Options{}, err
 	}
-	return New(Options{
+	return Options{
 		Pool:          pool,
 		Provider:      provider,
 		Templates:     tpl,
@@ -173,7 +183,7 @@ func FromConfig(pool *pgxpool.Pool, cfg *config.Config, env config.Env, reg *met
 		PollInterval:  cfg.Sidecar.PollInterval,
 		Metrics:       reg,
 		Logger:        logger,
-	})
+	}, nil
 }
 
 // NewProvider returns the provider named in email.provider.
