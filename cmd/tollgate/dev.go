@@ -158,14 +158,23 @@ func devDatabase(ctx context.Context, srv *pgserver.Server, cfg *config.Config, 
 		return "", "", err
 	}
 	// The app's role: calls tollgate's functions, owns the app's own tables (Django migrates them).
-	if _, err := conn.Exec(ctx, fmt.Sprintf(`
-		DO $$ BEGIN
-		  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = %[1]s) THEN
-		    CREATE ROLE %[2]s LOGIN PASSWORD %[3]s IN ROLE tollgate_app;
-		  END IF;
-		END $$;
-		GRANT CREATE ON SCHEMA public TO %[2]s;`,
-		quoteLiteral(devAppRole), pgx.Identifier{devAppRole}.Sanitize(), quoteLiteral(devAppPassword))); err != nil {
+	// The server quotes the names: format's %I and %L.
+	var roleExists bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)`, devAppRole).Scan(&roleExists); err != nil {
+		return "", "", err
+	}
+	var create, grant string
+	if err := conn.QueryRow(ctx, `SELECT format('CREATE ROLE %I LOGIN PASSWORD %L IN ROLE tollgate_app', $1::text, $2::text),
+	                                     format('GRANT CREATE ON SCHEMA public TO %I', $1::text)`,
+		devAppRole, devAppPassword).Scan(&create, &grant); err != nil {
+		return "", "", err
+	}
+	if !roleExists {
+		if _, err := conn.Exec(ctx, create); err != nil {
+			return "", "", err
+		}
+	}
+	if _, err := conn.Exec(ctx, grant); err != nil {
 		return "", "", err
 	}
 	if _, err := apply.Apply(ctx, conn, cfg, apply.Options{}, out); err != nil {
@@ -174,17 +183,6 @@ func devDatabase(ctx context.Context, srv *pgserver.Server, cfg *config.Config, 
 	u := url.URL{Scheme: "postgres", User: url.UserPassword(devAppRole, devAppPassword),
 		Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(srv.Port())), Path: "/tollgate", RawQuery: "sslmode=disable"}
 	return ownerURL, u.String(), nil
-}
-
-func quoteLiteral(s string) string {
-	out := []byte{'\''}
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\'' {
-			out = append(out, '\'')
-		}
-		out = append(out, s[i])
-	}
-	return string(append(out, '\''))
 }
 
 func emailDestination(cfg *config.Config) string {
