@@ -64,3 +64,25 @@ func TestRatiosNeedTheirResults(t *testing.T) {
 		require.True(t, r.Missing, r.Name)
 	}
 }
+
+func TestContextRatiosSayWhatTheyStandFor(t *testing.T) {
+	t.Parallel()
+	results := []bench.Result{
+		{Scenario: "upsert_function", Clients: 8, SyncCommit: "off", TPS: 90, Calls: 10},
+		{Scenario: "upsert_spread", Clients: 8, SyncCommit: "off", TPS: 100, Calls: 10},
+	}
+	ctx := bench.Context(results)
+	found := false
+	for _, r := range ctx {
+		require.NotEmpty(t, r.Note, r.Name)
+		require.False(t, r.Met, r.Name)
+		if r.Name == "upsert_function / upsert_spread tps, 8 clients, sync off" {
+			found = true
+			require.False(t, r.Missing)
+			require.InDelta(t, 0.9, r.Value, 1e-9)
+		} else {
+			require.True(t, r.Missing, r.Name)
+		}
+	}
+	require.True(t, found)
+}

@@ -50,6 +50,21 @@ var Scenarios = []Scenario{
 			        WHERE u.used + 1 <= $3 RETURNING used`,
 				[]any{spreadCustomer("c", r), windowStart, int64(1_000_000_000)}
 		}},
+	{"upsert_function", "the upsert_spread statement alone in a SECURITY DEFINER plpgsql function with a pinned search_path, returning a verdict: the floor for any function under tollgate's security rules",
+		func(r *rand.Rand) (string, []any) {
+			return `SELECT allowed FROM bench_upsert_function($1)`, []any{spreadCustomer("c", r)}
+		}},
+	{"upsert_hot", "the upsert_spread statement with every client on one row: the naive limiter's hot customer",
+		func(*rand.Rand) (string, []any) {
+			return `INSERT INTO bench_usage AS u (customer, feature, window_start, used) VALUES ('hot', 'spread', $1, 1)
+			        ON CONFLICT (customer, feature, window_start) DO UPDATE SET used = u.used + 1
+			        WHERE u.used + 1 <= $2 RETURNING used`,
+				[]any{windowStart, int64(1_000_000_000_000)}
+		}},
+	{"read_function", "one indexed read of a usage row in a SECURITY DEFINER plpgsql function returning a verdict: the floor for a reject path",
+		func(*rand.Rand) (string, []any) {
+			return `SELECT allowed FROM bench_read_function('over', 'bench_reject')`, nil
+		}},
 	{"consume_spread", "tollgate.consume over 10k customers", func(r *rand.Rand) (string, []any) {
 		return `SELECT allowed FROM tollgate.consume($1, 'bench_spread')`, []any{spreadCustomer("c", r)}
 	}},
@@ -98,6 +113,26 @@ CREATE TABLE bench_usage (
   customer text, feature text, window_start timestamptz, used bigint NOT NULL,
   PRIMARY KEY (customer, feature, window_start)) WITH (fillfactor = 70);
 INSERT INTO bench_usage SELECT 'c' || i, 'spread', '2026-01-01 00:00:00+00', 1 FROM generate_series(1, 10000) i;
+-- the floors: the least a function can do under tollgate's security rules
+-- (SECURITY DEFINER, search_path pinned, a verdict returned)
+CREATE FUNCTION bench_upsert_function(p_customer text) RETURNS tollgate.verdict
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $f$
+DECLARE v_used bigint;
+BEGIN
+  INSERT INTO public.bench_usage AS u (customer, feature, window_start, used)
+  VALUES (p_customer, 'spread', '2026-01-01 00:00:00+00', 1)
+  ON CONFLICT (customer, feature, window_start) DO UPDATE SET used = u.used + 1
+  WHERE u.used + 1 <= 1000000000 RETURNING u.used INTO v_used;
+  RETURN ROW(v_used IS NOT NULL, p_customer, 'spread', 'free', v_used, 1000000000, 1000000000 - v_used, NULL, NULL)::tollgate.verdict;
+END $f$;
+CREATE FUNCTION bench_read_function(p_customer text, p_feature text) RETURNS tollgate.verdict
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $f$
+DECLARE v_used bigint; v_quota bigint; v_plan text; v_end timestamptz;
+BEGIN
+  SELECT u.used, u.quota, u.plan, u.window_end INTO v_used, v_quota, v_plan, v_end
+    FROM tollgate.usage u WHERE u.customer = p_customer AND u.feature = p_feature;
+  RETURN ROW(false, p_customer, p_feature, v_plan, v_used, v_quota, 0, v_end, NULL)::tollgate.verdict;
+END $f$;
 
 `
 
@@ -203,30 +238,43 @@ type Ratio struct {
 	Met    bool    `json:"met"`
 	// Missing is set when the run lacks a result the ratio needs.
 	Missing bool `json:"missing,omitempty"`
+	// Note says what a context ratio stands for.
+	Note string `json:"note,omitempty"`
 }
+
+// ratioSet computes ratios of results of one run: find looks a result up,
+// add appends a ratio of two of them (Missing when either is absent).
+type ratioSet struct {
+	results []Result
+	out     []Ratio
+}
+
+func (s *ratioSet) find(sc string, clients int, sync string) *Result {
+	for i := range s.results {
+		r := &s.results[i]
+		if r.Scenario == sc && r.Clients == clients && r.SyncCommit == sync {
+			return r
+		}
+	}
+	return nil
+}
+
+func (s *ratioSet) add(name, target string, a, b *Result, value func(a, b *Result) float64, met func(float64) bool) {
+	if a == nil || b == nil || a.Calls == 0 || b.Calls == 0 {
+		s.out = append(s.out, Ratio{Name: name, Target: target, Missing: true})
+		return
+	}
+	v := value(a, b)
+	s.out = append(s.out, Ratio{Name: name, Value: v, Target: target, Met: met(v)})
+}
+
+func p50(a, b *Result) float64 { return a.P50ms / b.P50ms }
+func tps(a, b *Result) float64 { return a.TPS / b.TPS }
 
 // Ratios computes the targets of the benchmark issue from results.
 func Ratios(results []Result) []Ratio {
-	find := func(sc string, clients int, sync string) *Result {
-		for i := range results {
-			r := &results[i]
-			if r.Scenario == sc && r.Clients == clients && r.SyncCommit == sync {
-				return r
-			}
-		}
-		return nil
-	}
-	var out []Ratio
-	add := func(name, target string, a, b *Result, value func(a, b *Result) float64, met func(float64) bool) {
-		if a == nil || b == nil || a.Calls == 0 || b.Calls == 0 {
-			out = append(out, Ratio{Name: name, Target: target, Missing: true})
-			return
-		}
-		v := value(a, b)
-		out = append(out, Ratio{Name: name, Value: v, Target: target, Met: met(v)})
-	}
-	p50 := func(a, b *Result) float64 { return a.P50ms / b.P50ms }
-	tps := func(a, b *Result) float64 { return a.TPS / b.TPS }
+	s := &ratioSet{results: results}
+	find, add := s.find, s.add
 	add("consume_spread / update_spread p50 latency, 1 client, sync off", "<= 1.2",
 		find("consume_spread", 1, "off"), find("update_spread", 1, "off"), p50, func(v float64) bool { return v <= 1.2 })
 	for _, sync := range []string{"off", "on"} {
@@ -243,5 +291,31 @@ func Ratios(results []Result) []Ratio {
 		add("consume_events / consume_spread tps, 8 clients, sync "+sync, ">= 0.9",
 			find("consume_events", 8, sync), find("consume_spread", 8, sync), tps, func(v float64) bool { return v >= 0.9 })
 	}
-	return out
+	return s.out
+}
+
+// Context computes the ratios that put the targets in perspective: the same
+// quantities for the floors and for the naive limiter, measured in the same
+// run. They have no target (Met is always false).
+func Context(results []Result) []Ratio {
+	s := &ratioSet{results: results}
+	none := func(float64) bool { return false }
+	s.add("upsert_function / update_spread p50 latency, 1 client, sync off", "",
+		s.find("upsert_function", 1, "off"), s.find("update_spread", 1, "off"), p50, none)
+	for _, sync := range []string{"off", "on"} {
+		s.add("upsert_function / upsert_spread tps, 8 clients, sync "+sync, "",
+			s.find("upsert_function", 8, sync), s.find("upsert_spread", 8, sync), tps, none)
+	}
+	for _, sync := range []string{"off", "on"} {
+		s.add("read_function / select1 tps, 8 clients, sync "+sync, "",
+			s.find("read_function", 8, sync), s.find("select1", 8, sync), tps, none)
+	}
+	s.add("upsert_hot 32 clients / 1 client tps, sync on", "",
+		s.find("upsert_hot", 32, "on"), s.find("upsert_hot", 1, "on"), tps, none)
+	notes := []string{"the floor of the first target", "the floor of the second", "the floor of the second",
+		"the floor of the third", "the floor of the third", "the naive limiter's hot customer"}
+	for i := range s.out {
+		s.out[i].Note = notes[i]
+	}
+	return s.out
 }
