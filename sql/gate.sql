@@ -61,6 +61,10 @@ DECLARE
   v_bucket timestamptz;
   v_left bigint;
   v_take bigint;
+  v_t0 timestamptz;
+  v_contended boolean;
+  v_slotted boolean;
+  v_verdict tollgate.verdict;
 BEGIN
   IF p_customer IS NULL OR p_customer = '' THEN
     RAISE EXCEPTION USING ERRCODE = 'TG422',
@@ -76,16 +80,27 @@ BEGIN
   END IF;
 
   IF p_mode = 'consume' THEN
-    -- The hot path.
+    -- The hot path. A call that waited more than 5 ms for a row another
+    -- transaction changed meanwhile (it was not what this statement first
+    -- saw) marks the row slotted for the rest of the window (sql/slots.sql).
+    v_t0 := clock_timestamp();
     UPDATE tollgate.usage u SET used = u.used + p_amount
       FROM tollgate.customers c
      WHERE u.customer = p_customer AND u.feature = p_feature AND u.window_end > p_at
        AND c.customer = p_customer AND u.plan_epoch = c.plan_epoch
        AND u.config_version = (SELECT s.version FROM tollgate.config_state s)
        AND (u.quota IS NULL OR u.soft OR u.used + p_amount <= u.quota)
-    RETURNING u.used, u.quota, u.soft, u.plan, u.window_start, u.window_end, u.next_mark
-      INTO v_used, v_quota, v_soft, v_plan, v_start, v_end, v_next;
+       AND NOT u.slotted
+    RETURNING u.used, u.quota, u.soft, u.plan, u.window_start, u.window_end, u.next_mark,
+              CASE WHEN clock_timestamp() - v_t0 > interval '5 ms'
+                   THEN u.used - p_amount IS DISTINCT FROM
+                        (SELECT o.used FROM tollgate.usage o WHERE o.customer = p_customer AND o.feature = p_feature)
+                   ELSE false END
+      INTO v_used, v_quota, v_soft, v_plan, v_start, v_end, v_next, v_contended;
     IF FOUND THEN
+      IF v_contended THEN
+        UPDATE tollgate.usage u SET slotted = true WHERE u.customer = p_customer AND u.feature = p_feature;
+      END IF;
       IF v_used >= v_next THEN
         -- crossed a threshold (soft: the quota); the row is locked already
         SELECT f.notify_at INTO v_notify FROM tollgate.features f WHERE f.feature = p_feature;
@@ -100,24 +115,35 @@ BEGIN
       RETURN tollgate._verdict(true, p_customer, p_feature, v_plan, v_used, v_quota, v_end, v_message);
     END IF;
 
-    -- Already blocked in this window, its limit_reached written: a plain read.
-    SELECT u.used, u.quota, u.plan, u.window_end, f.message
-      INTO v_used, v_quota, v_plan, v_end, v_message
+    -- Already blocked in this window, its limit_reached written: a plain
+    -- read answers. A slotted row goes to its slots (sql/slots.sql).
+    SELECT u.used, u.quota, u.plan, u.window_end, f.message, u.slotted,
+           u.limit_hit AND NOT u.soft AND u.used + p_amount > u.quota AND u.window_end > p_at
+             AND c.plan_epoch = u.plan_epoch AND u.config_version = (SELECT s.version FROM tollgate.config_state s)
+      INTO v_used, v_quota, v_plan, v_end, v_message, v_slotted, v_hit
       FROM tollgate.usage u
       JOIN tollgate.features f ON f.feature = u.feature
-      JOIN tollgate.customers c ON c.customer = u.customer AND c.plan_epoch = u.plan_epoch
-     WHERE u.customer = p_customer AND u.feature = p_feature AND u.window_end > p_at
-       AND u.config_version = (SELECT s.version FROM tollgate.config_state s)
-       AND u.limit_hit AND NOT u.soft AND u.used + p_amount > u.quota;
-    IF FOUND THEN
+      JOIN tollgate.customers c ON c.customer = u.customer
+     WHERE u.customer = p_customer AND u.feature = p_feature;
+    IF v_hit AND NOT v_slotted THEN
       RETURN tollgate._verdict(false, p_customer, p_feature, v_plan, v_used, v_quota, v_end, v_message);
+    END IF;
+  ELSIF p_mode <> 'check' THEN
+    SELECT u.slotted INTO v_slotted FROM tollgate.usage u WHERE u.customer = p_customer AND u.feature = p_feature;
+  END IF;
+
+  IF v_slotted AND p_mode <> 'check' THEN
+    v_verdict := tollgate._gate_slotted(p_customer, p_feature, p_amount, p_mode, p_at);
+    IF v_verdict.customer IS NOT NULL THEN
+      RETURN v_verdict;
     END IF;
   END IF;
 
   IF p_mode = 'check' THEN
     -- A current usage row answers without the configuration.
-    SELECT u.used, u.quota, u.plan, u.window_end, u.soft, u.used > u.quota OR u.used + p_amount > u.quota, f.message
-      INTO v_used, v_quota, v_plan, v_end, v_soft, v_hit, v_message
+    SELECT u.used + CASE WHEN u.slotted THEN tollgate._slot_used(p_customer, p_feature, u.window_start) ELSE 0 END,
+           u.quota, u.plan, u.window_end, u.soft, f.message
+      INTO v_used, v_quota, v_plan, v_end, v_soft, v_message
       FROM tollgate.usage u
       JOIN tollgate.features f ON f.feature = u.feature
       JOIN tollgate.customers c ON c.customer = u.customer AND c.plan_epoch = u.plan_epoch
@@ -125,6 +151,7 @@ BEGIN
        AND u.window_start <= p_at AND u.window_end > p_at
        AND u.config_version = (SELECT s.version FROM tollgate.config_state s);
     IF FOUND THEN
+      v_hit := v_used > v_quota OR v_used + p_amount > v_quota;
       RETURN tollgate._verdict(v_soft OR NOT coalesce(v_hit, false), p_customer, p_feature, v_plan, v_used, v_quota,
                                v_end, v_message);
     END IF;
@@ -263,7 +290,9 @@ BEGIN
   v_end := coalesce(tollgate._window_end(v_unit, v_length, p_at, v_anchor, v_period_start, v_period_end), 'infinity');
 
   IF p_mode = 'check' THEN
-    SELECT u.window_start, u.used INTO v_row_start, v_used
+    SELECT u.window_start,
+           u.used + CASE WHEN u.slotted THEN tollgate._slot_used(p_customer, p_feature, u.window_start) ELSE 0 END
+      INTO v_row_start, v_used
       FROM tollgate.usage u WHERE u.customer = p_customer AND u.feature = p_feature;
     IF v_row_start > v_start THEN
       -- a closed window
@@ -283,13 +312,17 @@ BEGIN
     VALUES (p_customer, p_feature, v_start, v_end, v_plan, v_quota, v_soft)
     ON CONFLICT DO NOTHING;
   END IF;
-  SELECT u.window_start, u.window_end, u.plan, u.used, u.limit_hit
-    INTO v_row_start, v_row_end, v_row_plan, v_used, v_hit
+  SELECT u.window_start, u.window_end, u.plan, u.used, u.limit_hit, u.slotted
+    INTO v_row_start, v_row_end, v_row_plan, v_used, v_hit, v_slotted
     FROM tollgate.usage u WHERE u.customer = p_customer AND u.feature = p_feature
      FOR UPDATE;
   IF NOT FOUND THEN
     -- refund for a customer who never used the feature
     RETURN tollgate._verdict(true, p_customer, p_feature, v_plan, 0, v_quota, v_end, v_message);
+  END IF;
+  IF v_slotted THEN
+    -- decide on the exact total: fold the slots into the row
+    v_used := tollgate._settle(p_customer, p_feature, v_row_start, v_used);
   END IF;
   IF v_row_start = v_start THEN
     NULL; -- the current window
@@ -308,6 +341,7 @@ BEGIN
     END IF;
     v_used := 0;
     v_hit := false;
+    v_slotted := false; -- a new window starts uncontended
   END IF;
 
   IF p_mode = 'refund' THEN
@@ -334,7 +368,7 @@ BEGIN
      SET window_start = v_start, window_end = v_end, used = v_used, limit_hit = v_hit,
          plan = v_plan, quota = v_quota, soft = v_soft,
          next_mark = tollgate._next_mark(v_used, v_quota, v_soft, v_notify),
-         config_version = v_version, plan_epoch = v_epoch
+         config_version = v_version, plan_epoch = v_epoch, slotted = coalesce(v_slotted, false), leased = 0
    WHERE u.customer = p_customer AND u.feature = p_feature;
   RETURN tollgate._verdict(v_allowed, p_customer, p_feature, v_plan, v_used, v_quota, v_end, v_message);
 END

@@ -13,6 +13,7 @@
 {{ template "config_version.sql" . }}
 {{ template "emit.sql" . }}
 {{ template "crossed.sql" . }}
+{{ template "slots.sql" . }}
 {{ template "gate.sql" . }}
 {{ template "raise_quota_exceeded.sql" . }}
 {{ template "consume.sql" . }}

@@ -137,7 +137,8 @@ END $f$;
 `
 
 // Overquota counts usage rows over a hard quota: the bench fails if any is.
-const Overquota = `SELECT count(*) FROM tollgate.usage WHERE NOT soft AND quota IS NOT NULL AND used > quota`
+const Overquota = `SELECT count(*) FROM tollgate.usage u WHERE NOT u.soft AND u.quota IS NOT NULL
+  AND u.used + tollgate._slot_used(u.customer, u.feature, u.window_start) > u.quota`
 
 // Result is one scenario at one client count and commit mode.
 type Result struct {

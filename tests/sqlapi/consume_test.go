@@ -4,13 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 )
 
@@ -18,51 +16,9 @@ import (
 // consume calls times on one customer, all released at once.
 func hammer(t *testing.T, b *bundle, clients, calls int, customer, feature string) (allowed, blocked int64) {
 	t.Helper()
-	ctx := context.Background()
-	pool := b.appPool(t, int32(clients))
-	conns := make([]*pgxpool.Conn, clients)
-	for i := range conns {
-		c, err := pool.Acquire(ctx)
-		require.NoError(t, err)
-		conns[i] = c
-		defer c.Release()
-	}
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		start = make(chan struct{})
-		errs  []error
-	)
-	for i := 0; i < clients; i++ {
-		wg.Add(1)
-		go func(c *pgxpool.Conn) {
-			defer wg.Done()
-			<-start
-			var a, bl int64
-			for j := 0; j < calls; j++ {
-				var ok bool
-				if err := c.QueryRow(ctx, `SELECT allowed FROM tollgate.consume($1, $2)`, customer, feature).Scan(&ok); err != nil {
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
-					return
-				}
-				if ok {
-					a++
-				} else {
-					bl++
-				}
-			}
-			mu.Lock()
-			allowed += a
-			blocked += bl
-			mu.Unlock()
-		}(conns[i])
-	}
-	close(start)
-	wg.Wait()
-	require.Empty(t, errs)
-	return allowed, blocked
+	var s consumer
+	race(t, b.appPool(t, int32(clients)), clients, calls, s.consume(customer, feature))
+	return s.allowed.Load(), s.blocked.Load()
 }
 
 func TestConsumeExactUnderConcurrency(t *testing.T) {
@@ -111,7 +67,7 @@ func TestFirstCallsRaceRegistersOnce(t *testing.T) {
 		allowed, _ := hammer(t, b, 16, 1, customer, "api_calls")
 		require.EqualValues(t, 16, allowed)
 		require.EqualValues(t, 1, b.count(t, `SELECT count(*) FROM tollgate.customers WHERE customer = $1`, customer))
-		require.EqualValues(t, 16, b.count(t, `SELECT sum(used) FROM tollgate.usage WHERE customer = $1`, customer))
+		require.EqualValues(t, 16, call(t, b.owner, "check", customer, "api_calls", 1).Used)
 	}
 }
 
