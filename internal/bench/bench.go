@@ -21,8 +21,10 @@ type Scenario struct {
 	Name string
 	// Doc says what it measures.
 	Doc string
-	// next returns the statement and arguments of one call.
-	next func(r *rand.Rand) (string, []any)
+	// next returns the statement and arguments of one call; run names the
+	// run (client count and commit mode), for scenarios that start each run
+	// on a key of its own.
+	next func(r *rand.Rand, run string) (string, []any)
 }
 
 // The customers each spread scenario picks from.
@@ -37,49 +39,51 @@ var windowStart = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // Scenarios, in the order they run.
 var Scenarios = []Scenario{
-	{"select1", "SELECT 1: the round trip, the floor", func(*rand.Rand) (string, []any) {
+	{"select1", "SELECT 1: the round trip, the floor", func(*rand.Rand, string) (string, []any) {
 		return `SELECT 1`, nil
 	}},
-	{"update_spread", "a plain single-row UPDATE of a counter, over 10k rows", func(r *rand.Rand) (string, []any) {
+	{"update_spread", "a plain single-row UPDATE of a counter, over 10k rows", func(r *rand.Rand, _ string) (string, []any) {
 		return `UPDATE bench_counter SET n = n + 1 WHERE id = $1`, []any{1 + r.IntN(Customers)}
 	}},
 	{"upsert_spread", "one statement that upserts a per-window counter with a limit check, over 10k customers",
-		func(r *rand.Rand) (string, []any) {
+		func(r *rand.Rand, _ string) (string, []any) {
 			return `INSERT INTO bench_usage AS u (customer, feature, window_start, used) VALUES ($1, 'spread', $2, 1)
 			        ON CONFLICT (customer, feature, window_start) DO UPDATE SET used = u.used + 1
 			        WHERE u.used + 1 <= $3 RETURNING used`,
 				[]any{spreadCustomer("c", r), windowStart, int64(1_000_000_000)}
 		}},
 	{"upsert_function", "the upsert_spread statement alone in a SECURITY DEFINER plpgsql function with a pinned search_path, returning a verdict: the floor for any function under tollgate's security rules",
-		func(r *rand.Rand) (string, []any) {
+		func(r *rand.Rand, _ string) (string, []any) {
 			return `SELECT allowed FROM bench_upsert_function($1)`, []any{spreadCustomer("c", r)}
 		}},
 	{"upsert_hot", "the upsert_spread statement with every client on one row: the naive limiter's hot customer",
-		func(*rand.Rand) (string, []any) {
-			return `INSERT INTO bench_usage AS u (customer, feature, window_start, used) VALUES ('hot', 'spread', $1, 1)
+		func(_ *rand.Rand, run string) (string, []any) {
+			return `INSERT INTO bench_usage AS u (customer, feature, window_start, used) VALUES ($1, 'spread', $2, 1)
 			        ON CONFLICT (customer, feature, window_start) DO UPDATE SET used = u.used + 1
-			        WHERE u.used + 1 <= $2 RETURNING used`,
-				[]any{windowStart, int64(1_000_000_000_000)}
+			        WHERE u.used + 1 <= $3 RETURNING used`,
+				[]any{"hot_" + run, windowStart, int64(1_000_000_000_000)}
 		}},
 	{"read_function", "one indexed read of a usage row in a SECURITY DEFINER plpgsql function returning a verdict: the floor for a reject path",
-		func(*rand.Rand) (string, []any) {
+		func(*rand.Rand, string) (string, []any) {
 			return `SELECT allowed FROM bench_read_function('over', 'bench_reject')`, nil
 		}},
-	{"consume_spread", "tollgate.consume over 10k customers", func(r *rand.Rand) (string, []any) {
+	{"consume_spread", "tollgate.consume over 10k customers", func(r *rand.Rand, _ string) (string, []any) {
 		return `SELECT allowed FROM tollgate.consume($1, 'bench_spread')`, []any{spreadCustomer("c", r)}
 	}},
-	{"consume_hot", "tollgate.consume, every client on one customer", func(*rand.Rand) (string, []any) {
-		return `SELECT allowed FROM tollgate.consume('hot', 'bench_hot')`, nil
+	// each run starts on a customer of its own, so a row made slotted by one
+	// run's contention does not carry over to the next
+	{"consume_hot", "tollgate.consume, every client on one customer", func(_ *rand.Rand, run string) (string, []any) {
+		return `SELECT allowed FROM tollgate.consume($1, 'bench_hot')`, []any{"hot_" + run}
 	}},
-	{"consume_reject", "tollgate.consume of a customer already over the limit", func(*rand.Rand) (string, []any) {
+	{"consume_reject", "tollgate.consume of a customer already over the limit", func(*rand.Rand, string) (string, []any) {
 		return `SELECT allowed FROM tollgate.consume('over', 'bench_reject')`, nil
 	}},
 	{"consume_events", "tollgate.consume where one call in a hundred crosses a threshold (an event + NOTIFY)",
-		func(r *rand.Rand) (string, []any) {
+		func(r *rand.Rand, _ string) (string, []any) {
 			return `SELECT allowed FROM tollgate.consume($1, 'bench_events')`, []any{spreadCustomer("e", r)}
 		}},
 	{"consume_events_worst", "tollgate.consume where every call crosses a threshold",
-		func(r *rand.Rand) (string, []any) {
+		func(r *rand.Rand, _ string) (string, []any) {
 			return `SELECT allowed FROM tollgate.consume($1, 'bench_events_worst')`, []any{spreadCustomer("w", r)}
 		}},
 }
@@ -104,7 +108,6 @@ SELECT count(tollgate.consume('c' || i, 'bench_spread')) FROM generate_series(1,
 -- start each customer at its own offset so crossings are spread evenly over the run
 SELECT count(tollgate.consume('e' || i, 'bench_events', 1 + (i * 37) % 99)) FROM generate_series(1, 10000) i;
 SELECT count(tollgate.consume('w' || i, 'bench_events_worst', 1)) FROM generate_series(1, 10000) i;
-SELECT tollgate.consume('hot', 'bench_hot');
 SELECT tollgate.consume('over', 'bench_reject');
 SELECT tollgate.consume('over', 'bench_reject'); -- the first blocked call writes its event
 CREATE TABLE bench_counter (id integer PRIMARY KEY, n bigint NOT NULL DEFAULT 0) WITH (fillfactor = 70);
@@ -173,6 +176,7 @@ func Run(ctx context.Context, connString string, sc Scenario, clients int, syncC
 			return Result{}, err
 		}
 	}
+	run := fmt.Sprintf("%d_%s", clients, syncCommit)
 	type worker struct {
 		lat []time.Duration
 		err error
@@ -190,7 +194,7 @@ func Run(ctx context.Context, connString string, sc Scenario, clients int, syncC
 			conn := conns[i]
 			// warm up: prepare the statement, let the server cache its plans
 			for j := 0; j < 10 && w.err == nil; j++ {
-				sql, args := sc.next(r)
+				sql, args := sc.next(r, run)
 				_, w.err = conn.Exec(ctx, sql, args...)
 			}
 			<-start
@@ -200,7 +204,7 @@ func Run(ctx context.Context, connString string, sc Scenario, clients int, syncC
 				if t0.After(deadline) {
 					return
 				}
-				sql, args := sc.next(r)
+				sql, args := sc.next(r, run)
 				_, w.err = conn.Exec(ctx, sql, args...)
 				w.lat = append(w.lat, time.Since(t0))
 			}
