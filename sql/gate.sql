@@ -312,8 +312,8 @@ BEGIN
     VALUES (p_customer, p_feature, v_start, v_end, v_plan, v_quota, v_soft)
     ON CONFLICT DO NOTHING;
   END IF;
-  SELECT u.window_start, u.window_end, u.plan, u.used, u.limit_hit, u.slotted
-    INTO v_row_start, v_row_end, v_row_plan, v_used, v_hit, v_slotted
+  SELECT u.window_start, u.window_end, u.plan, u.used, u.limit_hit, u.slotted, u.next_mark
+    INTO v_row_start, v_row_end, v_row_plan, v_used, v_hit, v_slotted, v_next
     FROM tollgate.usage u WHERE u.customer = p_customer AND u.feature = p_feature
      FOR UPDATE;
   IF NOT FOUND THEN
@@ -341,6 +341,7 @@ BEGIN
     END IF;
     v_used := 0;
     v_hit := false;
+    v_next := NULL;
     v_slotted := false; -- a new window starts uncontended
   END IF;
 
@@ -352,8 +353,10 @@ BEGIN
   ELSIF v_cap IS NULL OR v_used <= v_cap THEN
     v_used := v_used + p_amount;
     IF v_quota IS NOT NULL THEN
-      PERFORM tollgate._crossed(p_customer, p_feature, v_plan, v_used - p_amount, v_used, v_quota,
-                                v_soft, v_notify, v_start, v_end, p_at);
+      -- from the row's next mark if usage passed it already: a slot's holder
+      -- may count past its lease under a soft limit (sql/slots.sql)
+      PERFORM tollgate._crossed(p_customer, p_feature, v_plan, least(v_used - p_amount, v_next - 1), v_used,
+                                v_quota, v_soft, v_notify, v_start, v_end, p_at);
     END IF;
   ELSE
     v_allowed := false;

@@ -20,13 +20,14 @@
 -- Only the holder of the row waits for slots (_settle); everyone else takes a
 -- slot with SKIP LOCKED, gives back a slot it could not count on (a
 -- subtransaction), and marks the slots it counted on (holder = its
--- transaction id). A transaction that holds a slot never waits for the row:
--- the row's holder may be waiting for that slot. When it would have to (its
--- transaction makes another call on the same key, finds no slot with room,
--- and another transaction holds the row), it is answered from what it can
--- see: a consume is refused without counting or writing an event (the same
--- call after this transaction commits is decided exactly), a refund is given
--- back on its own slot.
+-- transaction id). A transaction that counted on a slot waits neither for the
+-- row nor, through the full path, for slots: another transaction on a slot
+-- may be waiting for it on something else. When it would have to (another
+-- call of the same key in the same transaction, with no slot room, or one
+-- that needs the full path), the call is answered from what it sees
+-- (_slot_holder_call). A REPEATABLE READ transaction that holds the row may
+-- get a serialization failure (40001) when it settles slots others counted
+-- on after its snapshot.
 
 -- The usage counted on the slots of one window.
 CREATE OR REPLACE FUNCTION tollgate._slot_used(p_customer text, p_feature text, p_window_start timestamptz)
@@ -83,6 +84,68 @@ BEGIN
 END
 $$;
 
+-- A call of a transaction that counted on a slot of this key, when it would
+-- have to wait for the row or take the full path (which waits for slots):
+-- answered without waiting, from what this transaction sees. p_row says
+-- whether it holds the row. A refund goes back on its slot (never below 0
+-- there), the rest on the row if it holds it. A consume under a soft limit
+-- or without a limit is allowed and counted on its slot past the lease (a
+-- mark it passes fires at the next full path, _gate); a consume under a hard
+-- limit, and a note, is refused without counting and without an event: the
+-- same call after this transaction commits is decided exactly.
+CREATE OR REPLACE FUNCTION tollgate._slot_holder_call(
+  p_customer text, p_feature text, p_amount bigint, p_mode text, p_at timestamptz, p_row boolean)
+RETURNS tollgate.verdict
+LANGUAGE plpgsql
+AS $$
+DECLARE
+  v_used bigint;
+  v_quota bigint;
+  v_soft boolean;
+  v_plan text;
+  v_end timestamptz;
+  v_message text;
+  v_slot integer;
+  v_take bigint;
+  v_left bigint;
+BEGIN
+  SELECT min(s.slot) INTO v_slot FROM tollgate.usage_slots s
+   WHERE s.customer = p_customer AND s.feature = p_feature AND s.holder = pg_current_xact_id_if_assigned();
+  IF p_mode = 'refund' THEN
+    SELECT least(p_amount, greatest(s.used, 0)) INTO v_take FROM tollgate.usage_slots s
+     WHERE s.customer = p_customer AND s.feature = p_feature AND s.slot = v_slot;
+    UPDATE tollgate.usage_slots s SET used = s.used - v_take
+     WHERE s.customer = p_customer AND s.feature = p_feature AND s.slot = v_slot;
+    v_left := p_amount - v_take;
+    IF v_left > 0 AND p_row THEN
+      UPDATE tollgate.usage u SET used = u.used - least(v_left, u.used)
+       WHERE u.customer = p_customer AND u.feature = p_feature;
+    END IF;
+  ELSIF p_mode = 'consume' THEN
+    SELECT u.quota IS NULL OR u.soft INTO v_soft FROM tollgate.usage u
+     WHERE u.customer = p_customer AND u.feature = p_feature;
+    IF v_soft THEN
+      UPDATE tollgate.usage_slots s SET used = s.used + p_amount
+       WHERE s.customer = p_customer AND s.feature = p_feature AND s.slot = v_slot;
+    END IF;
+  END IF;
+  SELECT u.used + tollgate._slot_used(p_customer, p_feature, u.window_start), u.quota, u.soft, u.plan,
+         u.window_end, f.message
+    INTO v_used, v_quota, v_soft, v_plan, v_end, v_message
+    FROM tollgate.usage u JOIN tollgate.features f ON f.feature = u.feature
+   WHERE u.customer = p_customer AND u.feature = p_feature;
+  IF p_mode = 'refund' THEN
+    RETURN tollgate._verdict(v_soft OR v_quota IS NULL OR v_used < v_quota, p_customer, p_feature, v_plan,
+                             v_used, v_quota, v_end, CASE WHEN v_used > v_quota THEN v_message END);
+  END IF;
+  IF p_mode = 'consume' AND (v_soft OR v_quota IS NULL) THEN
+    RETURN tollgate._verdict(true, p_customer, p_feature, v_plan, v_used, v_quota, v_end,
+                             CASE WHEN v_used > v_quota THEN v_message END);
+  END IF;
+  RETURN tollgate._verdict(false, p_customer, p_feature, v_plan, v_used, v_quota, v_end, v_message);
+END
+$$;
+
 -- consume, refund and note on a slotted usage row, after the one-statement
 -- paths of _gate missed. Returns the verdict, or NULL for the full path; it
 -- returns NULL only when the full path may wait for the row (this
@@ -112,7 +175,8 @@ DECLARE
   v_added bigint;
   v_hit boolean;
   v_message text;
-  v_take bigint;
+  v_holder boolean;
+  v_got boolean;
 BEGIN
   IF p_mode = 'consume' THEN
     -- A free slot with room, this backend's own first. The try runs in a
@@ -154,54 +218,41 @@ BEGIN
     END IF;
   END IF;
 
+  -- Whether this transaction counted on a slot of this key: then it waits
+  -- neither for the row nor, through the full path, for slots (another
+  -- slot's holder may be waiting for this transaction on something else).
+  v_holder := EXISTS (SELECT FROM tollgate.usage_slots s
+                       WHERE s.customer = p_customer AND s.feature = p_feature
+                         AND s.holder = pg_current_xact_id_if_assigned());
   -- the row, unless another transaction holds it
   PERFORM FROM tollgate.usage u
     WHERE u.customer = p_customer AND u.feature = p_feature
       FOR NO KEY UPDATE SKIP LOCKED;
-  IF NOT FOUND THEN
-    -- what this transaction sees: the committed total and its own slots
-    SELECT u.used + tollgate._slot_used(p_customer, p_feature, u.window_start), u.quota, u.soft, u.plan,
-           u.window_end, u.limit_hit AND u.window_end > p_at AND u.plan_epoch = c.plan_epoch
-                         AND u.config_version = (SELECT cs.version FROM tollgate.config_state cs),
+  v_got := FOUND;
+  IF v_holder AND NOT (v_got AND p_mode = 'consume') THEN
+    RETURN tollgate._slot_holder_call(p_customer, p_feature, p_amount, p_mode, p_at, v_got);
+  END IF;
+  IF NOT v_got THEN
+    IF p_mode <> 'consume' THEN
+      RETURN NULL; -- the full path waits for the row
+    END IF;
+    -- blocked in this window already (the committed total only grows): a read answers
+    SELECT u.used + tollgate._slot_used(p_customer, p_feature, u.window_start), u.quota, u.plan, u.window_end,
+           u.limit_hit AND NOT u.soft AND u.window_end > p_at AND u.plan_epoch = c.plan_epoch
+             AND u.config_version = (SELECT cs.version FROM tollgate.config_state cs),
            f.message
-      INTO v_used, v_quota, v_soft, v_plan, v_end, v_hit, v_message
+      INTO v_used, v_quota, v_plan, v_end, v_hit, v_message
       FROM tollgate.usage u
       JOIN tollgate.features f ON f.feature = u.feature
       JOIN tollgate.customers c ON c.customer = u.customer
      WHERE u.customer = p_customer AND u.feature = p_feature;
-    IF p_mode = 'consume' AND v_hit AND NOT v_soft AND v_used + p_amount > v_quota THEN
-      -- no room on a free slot, and blocked in this window already (the
-      -- committed total only grows): answered from this read
+    IF v_hit AND v_used + p_amount > v_quota THEN
       RETURN tollgate._verdict(false, p_customer, p_feature, v_plan, v_used, v_quota, v_end, v_message);
     END IF;
-    IF NOT EXISTS (SELECT FROM tollgate.usage_slots s
-                    WHERE s.customer = p_customer AND s.feature = p_feature
-                      AND s.holder = pg_current_xact_id_if_assigned()) THEN
-      IF p_mode <> 'consume' THEN
-        RETURN NULL; -- the full path waits for the row
-      END IF;
-      PERFORM FROM tollgate.usage u
-        WHERE u.customer = p_customer AND u.feature = p_feature
-          FOR NO KEY UPDATE;
-    ELSE
-      -- This transaction holds a slot, and the row's holder may be waiting
-      -- for it (_settle): it does not wait for the row.
-      IF p_mode = 'refund' THEN
-        -- give back on the slot this transaction holds, never below 0 in all
-        v_take := least(p_amount, greatest(v_used, 0));
-        UPDATE tollgate.usage_slots s SET used = s.used - v_take
-         WHERE s.customer = p_customer AND s.feature = p_feature
-           AND s.slot = (SELECT min(h.slot) FROM tollgate.usage_slots h
-                          WHERE h.customer = p_customer AND h.feature = p_feature
-                            AND h.holder = pg_current_xact_id_if_assigned());
-        v_used := v_used - v_take;
-        RETURN tollgate._verdict(v_soft OR v_quota IS NULL OR v_used < v_quota, p_customer, p_feature, v_plan,
-                                 v_used, v_quota, v_end, CASE WHEN v_used > v_quota THEN v_message END);
-      END IF;
-      -- consume (or note): refused without counting and without an event;
-      -- the same call after this transaction is decided exactly
-      RETURN tollgate._verdict(false, p_customer, p_feature, v_plan, v_used, v_quota, v_end, v_message);
-    END IF;
+    -- wait for the row
+    PERFORM FROM tollgate.usage u
+      WHERE u.customer = p_customer AND u.feature = p_feature
+        FOR NO KEY UPDATE;
   ELSIF p_mode <> 'consume' THEN
     RETURN NULL;
   END IF;
@@ -218,7 +269,10 @@ BEGIN
             u.plan_epoch, tollgate._stop(u.quota, u.soft, u.next_mark)
     INTO v_used, v_leased, v_quota, v_soft, v_plan, v_start, v_end, v_version, v_epoch, v_stop;
   IF NOT FOUND THEN
-    RETURN NULL;
+    IF v_holder THEN
+      RETURN tollgate._slot_holder_call(p_customer, p_feature, p_amount, p_mode, p_at, true);
+    END IF;
+    RETURN NULL; -- the full path
   END IF;
 
   -- Lease to the free slots: top each up to a chunk of what is left (half
