@@ -3,11 +3,12 @@
 -- Every transaction that counts on a usage row holds the row's lock until its
 -- commit record is flushed, so the transactions of one customer would commit
 -- one WAL flush at a time. When a call waited more than 5 ms for a row that
--- another transaction changed meanwhile, the row becomes "slotted" for the
--- rest of its window (_gate): then calls count on one of 16 slots, each
--- within its lease, when a free one has room, and the commits of the
--- transactions on different slots share a flush (group commit). The holder
--- of the row counts on the row, and leases to the slots (_gate_slotted).
+-- another transaction changed meanwhile, the row becomes "slotted" until its
+-- window ends or its contention is over (_gate, _unslot): then calls count
+-- on one of 16 slots, each within its lease, when a free one has room, and
+-- the commits of the transactions on different slots share a flush (group
+-- commit). The holder of the row counts on the row, and leases to the slots
+-- (_gate_slotted).
 --
 -- Exactness: a lease is granted from the row under the row's lock, and
 -- usage.used + usage.leased never passes the row's stop (the quota, and the
@@ -81,6 +82,47 @@ BEGIN
   UPDATE tollgate.usage_slots s SET used = 0, lease = 0
    WHERE s.customer = p_customer AND s.feature = p_feature AND (s.used <> 0 OR s.lease <> 0);
   RETURN greatest(v_used, 0);
+END
+$$;
+
+-- Makes a slotted row plain again when its contention is over: if the row
+-- and every slot can be taken without waiting, folds the slots into the row
+-- and clears slotted. Otherwise gives every lock it took back (a
+-- subtransaction) and leaves the row slotted. Called now and then from a
+-- slot call; never waits, so a slot's holder may call it.
+CREATE OR REPLACE FUNCTION tollgate._unslot(p_customer text, p_feature text)
+RETURNS void
+LANGUAGE plpgsql
+AS $$
+DECLARE
+  v_start timestamptz;
+  v_used bigint;
+  v_slots integer;
+  v_locked integer;
+BEGIN
+  SELECT count(*) INTO v_slots FROM tollgate.usage_slots s
+   WHERE s.customer = p_customer AND s.feature = p_feature;
+  BEGIN
+    SELECT u.window_start, u.used INTO v_start, v_used FROM tollgate.usage u
+     WHERE u.customer = p_customer AND u.feature = p_feature AND u.slotted
+       FOR NO KEY UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
+      RAISE EXCEPTION USING ERRCODE = 'TGSKP', MESSAGE = 'the row is taken';
+    END IF;
+    PERFORM FROM tollgate.usage_slots s
+      WHERE s.customer = p_customer AND s.feature = p_feature
+        FOR NO KEY UPDATE SKIP LOCKED;
+    GET DIAGNOSTICS v_locked = ROW_COUNT;
+    IF v_locked < v_slots THEN
+      RAISE EXCEPTION USING ERRCODE = 'TGSKP', MESSAGE = 'a slot is taken';
+    END IF;
+  EXCEPTION WHEN SQLSTATE 'TGSKP' THEN
+    RETURN;
+  END;
+  -- every slot is this transaction's now: _settle does not wait
+  v_used := tollgate._settle(p_customer, p_feature, v_start, v_used);
+  UPDATE tollgate.usage u SET used = v_used, leased = 0, slotted = false
+   WHERE u.customer = p_customer AND u.feature = p_feature;
 END
 $$;
 
@@ -202,8 +244,8 @@ BEGIN
       RETURNING u.used + s.used + (SELECT coalesce(sum(x.used), 0) FROM tollgate.usage_slots x
                                     WHERE x.customer = p_customer AND x.feature = p_feature
                                       AND x.window_start = s.window_start AND x.slot <> s.slot),
-                u.quota, u.plan, u.window_end
-        INTO v_used, v_quota, v_plan, v_end;
+                u.quota, u.plan, u.window_end, s.used % 256 < p_amount
+        INTO v_used, v_quota, v_plan, v_end, v_got;
       IF NOT FOUND THEN
         RAISE EXCEPTION USING ERRCODE = 'TGSKP', MESSAGE = 'no free slot with room';
       END IF;
@@ -211,6 +253,10 @@ BEGIN
       v_used := NULL;
     END;
     IF v_used IS NOT NULL THEN
+      IF v_got THEN
+        -- every 256 units of a slot: is the contention over?
+        PERFORM tollgate._unslot(p_customer, p_feature);
+      END IF;
       IF v_used > v_quota THEN
         SELECT f.message INTO v_message FROM tollgate.features f WHERE f.feature = p_feature;
       END IF;

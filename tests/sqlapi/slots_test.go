@@ -815,3 +815,26 @@ func TestSlotSoftLimitWithLeases(t *testing.T) {
 	require.Positive(t, slotCount(t, b, "hot", "api_calls"), "the slots were used")
 	requireSlotInvariants(t, b, "hot", "api_calls", false)
 }
+
+// A slotted row whose contention is over becomes plain again: one connection
+// calling on alone unslots it within a few hundred units, with nothing lost.
+func TestSlotUnslotsWhenContentionEnds(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.feature(t, "f", "month", "hard", []int32{100}, ptr[int64](1_000_000))
+	primeSlotted(t, b, "c", "f")
+
+	app := b.db.Conn(t, b.db.AppURL)
+	for i := 0; i < 300; i++ {
+		require.True(t, call(t, app, "consume", "c", "f", 1).Allowed)
+	}
+	require.Positive(t, slotCount(t, b, "c", "f"), "the calls counted on slots")
+	for i := 0; i < 300; i++ {
+		require.True(t, call(t, app, "consume", "c", "f", 1).Allowed)
+	}
+	require.EqualValues(t, 0, b.count(t, `SELECT count(*) FROM tollgate.usage WHERE customer = 'c' AND slotted`))
+	require.EqualValues(t, 0, b.count(t, `SELECT coalesce(sum(used + lease), 0) FROM tollgate.usage_slots WHERE customer = 'c'`))
+	require.EqualValues(t, 600, b.count(t, `SELECT used FROM tollgate.usage WHERE customer = 'c'`))
+	require.EqualValues(t, 600, call(t, b.owner, "check", "c", "f", 1).Used)
+	requireSlotInvariants(t, b, "c", "f", true)
+}
