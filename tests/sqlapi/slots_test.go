@@ -282,10 +282,9 @@ func TestSlotLargeQuotaCountsEverything(t *testing.T) {
 		`SELECT used FROM tollgate.usage('hot') WHERE feature = 'api_calls'`).Scan(&used))
 	require.EqualValues(t, 6400, used, "tollgate.usage reports the total")
 
-	// the slots were used: leased from the row
-	require.Positive(t, b.count(t, `SELECT count(*) FROM tollgate.usage_slots`))
-	require.Positive(t, b.count(t, `SELECT count(*) FROM tollgate.usage_slots WHERE lease > 0`))
-	require.Positive(t, b.count(t, `SELECT leased FROM tollgate.usage WHERE customer = 'hot'`))
+	// the slots were counted on (holder stays set; the leases themselves may
+	// be folded back already if the last calls found the contention over)
+	require.Positive(t, b.count(t, `SELECT count(*) FROM tollgate.usage_slots WHERE holder IS NOT NULL`))
 	requireSlotInvariants(t, b, "hot", "api_calls", true)
 	require.Zero(t, b.count(t, `SELECT count(*) FROM tollgate.events`))
 	t.Logf("slots: %d, slot used: %d", slotCount(t, b, "hot", "api_calls"),
