@@ -116,16 +116,19 @@ BEGIN
     END IF;
 
     -- Already blocked in this window, its limit_reached written: a plain
-    -- read answers. A slotted row goes to its slots (sql/slots.sql).
-    SELECT u.used, u.quota, u.plan, u.window_end, f.message, u.slotted,
-           u.limit_hit AND NOT u.soft AND u.used + p_amount > u.quota AND u.window_end > p_at
+    -- read answers (the committed total, slots included, only grows; a
+    -- slot never has room for a call over the quota). Otherwise a slotted
+    -- row goes to its slots (sql/slots.sql).
+    SELECT u.used + CASE WHEN u.slotted THEN tollgate._slot_used(p_customer, p_feature, u.window_start) ELSE 0 END,
+           u.quota, u.plan, u.window_end, f.message, u.slotted,
+           u.limit_hit AND NOT u.soft AND u.window_end > p_at
              AND c.plan_epoch = u.plan_epoch AND u.config_version = (SELECT s.version FROM tollgate.config_state s)
       INTO v_used, v_quota, v_plan, v_end, v_message, v_slotted, v_hit
       FROM tollgate.usage u
       JOIN tollgate.features f ON f.feature = u.feature
       JOIN tollgate.customers c ON c.customer = u.customer
      WHERE u.customer = p_customer AND u.feature = p_feature;
-    IF v_hit AND NOT v_slotted THEN
+    IF v_hit AND v_used + p_amount > v_quota THEN
       RETURN tollgate._verdict(false, p_customer, p_feature, v_plan, v_used, v_quota, v_end, v_message);
     END IF;
   ELSIF p_mode <> 'check' THEN

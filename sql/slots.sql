@@ -215,10 +215,10 @@ DECLARE
   v_chunk bigint;
   v_granted bigint;
   v_added bigint;
-  v_hit boolean;
   v_message text;
   v_holder boolean;
   v_got boolean;
+  v_try_unslot boolean;
 BEGIN
   IF p_mode = 'consume' THEN
     -- A free slot with room, this backend's own first. The try runs in a
@@ -245,7 +245,7 @@ BEGIN
                                     WHERE x.customer = p_customer AND x.feature = p_feature
                                       AND x.window_start = s.window_start AND x.slot <> s.slot),
                 u.quota, u.plan, u.window_end, s.used % 256 < p_amount
-        INTO v_used, v_quota, v_plan, v_end, v_got;
+        INTO v_used, v_quota, v_plan, v_end, v_try_unslot;
       IF NOT FOUND THEN
         RAISE EXCEPTION USING ERRCODE = 'TGSKP', MESSAGE = 'no free slot with room';
       END IF;
@@ -253,7 +253,7 @@ BEGIN
       v_used := NULL;
     END;
     IF v_used IS NOT NULL THEN
-      IF v_got THEN
+      IF v_try_unslot THEN
         -- every 256 units of a slot: is the contention over?
         PERFORM tollgate._unslot(p_customer, p_feature);
       END IF;
@@ -282,20 +282,7 @@ BEGIN
     IF p_mode <> 'consume' THEN
       RETURN NULL; -- the full path waits for the row
     END IF;
-    -- blocked in this window already (the committed total only grows): a read answers
-    SELECT u.used + tollgate._slot_used(p_customer, p_feature, u.window_start), u.quota, u.plan, u.window_end,
-           u.limit_hit AND NOT u.soft AND u.window_end > p_at AND u.plan_epoch = c.plan_epoch
-             AND u.config_version = (SELECT cs.version FROM tollgate.config_state cs),
-           f.message
-      INTO v_used, v_quota, v_plan, v_end, v_hit, v_message
-      FROM tollgate.usage u
-      JOIN tollgate.features f ON f.feature = u.feature
-      JOIN tollgate.customers c ON c.customer = u.customer
-     WHERE u.customer = p_customer AND u.feature = p_feature;
-    IF v_hit AND v_used + p_amount > v_quota THEN
-      RETURN tollgate._verdict(false, p_customer, p_feature, v_plan, v_used, v_quota, v_end, v_message);
-    END IF;
-    -- wait for the row
+    -- wait for the row (a call blocked already was answered by _gate's read)
     PERFORM FROM tollgate.usage u
       WHERE u.customer = p_customer AND u.feature = p_feature
         FOR NO KEY UPDATE;

@@ -304,23 +304,21 @@ func Ratios(results []Result) []Ratio {
 // run. They have no target (Met is always false).
 func Context(results []Result) []Ratio {
 	s := &ratioSet{results: results}
-	none := func(float64) bool { return false }
-	s.add("upsert_function / update_spread p50 latency, 1 client, sync off", "",
-		s.find("upsert_function", 1, "off"), s.find("update_spread", 1, "off"), p50, none)
+	add := func(name, note string, a, b *Result, value func(a, b *Result) float64) {
+		s.add(name, "", a, b, value, func(float64) bool { return false })
+		s.out[len(s.out)-1].Note = note
+	}
+	add("upsert_function / update_spread p50 latency, 1 client, sync off", "the floor of the first target",
+		s.find("upsert_function", 1, "off"), s.find("update_spread", 1, "off"), p50)
 	for _, sync := range []string{"off", "on"} {
-		s.add("upsert_function / upsert_spread tps, 8 clients, sync "+sync, "",
-			s.find("upsert_function", 8, sync), s.find("upsert_spread", 8, sync), tps, none)
+		add("upsert_function / upsert_spread tps, 8 clients, sync "+sync, "the floor of the second",
+			s.find("upsert_function", 8, sync), s.find("upsert_spread", 8, sync), tps)
 	}
 	for _, sync := range []string{"off", "on"} {
-		s.add("read_function / select1 tps, 8 clients, sync "+sync, "",
-			s.find("read_function", 8, sync), s.find("select1", 8, sync), tps, none)
+		add("read_function / select1 tps, 8 clients, sync "+sync, "the floor of the third",
+			s.find("read_function", 8, sync), s.find("select1", 8, sync), tps)
 	}
-	s.add("upsert_hot 32 clients / 1 client tps, sync on", "",
-		s.find("upsert_hot", 32, "on"), s.find("upsert_hot", 1, "on"), tps, none)
-	notes := []string{"the floor of the first target", "the floor of the second", "the floor of the second",
-		"the floor of the third", "the floor of the third", "the naive limiter's hot customer"}
-	for i := range s.out {
-		s.out[i].Note = notes[i]
-	}
+	add("upsert_hot 32 clients / 1 client tps, sync on", "the naive limiter's hot customer",
+		s.find("upsert_hot", 32, "on"), s.find("upsert_hot", 1, "on"), tps)
 	return s.out
 }
