@@ -474,10 +474,10 @@ func (m *Mailer) process(ctx context.Context, c *claim) {
 		}
 		time.Sleep(time.Duration(try) * time.Second)
 	}
-	m.m.sent.With(provider.Name()).Inc()
 	if secs != nil {
 		m.m.handoff.With(provider.Name()).Observe(*secs)
 	}
+	m.m.sent.With(provider.Name()).Inc() // last: a reader that sees it sees the hand-off time too
 	log.Info("email sent", "provider", provider.Name(), "provider_id", providerID)
 }
 

@@ -111,6 +111,10 @@ func TestResendFailureClasses(t *testing.T) {
 			} else {
 				dead = 1
 			}
+			// the worker counts the outcome just after it commits the row's status
+			require.Eventually(t, func() bool {
+				return m.m.sent.With("resend").Value()+m.m.dead.With("resend").Value() == 1
+			}, 5*time.Second, time.Millisecond)
 			require.Equal(t, sent, m.m.sent.With("resend").Value())
 			require.Equal(t, dead, m.m.dead.With("resend").Value())
 			require.Equal(t, float64(tc.attempts)-1, m.m.failed.With("resend").Value())
