@@ -7,14 +7,19 @@
 -- granted to nobody (except the trigger function _row_gate, which a caller of
 -- attach_row_gate must be allowed to name in CREATE TRIGGER, and which cannot
 -- be called otherwise); errors use SQLSTATE class TG (TG402, TG404, TG422).
+-- Code that runs as the owner never converts, compares or formats a value of
+-- a type the caller could define (CONTRIBUTING.md, "Security").
 
+{{ template "args.sql" . }}
 {{ template "window.sql" . }}
 {{ template "verdict.sql" . }}
 {{ template "config_version.sql" . }}
+{{ template "config.sql" . }}
 {{ template "emit.sql" . }}
 {{ template "crossed.sql" . }}
-{{ template "slots.sql" . }}
-{{ template "gate.sql" . }}
+{{ template "shards.sql" . }}
+{{ template "usage_row.sql" . }}
+{{ template "rolling.sql" . }}
 {{ template "raise_quota_exceeded.sql" . }}
 {{ template "consume.sql" . }}
 {{ template "check.sql" . }}
@@ -27,6 +32,7 @@
 {{ template "subscriptions_trigger.sql" . }}
 {{ template "set_customer.sql" . }}
 {{ template "row_gate.sql" . }}
+{{ template "set_row_counts.sql" . }}
 {{ template "attach_row_gate.sql" . }}
 {{ template "define_plan.sql" . }}
 {{ template "define_feature.sql" . }}
