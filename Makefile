@@ -3,7 +3,7 @@
 GO ?= go
 
 .DEFAULT_GOAL := help
-.PHONY: help test build vet fmt demo dev bench fuzz docs tools
+.PHONY: help test build vet fmt demo dev bench fuzz schema docs tools
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -36,6 +36,9 @@ bench: ## tollgate bench (consume against baselines, 10s per scenario) and the G
 
 fuzz: ## search for inputs that crash the tollgate.yaml parser (60s)
 	$(GO) test ./internal/config -run '^$$' -fuzz=FuzzParse -fuzztime=60s
+
+schema: ## regenerate schema/tollgate.sql: the pg_dump of a freshly migrated database (TestSchemaDumpCurrent checks it)
+	$(GO) run ./internal/cmd/schemadump
 
 docs: ## regenerate docs/sql-api.md from the catalog's COMMENT ON (a throwaway migrated database)
 	$(GO) run ./internal/cmd/sqldocs
