@@ -3,7 +3,7 @@
 GO ?= go
 
 .DEFAULT_GOAL := help
-.PHONY: help test build vet fmt demo dev bench fuzz schema docs tools
+.PHONY: help test build vet fmt demo dev bench fuzz schema release-fixture docs tools
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -39,6 +39,10 @@ fuzz: ## search for inputs that crash the tollgate.yaml parser (60s)
 
 schema: ## regenerate schema/tollgate.sql: the pg_dump of a freshly migrated database (TestSchemaDumpCurrent checks it)
 	$(GO) run ./internal/cmd/schemadump
+
+release-fixture: ## capture the schema of release VERSION for the upgrade test: make release-fixture VERSION=0.1.0
+	@test -n "$(VERSION)" || { echo 'usage: make release-fixture VERSION=0.1.0' >&2; exit 2; }
+	$(GO) run ./internal/cmd/schemadump -release $(VERSION)
 
 docs: ## regenerate docs/sql-api.md from the catalog's COMMENT ON (a throwaway migrated database)
 	$(GO) run ./internal/cmd/sqldocs
