@@ -5,10 +5,10 @@
 -- are reinstalled whole, after the migrations, whenever they changed
 -- (tollgate migrate does it when the sha256 of the rendered package differs
 -- from the one recorded here; with plain tern, run `tern code install sql` after
--- `tern migrate`). The package's last file (sql/finish.sql) drops the tollgate
--- functions it no longer defines and writes this row with the sha256 of the
--- text it was sent as, so the row always describes the package that ran last,
--- whichever tool ran it.
+-- `tern migrate`). The package drops the tollgate functions it no longer
+-- defines (sql/prune.sql), and its last file (sql/record_install.sql) writes
+-- this row with the sha256 of the text it was sent as, so the row always
+-- describes the package that ran last, whichever tool ran it.
 --
 -- A table, not a comment or a setting: it is data (a migration creates it, so
 -- both install paths have it before the package runs), it is private like every
