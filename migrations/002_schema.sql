@@ -2,7 +2,7 @@
 --
 -- Every table is private to the role that runs the migrations (the owner).
 -- Callers reach them only through the SECURITY DEFINER functions of the code
--- package (sql/, installed by the next migration). Every table is keyed by
+-- package (sql/, installed after the migrations). Every table is keyed by
 -- customer where it holds per-customer data, and the configuration tables are
 -- small, so the schema can be distributed with Citus (customer as the
 -- distribution column, configuration as reference tables) without a rewrite.

@@ -1,6 +1,7 @@
 -- The tollgate SQL API: a tern code package. Every object here can be
--- reinstalled whole (CREATE OR REPLACE); `make snapshot` freezes it into the
--- migration history under migrations/snapshots/. Tables live in migrations/.
+-- reinstalled whole (CREATE OR REPLACE): tollgate migrate installs it again
+-- after the migrations whenever it changed (or run `tern code install sql`
+-- after `tern migrate`). Tables live in migrations/.
 --
 -- Conventions: public functions are SECURITY DEFINER with a pinned search_path
 -- and qualify every object they touch; internal helpers start with "_" and are
@@ -60,5 +61,12 @@
 {{ template "funnel.sql" . }}
 {{ template "funnel_attention.sql" . }}
 
--- Last: revoke PUBLIC's EXECUTE from everything above.
+-- Drop the functions the package no longer defines: after every file that
+-- creates functions, before grants.sql (which touches every function).
+{{ template "prune.sql" . }}
+
+-- Revoke PUBLIC's EXECUTE from everything above.
 {{ template "grants.sql" . }}
+
+-- Last: record the install (the sha256 of this package's text).
+{{ template "record_install.sql" . }}
