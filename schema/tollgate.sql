@@ -28,14 +28,15 @@ CREATE TYPE tollgate.verdict AS (
 	quota bigint,
 	remaining bigint,
 	resets_at timestamp with time zone,
-	message text
+	message text,
+	granted bigint
 );
 
 --
 -- Name: TYPE verdict; Type: COMMENT; Schema: tollgate; Owner: -
 --
 
-COMMENT ON TYPE tollgate.verdict IS 'The answer of consume, check, require, refund and usage: whether the call is allowed, the customer''s plan, usage in the current window, the quota (NULL = unlimited), what remains (NULL = unlimited), when the window resets (NULL = never) and, when blocked or over quota, the message to show.';
+COMMENT ON TYPE tollgate.verdict IS 'The answer of consume, check, require, refund and usage: whether the call is allowed, the customer''s plan, usage in the current window, the quota (NULL = unlimited), what remains of it (NULL = unlimited), when the window resets (NULL = never), when blocked or over quota the message to show, and the granted units left on top of the quota (grants and top-up packs).';
 
 --
 -- Name: _attribution_window(); Type: FUNCTION; Schema: tollgate; Owner: -
@@ -95,7 +96,9 @@ CREATE TABLE tollgate.usage (
     soft boolean DEFAULT false NOT NULL,
     next_mark bigint,
     config_version bigint DEFAULT 0 NOT NULL,
-    plan_epoch bigint DEFAULT 0 NOT NULL
+    plan_epoch bigint DEFAULT 0 NOT NULL,
+    granted bigint DEFAULT 0 NOT NULL,
+    valid_until timestamp with time zone DEFAULT '-infinity'::timestamp with time zone NOT NULL
 )
 WITH (fillfactor='70');
 
@@ -136,6 +139,18 @@ COMMENT ON COLUMN tollgate.usage.config_version IS 'The config_state version tha
 COMMENT ON COLUMN tollgate.usage.plan_epoch IS 'The customer''s plan_epoch when plan and window were copied: a plan change makes the row stale.';
 
 --
+-- Name: COLUMN usage.granted; Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON COLUMN tollgate.usage.granted IS 'Grant units left for this customer and feature when the row was copied (spent only by the full path).';
+
+--
+-- Name: COLUMN usage.valid_until; Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON COLUMN tollgate.usage.valid_until IS 'The copy of the configuration holds until then: the window''s end, an override''s until or a grant''s expiry.';
+
+--
 -- Name: _block(tollgate.usage, bigint, timestamp with time zone); Type: FUNCTION; Schema: tollgate; Owner: -
 --
 
@@ -143,13 +158,13 @@ CREATE FUNCTION tollgate._block(r tollgate.usage, p_amount bigint, p_at timestam
     LANGUAGE plpgsql
     AS $$
 BEGIN
-  IF NOT r.limit_hit AND tollgate._prompts(p_amount, r.quota) THEN
+  IF NOT r.limit_hit AND tollgate._prompts(p_amount, r.quota, r.granted) THEN
     r.limit_hit := true;
     PERFORM tollgate._emit('limit_reached', r.customer, r.feature, r.plan, r.used, r.quota, 100,
                            r.window_start, nullif(r.window_end, 'infinity'), p_at);
     PERFORM tollgate._save_usage(r);
   END IF;
-  RETURN tollgate._verdict(false, r.customer, r.feature, r.plan, r.used, r.quota, r.window_end);
+  RETURN tollgate._verdict(false, r.customer, r.feature, r.plan, r.used, r.quota, r.window_end, r.granted);
 END
 $$;
 
@@ -186,19 +201,20 @@ BEGIN
     FROM tollgate.usage u
     JOIN tollgate.customers c ON c.customer = u.customer AND c.plan_epoch = u.plan_epoch
    WHERE u.customer = p_customer AND u.feature = p_feature
-     AND u.window_start <= p_at AND u.window_end > p_at
+     AND u.window_start <= p_at AND u.valid_until > p_at
      AND u.config_version = (SELECT cs.version FROM tollgate.config_state cs);
   IF FOUND THEN
     v_used := tollgate._total(r);
-    RETURN tollgate._verdict(r.quota IS NULL OR r.soft OR p_amount <= r.quota - v_used,
-                             p_customer, p_feature, r.plan, v_used, r.quota, r.window_end);
+    RETURN tollgate._verdict(r.quota IS NULL OR r.soft
+                               OR p_amount <= greatest(r.quota - v_used, 0)::numeric + r.granted,
+                             p_customer, p_feature, r.plan, v_used, r.quota, r.window_end, r.granted);
   END IF;
 
-  SELECT * INTO cfg FROM tollgate._config(p_customer, p_feature);
+  SELECT * INTO cfg FROM tollgate._config(p_customer, p_feature, p_at);
   IF cfg.period_unit = 'rolling' THEN
     SELECT * INTO w FROM tollgate._rolling(p_customer, p_feature, p_at);
     RETURN tollgate._verdict(cfg.quota IS NULL OR cfg.soft OR p_amount <= cfg.quota - w.used,
-                             p_customer, p_feature, cfg.plan, w.used, cfg.quota, w.resets_at);
+                             p_customer, p_feature, cfg.plan, w.used, cfg.quota, w.resets_at, 0);
   END IF;
   v_start := tollgate._window_start(cfg.period_unit, cfg.period_length, p_at, coalesce(cfg.anchor, p_at),
                                     cfg.period_start, cfg.period_end);
@@ -215,8 +231,9 @@ BEGIN
       FROM tollgate.usage_windows h
      WHERE h.customer = p_customer AND h.feature = p_feature AND h.window_start = v_start;
   END IF;
-  RETURN tollgate._verdict(cfg.quota IS NULL OR cfg.soft OR p_amount <= cfg.quota - v_used,
-                           p_customer, p_feature, cfg.plan, v_used, cfg.quota, v_end);
+  RETURN tollgate._verdict(cfg.quota IS NULL OR cfg.soft
+                             OR p_amount <= greatest(cfg.quota - v_used, 0)::numeric + cfg.granted,
+                           p_customer, p_feature, cfg.plan, v_used, cfg.quota, v_end, cfg.granted);
 END
 $$;
 
@@ -236,6 +253,32 @@ BEGIN
   PERFORM tollgate._check_text('feature', p_feature, 63);
   RAISE EXCEPTION USING ERRCODE = 'TG422',
     MESSAGE = format('amount must be a positive integer, not %s', coalesce(p_amount::text, 'NULL'));
+END
+$$;
+
+--
+-- Name: _check_entitlement(text, text, text, boolean); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate._check_entitlement(p_customer text, p_feature text, p_reason text, p_fixed boolean) RETURNS void
+    LANGUAGE plpgsql STABLE
+    AS $$
+DECLARE
+  v_unit text;
+BEGIN
+  PERFORM tollgate._check_text('customer', p_customer, 255);
+  PERFORM tollgate._check_text('feature', p_feature, 63);
+  SELECT f.period_unit INTO v_unit FROM tollgate.features f WHERE f.feature = p_feature;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG404', MESSAGE = format('unknown feature %L', p_feature);
+  END IF;
+  IF p_fixed AND v_unit = 'rolling' THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422',
+      MESSAGE = format('feature %s has a rolling period: grants need a fixed or lifetime one', p_feature);
+  END IF;
+  IF pg_catalog.length(p_reason) > 1000 THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'reason must be at most 1000 characters long';
+  END IF;
 END
 $$;
 
@@ -286,24 +329,28 @@ CREATE FUNCTION tollgate._close_window(r tollgate.usage) RETURNS void
 $$;
 
 --
--- Name: _config(text, text); Type: FUNCTION; Schema: tollgate; Owner: -
+-- Name: _config(text, text, timestamp with time zone); Type: FUNCTION; Schema: tollgate; Owner: -
 --
 
-CREATE FUNCTION tollgate._config(p_customer text, p_feature text, OUT period_unit text, OUT period_length integer, OUT soft boolean, OUT known boolean, OUT anchor timestamp with time zone, OUT period_start timestamp with time zone, OUT period_end timestamp with time zone, OUT plan text, OUT quota bigint, OUT config_version bigint, OUT plan_epoch bigint) RETURNS record
+CREATE FUNCTION tollgate._config(p_customer text, p_feature text, p_at timestamp with time zone, OUT period_unit text, OUT period_length integer, OUT soft boolean, OUT known boolean, OUT anchor timestamp with time zone, OUT period_start timestamp with time zone, OUT period_end timestamp with time zone, OUT plan text, OUT quota bigint, OUT granted bigint, OUT valid_until timestamp with time zone, OUT config_version bigint, OUT plan_epoch bigint) RETURNS record
     LANGUAGE plpgsql STABLE
     AS $$
 BEGIN
   SELECT f.period_unit, f.period_length, f.enforcement = 'soft',
          c.customer IS NOT NULL, c.created_at, c.period_start, c.period_end,
-         coalesce(c.plan, d.plan), CASE WHEN l.plan IS NULL THEN 0 ELSE l.quota END,
+         coalesce(c.plan, d.plan),
+         CASE WHEN o.customer IS NOT NULL THEN o.quota WHEN l.plan IS NULL THEN 0 ELSE l.quota END,
+         coalesce(o.until, 'infinity'),
          s.version, coalesce(c.plan_epoch, 0)
     INTO period_unit, period_length, soft, known, anchor, period_start, period_end,
-         plan, quota, config_version, plan_epoch
+         plan, quota, valid_until, config_version, plan_epoch
     FROM tollgate.features f
    CROSS JOIN tollgate.config_state s
     LEFT JOIN tollgate.customers c ON c.customer = p_customer
     LEFT JOIN tollgate.plans d ON d.is_default
     LEFT JOIN tollgate.limits l ON l.feature = f.feature AND l.plan = coalesce(c.plan, d.plan)
+    LEFT JOIN tollgate.overrides o ON o.customer = p_customer AND o.feature = f.feature
+                                   AND (o.until IS NULL OR o.until > p_at)
    WHERE f.feature = p_feature;
   IF NOT FOUND THEN
     RAISE EXCEPTION USING ERRCODE = 'TG404',
@@ -315,6 +362,8 @@ BEGIN
       MESSAGE = 'no default plan is defined',
       HINT = 'Define one with tollgate.define_plan(plan, is_default => true).';
   END IF;
+  SELECT g.granted, least(valid_until, g.expires) INTO granted, valid_until
+    FROM tollgate._granted(p_customer, p_feature, p_at) g;
 END
 $$;
 
@@ -332,7 +381,7 @@ BEGIN
 
   UPDATE tollgate.usage u SET used = u.used + p_amount
     FROM tollgate.customers c
-   WHERE u.customer = p_customer AND u.feature = p_feature AND u.window_end > p_at
+   WHERE u.customer = p_customer AND u.feature = p_feature AND u.valid_until > p_at
      AND c.customer = p_customer AND c.plan_epoch = u.plan_epoch
      AND u.config_version = (SELECT cs.version FROM tollgate.config_state cs)
      AND u.quota IS NOT NULL
@@ -345,13 +394,13 @@ BEGIN
                                            r.soft, r.window_start, r.window_end, p_at)
        WHERE u.customer = p_customer AND u.feature = p_feature;
     END IF;
-    RETURN tollgate._verdict(true, p_customer, p_feature, r.plan, r.used, r.quota, r.window_end);
+    RETURN tollgate._verdict(true, p_customer, p_feature, r.plan, r.used, r.quota, r.window_end, r.granted);
   END IF;
 
   SELECT u.* INTO r
     FROM tollgate.usage u
     JOIN tollgate.customers c ON c.customer = u.customer AND c.plan_epoch = u.plan_epoch
-   WHERE u.customer = p_customer AND u.feature = p_feature AND u.window_end > p_at
+   WHERE u.customer = p_customer AND u.feature = p_feature AND u.valid_until > p_at
      AND u.config_version = (SELECT cs.version FROM tollgate.config_state cs);
   IF FOUND AND r.quota IS NULL THEN
     INSERT INTO tollgate.usage_shards AS s (customer, feature, window_start, shard, used)
@@ -359,10 +408,10 @@ BEGIN
     ON CONFLICT (customer, feature, window_start, shard) DO UPDATE SET used = s.used + EXCLUDED.used
      WHERE s.used <= 9223372036854775807 - EXCLUDED.used;
     IF FOUND THEN
-      RETURN tollgate._verdict(true, p_customer, p_feature, r.plan, tollgate._total(r), NULL, r.window_end);
+      RETURN tollgate._verdict(true, p_customer, p_feature, r.plan, tollgate._total(r), NULL, r.window_end, NULL);
     END IF;
-  ELSIF FOUND AND r.limit_hit AND NOT r.soft AND p_amount > r.quota - r.used THEN
-    RETURN tollgate._verdict(false, p_customer, p_feature, r.plan, r.used, r.quota, r.window_end);
+  ELSIF FOUND AND r.limit_hit AND NOT r.soft AND p_amount > greatest(r.quota - r.used, 0)::numeric + r.granted THEN
+    RETURN tollgate._verdict(false, p_customer, p_feature, r.plan, r.used, r.quota, r.window_end, r.granted);
   END IF;
 
   RETURN tollgate._consume_locked(p_customer, p_feature, p_amount, p_at);
@@ -379,22 +428,61 @@ CREATE FUNCTION tollgate._consume_locked(p_customer text, p_feature text, p_amou
 DECLARE
   r tollgate.usage := tollgate._usage_row(p_customer, p_feature, p_at, true);
   v_old bigint := r.used;
+  v_spend bigint;
 BEGIN
   IF r.window_end = '-infinity' THEN
     RETURN tollgate._consume_rolling(r, p_amount, p_at);
   END IF;
-  IF r.quota IS NOT NULL AND NOT r.soft AND p_amount > r.quota - r.used THEN
+  IF r.quota IS NOT NULL AND NOT r.soft AND p_amount > greatest(r.quota - r.used, 0)::numeric + r.granted THEN
     RETURN tollgate._block(r, p_amount, p_at);
   END IF;
   PERFORM tollgate._check_room(r.used, p_amount);
   r.used := r.used + p_amount;
+  IF r.quota IS NOT NULL AND NOT r.soft AND r.used > r.quota THEN
+    v_spend := r.used - greatest(v_old, r.quota);
+    PERFORM tollgate._spend_grants(p_customer, p_feature, v_spend, p_at);
+    r.granted := r.granted - v_spend;
+  END IF;
   IF r.quota IS NOT NULL THEN
     r.next_mark := tollgate._crossed(p_customer, p_feature, r.plan, v_old, r.used, r.quota, r.soft,
                                      r.window_start, r.window_end, p_at);
   END IF;
   PERFORM tollgate._save_usage(r);
   RETURN tollgate._verdict(true, p_customer, p_feature, r.plan,
-                           CASE WHEN r.quota IS NULL THEN tollgate._total(r) ELSE r.used END, r.quota, r.window_end);
+                           CASE WHEN r.quota IS NULL THEN tollgate._total(r) ELSE r.used END, r.quota, r.window_end,
+                           r.granted);
+END
+$$;
+
+--
+-- Name: _consume_once(text, text, bigint, text, timestamp with time zone); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate._consume_once(p_customer text, p_feature text, p_amount bigint, p_key text, p_at timestamp with time zone) RETURNS tollgate.verdict
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  v tollgate.verdict;
+  k tollgate.idempotency_keys;
+BEGIN
+  PERFORM tollgate._check_args(p_customer, p_feature, p_amount);
+  PERFORM tollgate._check_text('idempotency_key', p_key, 255);
+  INSERT INTO tollgate.idempotency_keys AS i (customer, key, feature, amount, created_at)
+  VALUES (p_customer, p_key, p_feature, p_amount, p_at)
+  ON CONFLICT (customer, key) DO NOTHING;
+  IF FOUND THEN
+    v := tollgate._consume(p_customer, p_feature, p_amount, p_at);
+    UPDATE tollgate.idempotency_keys i SET verdict = pg_catalog.to_jsonb(v)
+     WHERE i.customer = p_customer AND i.key = p_key;
+    RETURN v;
+  END IF;
+  SELECT * INTO k FROM tollgate.idempotency_keys i WHERE i.customer = p_customer AND i.key = p_key;
+  IF k.feature <> p_feature OR k.amount <> p_amount THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422',
+      MESSAGE = format('idempotency key %L was used for %s of %s', p_key, k.amount, k.feature),
+      HINT = 'Use a new key for a different call.';
+  END IF;
+  RETURN pg_catalog.jsonb_populate_record(NULL::tollgate.verdict, k.verdict);
 END
 $$;
 
@@ -410,10 +498,10 @@ DECLARE
 BEGIN
   SELECT * INTO w FROM tollgate._rolling(r.customer, r.feature, p_at);
   IF r.quota IS NOT NULL AND NOT r.soft AND p_amount > r.quota - w.used THEN
-    IF tollgate._prompts(p_amount, r.quota) THEN
+    IF tollgate._prompts(p_amount, r.quota, 0) THEN
       PERFORM tollgate._emit('limit_reached', r.customer, r.feature, r.plan, w.used, r.quota, 100, w.slot, NULL, p_at);
     END IF;
-    RETURN tollgate._verdict(false, r.customer, r.feature, r.plan, w.used, r.quota, w.resets_at);
+    RETURN tollgate._verdict(false, r.customer, r.feature, r.plan, w.used, r.quota, w.resets_at, 0);
   END IF;
   PERFORM tollgate._check_room(w.used, p_amount);
   INSERT INTO tollgate.usage_windows AS b (customer, feature, window_start, window_end, used, plan)
@@ -423,7 +511,7 @@ BEGIN
     PERFORM tollgate._crossed(r.customer, r.feature, r.plan, w.used, w.used + p_amount, r.quota, r.soft,
                               w.slot, NULL, p_at);
   END IF;
-  RETURN tollgate._verdict(true, r.customer, r.feature, r.plan, w.used + p_amount, r.quota, w.resets_at);
+  RETURN tollgate._verdict(true, r.customer, r.feature, r.plan, w.used + p_amount, r.quota, w.resets_at, 0);
 END
 $$;
 
@@ -533,6 +621,17 @@ END
 $$;
 
 --
+-- Name: _entitlements_changed(text); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate._entitlements_changed(p_customer text) RETURNS void
+    LANGUAGE sql
+    AS $$
+  INSERT INTO tollgate.customers AS c (customer) VALUES (p_customer)
+  ON CONFLICT (customer) DO UPDATE SET plan_epoch = c.plan_epoch + 1
+$$;
+
+--
 -- Name: _fold_shards(text, text, timestamp with time zone); Type: FUNCTION; Schema: tollgate; Owner: -
 --
 
@@ -548,6 +647,20 @@ CREATE FUNCTION tollgate._fold_shards(p_customer text, p_feature text, p_start t
                 FOR UPDATE SKIP LOCKED)
     RETURNING s.used)
   SELECT least(coalesce(sum(folded.used), 0), 9223372036854775807)::bigint FROM folded
+$$;
+
+--
+-- Name: _granted(text, text, timestamp with time zone); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate._granted(p_customer text, p_feature text, p_at timestamp with time zone, OUT granted bigint, OUT expires timestamp with time zone) RETURNS record
+    LANGUAGE sql STABLE
+    AS $$
+  SELECT least(coalesce(sum(g.amount - g.spent), 0), 9223372036854775807)::bigint,
+         coalesce(min(g.expires_at), 'infinity')
+    FROM tollgate.grants g
+   WHERE g.customer = p_customer AND g.feature = p_feature AND g.spent < g.amount
+     AND (g.expires_at IS NULL OR g.expires_at > p_at)
 $$;
 
 --
@@ -611,15 +724,16 @@ BEGIN
   IF r.window_end = '-infinity' THEN
     SELECT * INTO w FROM tollgate._rolling(p_customer, p_feature, p_at);
     IF r.quota IS NULL OR r.soft OR p_amount <= r.quota - w.used THEN
-      RETURN tollgate._verdict(true, p_customer, p_feature, r.plan, w.used, r.quota, w.resets_at);
+      RETURN tollgate._verdict(true, p_customer, p_feature, r.plan, w.used, r.quota, w.resets_at, 0);
     END IF;
-    IF tollgate._prompts(p_amount, r.quota) THEN
+    IF tollgate._prompts(p_amount, r.quota, 0) THEN
       PERFORM tollgate._emit('limit_reached', p_customer, p_feature, r.plan, w.used, r.quota, 100, w.slot, NULL, p_at);
     END IF;
-    RETURN tollgate._verdict(false, p_customer, p_feature, r.plan, w.used, r.quota, w.resets_at);
+    RETURN tollgate._verdict(false, p_customer, p_feature, r.plan, w.used, r.quota, w.resets_at, 0);
   END IF;
-  IF r.quota IS NULL OR r.soft OR p_amount <= r.quota - r.used THEN
-    RETURN tollgate._verdict(true, p_customer, p_feature, r.plan, tollgate._total(r), r.quota, r.window_end);
+  IF r.quota IS NULL OR r.soft OR p_amount <= greatest(r.quota - r.used, 0)::numeric + r.granted THEN
+    RETURN tollgate._verdict(true, p_customer, p_feature, r.plan, tollgate._total(r), r.quota, r.window_end,
+                             r.granted);
   END IF;
   RETURN tollgate._block(r, p_amount, p_at);
 END
@@ -653,13 +767,13 @@ CREATE FUNCTION tollgate._plan_for(p_prices text[], p_products text[]) RETURNS t
 $$;
 
 --
--- Name: _prompts(bigint, bigint); Type: FUNCTION; Schema: tollgate; Owner: -
+-- Name: _prompts(bigint, bigint, bigint); Type: FUNCTION; Schema: tollgate; Owner: -
 --
 
-CREATE FUNCTION tollgate._prompts(p_amount bigint, p_quota bigint) RETURNS boolean
+CREATE FUNCTION tollgate._prompts(p_amount bigint, p_quota bigint, p_granted bigint) RETURNS boolean
     LANGUAGE sql IMMUTABLE
     AS $$
-  SELECT p_amount <= p_quota OR p_quota = 0
+  SELECT p_amount <= p_quota::numeric + p_granted OR p_quota = 0
 $$;
 
 --
@@ -728,6 +842,7 @@ CREATE FUNCTION tollgate._refund(p_customer text, p_feature text, p_amount bigin
     AS $$
 DECLARE
   r tollgate.usage;
+  v_back bigint;
 BEGIN
   PERFORM tollgate._check_args(p_customer, p_feature, p_amount);
   r := tollgate._usage_row(p_customer, p_feature, p_at, false);
@@ -737,13 +852,20 @@ BEGIN
   IF r.window_end = '-infinity' THEN
     RETURN tollgate._refund_rolling(r, p_amount, p_at);
   END IF;
+  v_back := least(p_amount, tollgate._total(r));
+  IF r.quota IS NOT NULL AND NOT r.soft AND r.used > r.quota THEN
+    -- units past the quota came from grants: they go back there first
+    r.granted := least(r.granted::numeric
+                       + tollgate._unspend_grants(p_customer, p_feature, least(v_back, r.used - r.quota), p_at),
+                       9223372036854775807);
+  END IF;
   -- an unlimited window's units may be on its shards: the row's own count
   -- then goes below 0, and the window's usage (the sum) never does
-  r.used := r.used - least(p_amount, tollgate._total(r));
+  r.used := r.used - v_back;
   r.next_mark := tollgate._next_mark(p_feature, r.used, r.quota, r.soft);
   PERFORM tollgate._save_usage(r);
-  RETURN tollgate._verdict(r.quota IS NULL OR r.soft OR r.used < r.quota, p_customer, p_feature, r.plan,
-                           tollgate._total(r), r.quota, r.window_end);
+  RETURN tollgate._verdict(r.quota IS NULL OR r.soft OR (r.used < r.quota OR r.granted > 0), p_customer, p_feature,
+                           r.plan, tollgate._total(r), r.quota, r.window_end, r.granted);
 END
 $$;
 
@@ -776,7 +898,7 @@ BEGIN
   END LOOP;
   SELECT * INTO w FROM tollgate._rolling(r.customer, r.feature, p_at);
   RETURN tollgate._verdict(r.quota IS NULL OR r.soft OR w.used < r.quota, r.customer, r.feature, r.plan,
-                           w.used, r.quota, w.resets_at);
+                           w.used, r.quota, w.resets_at, 0);
 END
 $$;
 
@@ -852,7 +974,8 @@ CREATE FUNCTION tollgate._save_usage(r tollgate.usage) RETURNS void
   UPDATE tollgate.usage u
      SET window_start = r.window_start, window_end = r.window_end, used = r.used, limit_hit = r.limit_hit,
          plan = r.plan, quota = r.quota, soft = r.soft, next_mark = r.next_mark,
-         config_version = r.config_version, plan_epoch = r.plan_epoch
+         config_version = r.config_version, plan_epoch = r.plan_epoch, granted = r.granted,
+         valid_until = r.valid_until
    WHERE u.customer = r.customer AND u.feature = r.feature
 $$;
 
@@ -876,6 +999,33 @@ CREATE FUNCTION tollgate._shard_total(p_customer text, p_feature text, p_start t
   SELECT coalesce(sum(s.used), 0)
     FROM tollgate.usage_shards s
    WHERE s.customer = p_customer AND s.feature = p_feature AND s.window_start = p_start
+$$;
+
+--
+-- Name: _spend_grants(text, text, bigint, timestamp with time zone); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate._spend_grants(p_customer text, p_feature text, p_units bigint, p_at timestamp with time zone) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  v_left bigint := p_units;
+  g record;
+BEGIN
+  FOR g IN
+    SELECT x.id, x.amount - x.spent AS left_over
+      FROM tollgate.grants x
+     WHERE x.customer = p_customer AND x.feature = p_feature AND x.spent < x.amount
+       AND (x.expires_at IS NULL OR x.expires_at > p_at)
+     ORDER BY x.expires_at NULLS LAST, x.id
+       FOR UPDATE
+  LOOP
+    EXIT WHEN v_left = 0;
+    UPDATE tollgate.grants x SET spent = x.spent + least(g.left_over, v_left)
+     WHERE x.customer = p_customer AND x.id = g.id;
+    v_left := v_left - least(g.left_over, v_left);
+  END LOOP;
+END
 $$;
 
 --
@@ -935,6 +1085,34 @@ CREATE FUNCTION tollgate._total(r tollgate.usage) RETURNS bigint
 $$;
 
 --
+-- Name: _unspend_grants(text, text, bigint, timestamp with time zone); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate._unspend_grants(p_customer text, p_feature text, p_units bigint, p_at timestamp with time zone) RETURNS bigint
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  v_left bigint := p_units;
+  g record;
+BEGIN
+  FOR g IN
+    SELECT x.id, x.spent
+      FROM tollgate.grants x
+     WHERE x.customer = p_customer AND x.feature = p_feature AND x.spent > 0
+       AND (x.expires_at IS NULL OR x.expires_at > p_at)
+     ORDER BY x.expires_at DESC NULLS FIRST, x.id DESC
+       FOR UPDATE
+  LOOP
+    EXIT WHEN v_left = 0;
+    UPDATE tollgate.grants x SET spent = x.spent - least(g.spent, v_left)
+     WHERE x.customer = p_customer AND x.id = g.id;
+    v_left := v_left - least(g.spent, v_left);
+  END LOOP;
+  RETURN p_units - v_left;
+END
+$$;
+
+--
 -- Name: _usage_row(text, text, timestamp with time zone, boolean); Type: FUNCTION; Schema: tollgate; Owner: -
 --
 
@@ -948,7 +1126,7 @@ DECLARE
   v_start timestamptz := '-infinity'; -- rolling windows: the row only serializes calls
   v_end timestamptz := '-infinity';
 BEGIN
-  SELECT * INTO cfg FROM tollgate._config(p_customer, p_feature);
+  SELECT * INTO cfg FROM tollgate._config(p_customer, p_feature, p_at);
   IF NOT cfg.known AND p_register THEN
     -- Two first calls racing both land here: the loser's insert waits for
     -- the winner's and does nothing, and both use the winner's sign-up time.
@@ -973,6 +1151,9 @@ BEGIN
     RETURN NULL;
   END IF;
   v_seen := r;
+  -- grants are spent by whoever holds the row: read them now that we do
+  SELECT g.granted, least(cfg.valid_until, g.expires) INTO cfg.granted, cfg.valid_until
+    FROM tollgate._granted(p_customer, p_feature, p_at) g;
 
   IF r.window_start > v_start AND p_at < r.window_start THEN
     -- this transaction began before the window rolled over: it counts in the current window
@@ -992,6 +1173,8 @@ BEGIN
   r.window_end := v_end;
   r.plan := cfg.plan;
   r.quota := cfg.quota;
+  r.granted := cfg.granted;
+  r.valid_until := least(v_end, cfg.valid_until);
   r.soft := cfg.soft;
   r.next_mark := tollgate._next_mark(p_feature, r.used, cfg.quota, cfg.soft);
   r.config_version := cfg.config_version;
@@ -1004,16 +1187,16 @@ END
 $$;
 
 --
--- Name: _verdict(boolean, text, text, text, bigint, bigint, timestamp with time zone); Type: FUNCTION; Schema: tollgate; Owner: -
+-- Name: _verdict(boolean, text, text, text, bigint, bigint, timestamp with time zone, bigint); Type: FUNCTION; Schema: tollgate; Owner: -
 --
 
-CREATE FUNCTION tollgate._verdict(p_allowed boolean, p_customer text, p_feature text, p_plan text, p_used bigint, p_quota bigint, p_end timestamp with time zone) RETURNS tollgate.verdict
+CREATE FUNCTION tollgate._verdict(p_allowed boolean, p_customer text, p_feature text, p_plan text, p_used bigint, p_quota bigint, p_end timestamp with time zone, p_granted bigint) RETURNS tollgate.verdict
     LANGUAGE plpgsql STABLE
     AS $$
 DECLARE
   v_message text;
 BEGIN
-  IF NOT p_allowed OR p_used > p_quota THEN
+  IF NOT p_allowed OR (p_used > p_quota AND coalesce(p_granted, 0) = 0) THEN
     SELECT f.message INTO v_message FROM tollgate.features f WHERE f.feature = p_feature;
     v_message := coalesce(v_message, format('You have used %s of %s %s on the %s plan. Upgrade to continue.',
                                             p_used, p_quota, p_feature, p_plan));
@@ -1021,7 +1204,7 @@ BEGIN
   RETURN ROW(p_allowed, p_customer, p_feature, p_plan, p_used, p_quota,
              CASE WHEN p_quota IS NOT NULL THEN greatest(p_quota - p_used, 0) END,
              CASE WHEN pg_catalog.isfinite(p_end) THEN p_end END,
-             v_message)::tollgate.verdict;
+             v_message, CASE WHEN p_quota IS NOT NULL THEN coalesce(p_granted, 0) END)::tollgate.verdict;
 END
 $$;
 
@@ -1142,6 +1325,31 @@ $_$;
 COMMENT ON FUNCTION tollgate."check"(customer text, feature text, amount bigint) IS 'The verdict consume would give for amount, changing nothing (no usage, no events, no customer registered) and taking no lock. Use it to show or hide a feature, and for boolean features (quota 0 = off, unlimited = on). Errors: TG404 unknown feature, TG422 invalid argument.';
 
 --
+-- Name: clear_override(text, text); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate.clear_override(customer text, feature text) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'tollgate', 'pg_temp'
+    AS $_$
+BEGIN
+  PERFORM tollgate._check_entitlement($1, $2, NULL, false);
+  DELETE FROM tollgate.overrides o WHERE o.customer = $1 AND o.feature = $2;
+  IF NOT FOUND THEN
+    RETURN false;
+  END IF;
+  PERFORM tollgate._entitlements_changed($1);
+  RETURN true;
+END
+$_$;
+
+--
+-- Name: FUNCTION clear_override(customer text, feature text); Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON FUNCTION tollgate.clear_override(customer text, feature text) IS 'Removes customer''s override of feature (tollgate_admin): the plan''s quota applies again from the next call. Returns false when there was none. Errors: TG404 unknown feature, TG422 invalid argument.';
+
+--
 -- Name: consume(text, text, bigint); Type: FUNCTION; Schema: tollgate; Owner: -
 --
 
@@ -1158,7 +1366,94 @@ $_$;
 -- Name: FUNCTION consume(customer text, feature text, amount bigint); Type: COMMENT; Schema: tollgate; Owner: -
 --
 
-COMMENT ON FUNCTION tollgate.consume(customer text, feature text, amount bigint) IS 'Counts amount of feature for customer in the current window if the plan''s limit allows, atomically and exactly under any concurrency. A blocked call (hard limit) counts nothing and returns allowed = false with the upgrade message; a soft limit allows the call and records the overage. Runs inside the caller''s transaction: a rollback gives the usage back and drops any event. A customer seen for the first time is registered on the default plan. Errors: TG404 unknown feature, TG422 invalid argument (customer empty or over 255 characters, feature over 63, amount not positive, or a soft or unlimited count that would pass 9223372036854775807).';
+COMMENT ON FUNCTION tollgate.consume(customer text, feature text, amount bigint) IS 'Counts amount of feature for customer in the current window if the plan''s limit allows, atomically and exactly under any concurrency. A blocked call (hard limit) counts nothing and returns allowed = false with the upgrade message; a soft limit allows the call and records the overage. Runs inside the caller''s transaction: a rollback gives the usage back and drops any event. A customer seen for the first time is registered on the default plan. Under a hard limit, units past the window''s quota are spent from the customer''s grants (tollgate.grant, top-up packs) while they last. Errors: TG404 unknown feature, TG422 invalid argument (customer empty or over 255 characters, feature over 63, amount not positive, or a soft or unlimited count that would pass 9223372036854775807).';
+
+--
+-- Name: consume(text, text, bigint, text); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate.consume(customer text, feature text, amount bigint, idempotency_key text) RETURNS tollgate.verdict
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'tollgate', 'pg_temp'
+    AS $_$
+BEGIN
+  RETURN tollgate._consume_once($1, $2, $3, $4, now());
+END
+$_$;
+
+--
+-- Name: FUNCTION consume(customer text, feature text, amount bigint, idempotency_key text); Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON FUNCTION tollgate.consume(customer text, feature text, amount bigint, idempotency_key text) IS 'consume with an idempotency key: the first call with the key for customer counts; a later one (also while the first is in flight: it waits for the first''s transaction) returns the first''s verdict and counts nothing; if the first rolled back, the later one counts. Keys are kept at least 24 hours. Errors: as consume, and TG422 for a key over 255 characters or reused with another feature or amount.';
+
+--
+-- Name: customer_summary(text); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate.customer_summary(customer text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'tollgate', 'pg_temp'
+    AS $_$
+DECLARE
+  v_customer text := $1;
+BEGIN
+  PERFORM tollgate._check_text('customer', v_customer, 255);
+  RETURN (
+    SELECT jsonb_build_object(
+      'customer', v_customer,
+      'known', c.customer IS NOT NULL,
+      'email', c.email,
+      'stripe_customer', c.stripe_customer,
+      'signed_up', c.created_at,
+      'plan', coalesce(c.plan, (SELECT p.plan FROM tollgate.plans p WHERE p.is_default)),
+      'period_start', c.period_start,
+      'period_end', c.period_end,
+      'subscriptions', coalesce((
+        SELECT jsonb_agg(jsonb_build_object(
+                 'stripe_subscription', s.stripe_subscription, 'status', s.status, 'plan', s.plan,
+                 'current_period_end', s.current_period_end, 'cancel_at_period_end', s.cancel_at_period_end)
+                 ORDER BY s.stripe_created DESC NULLS LAST, s.stripe_subscription)
+          FROM tollgate.subscriptions s WHERE s.customer = v_customer), '[]'),
+      'features', coalesce((
+        SELECT jsonb_agg(to_jsonb(v) || jsonb_build_object(
+                 'override', (SELECT jsonb_build_object('quota', o.quota, 'until', o.until, 'reason', o.reason)
+                                FROM tollgate.overrides o WHERE o.customer = v_customer AND o.feature = v.feature),
+                 'grants', coalesce((
+                   SELECT jsonb_agg(jsonb_build_object(
+                            'id', g.id, 'amount', g.amount, 'spent', g.spent, 'expires_at', g.expires_at,
+                            'reason', g.reason, 'expired', g.expires_at <= now()) ORDER BY g.id)
+                     FROM tollgate.grants g WHERE g.customer = v_customer AND g.feature = v.feature), '[]'))
+                 ORDER BY v.feature)
+          FROM tollgate.usage(v_customer) v), '[]'),
+      'events', coalesce((
+        SELECT jsonb_agg(jsonb_build_object(
+                 'kind', e.kind, 'feature', e.feature, 'threshold', e.threshold, 'used', e.used, 'quota', e.quota,
+                 'plan', e.plan, 'at', e.created_at) ORDER BY e.created_at DESC, e.id DESC)
+          FROM (SELECT * FROM tollgate.events e WHERE e.customer = v_customer
+                 ORDER BY e.created_at DESC, e.id DESC LIMIT 10) e), '[]'),
+      'emails', coalesce((
+        SELECT jsonb_agg(jsonb_build_object(
+                 'id', m.id, 'feature', m.feature, 'template', m.template, 'status', m.status,
+                 'attempts', m.attempts, 'to', m.to_email, 'provider', m.provider, 'handed_off_at', m.handed_off_at)
+                 ORDER BY m.id DESC)
+          FROM (SELECT * FROM tollgate.emails m WHERE m.customer = v_customer ORDER BY m.id DESC LIMIT 10) m), '[]'),
+      'plan_changes', coalesce((
+        SELECT jsonb_agg(jsonb_build_object(
+                 'kind', x.kind, 'from', x.from_plan, 'to', x.to_plan, 'feature', x.feature,
+                 'prompted_at', x.prompted_at, 'at', x.changed_at) ORDER BY x.changed_at DESC, x.id DESC)
+          FROM (SELECT * FROM tollgate.plan_changes x WHERE x.customer = v_customer
+                 ORDER BY x.changed_at DESC, x.id DESC LIMIT 10) x), '[]'))
+      FROM (SELECT) one
+      LEFT JOIN tollgate.customers c ON c.customer = v_customer);
+END
+$_$;
+
+--
+-- Name: FUNCTION customer_summary(customer text); Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON FUNCTION tollgate.customer_summary(customer text) IS 'Everything support asks about one customer, as JSON (tollgate_admin; tollgate customer prints it): plan and subscriptions, each feature''s verdict with its override and grants, the last 10 events, emails and plan changes. Errors: TG422 invalid customer.';
 
 --
 -- Name: define_feature(text, text, text, integer[], text, text); Type: FUNCTION; Schema: tollgate; Owner: -
@@ -1310,6 +1605,42 @@ $_$;
 COMMENT ON FUNCTION tollgate.define_route(method text, pattern text, feature text, amount bigint) IS 'Gates an HTTP route for the Django middleware (owner only): method (or *) and a path pattern with an optional trailing *, consuming amount of feature per request. Errors: TG404 unknown feature, TG422 invalid argument.';
 
 --
+-- Name: define_topup(text, text, text, bigint, interval); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate.define_topup(topup text, stripe_price text, feature text, amount bigint, expires interval DEFAULT NULL::interval) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'tollgate', 'pg_temp'
+    AS $_$
+BEGIN
+  IF $1 IS NULL OR $1 !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = format('top-up name %L is not valid', $1),
+      HINT = 'Use lower-case letters, digits and _, starting with a letter (at most 63).';
+  END IF;
+  IF $2 IS NULL OR $2 !~ '^price_[A-Za-z0-9_]{1,249}$' THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = format('stripe_price %L is not a Stripe price id', $2);
+  END IF;
+  PERFORM tollgate._check_entitlement('-', $3, NULL, true);
+  IF $4 IS NULL OR $4 <= 0 THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'amount must be a positive integer';
+  END IF;
+  IF $5 <= interval '0' THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'expires must be a positive interval';
+  END IF;
+  INSERT INTO tollgate.topups AS t (topup, stripe_price, feature, amount, expires) VALUES ($1, $2, $3, $4, $5)
+  ON CONFLICT ON CONSTRAINT topups_pkey DO UPDATE
+    SET stripe_price = EXCLUDED.stripe_price, feature = EXCLUDED.feature, amount = EXCLUDED.amount,
+        expires = EXCLUDED.expires;
+END
+$_$;
+
+--
+-- Name: FUNCTION define_topup(topup text, stripe_price text, feature text, amount bigint, expires interval); Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON FUNCTION tollgate.define_topup(topup text, stripe_price text, feature text, amount bigint, expires interval) IS 'Creates or updates a top-up pack (owner only): a payment for stripe_price grants amount of feature, expiring after expires (NULL = never). Errors: TG404 unknown feature, TG422 invalid argument.';
+
+--
 -- Name: detach_row_gate(regclass, text); Type: FUNCTION; Schema: tollgate; Owner: -
 --
 
@@ -1458,6 +1789,52 @@ $_$;
 --
 
 COMMENT ON FUNCTION tollgate.funnel(since timestamp with time zone, until timestamp with time zone) IS 'The conversion funnel of the customers on the default plan whose limit events happened in [since, until): one row per feature and a total row (feature NULL), counting customers. hit_threshold: had any event; hit_limit: a limit_reached event; prompted: were sent an upgrade prompt for one; attributed: converted to a paid plan with the conversion attributed to such a prompt (at any time); organic: converted in the range with no prompt to attribute it to (in a feature''s row, those who hit that feature before converting; the total has them all); converted: attributed or organic; conversion_rate: attributed / prompted (NULL when none were prompted); median_seconds and p90_seconds: from prompt to attributed conversion. Errors: TG422 for a NULL bound or since after until.';
+
+--
+-- Name: grant(text, text, bigint, timestamp with time zone, text, text); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate."grant"(customer text, feature text, amount bigint, expires_at timestamp with time zone DEFAULT NULL::timestamp with time zone, reason text DEFAULT NULL::text, key text DEFAULT NULL::text) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'tollgate', 'pg_temp'
+    AS $_$
+DECLARE
+  v_id bigint;
+  v_same boolean;
+BEGIN
+  PERFORM tollgate._check_entitlement($1, $2, $5, true);
+  IF $3 IS NULL OR $3 <= 0 THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'amount must be a positive integer';
+  END IF;
+  IF $4 <= now() OR NOT pg_catalog.isfinite($4) THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'expires_at must be a finite time in the future',
+      HINT = 'NULL means never.';
+  END IF;
+  IF $6 IS NOT NULL THEN
+    PERFORM tollgate._check_text('key', $6, 255);
+  END IF;
+  PERFORM tollgate._entitlements_changed($1);
+  INSERT INTO tollgate.grants AS g (customer, feature, amount, expires_at, reason, key)
+  VALUES ($1, $2, $3, $4, $5, $6)
+  ON CONFLICT ON CONSTRAINT grants_customer_key_key DO NOTHING
+  RETURNING g.id INTO v_id;
+  IF v_id IS NULL THEN
+    SELECT g.id, g.feature = $2 AND g.amount = $3 INTO v_id, v_same
+      FROM tollgate.grants g WHERE g.customer = $1 AND g.key = $6;
+    IF NOT v_same THEN
+      RAISE EXCEPTION USING ERRCODE = 'TG422',
+        MESSAGE = format('key %L already granted another feature or amount to this customer', $6);
+    END IF;
+  END IF;
+  RETURN v_id;
+END
+$_$;
+
+--
+-- Name: FUNCTION "grant"(customer text, feature text, amount bigint, expires_at timestamp with time zone, reason text, key text); Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON FUNCTION tollgate."grant"(customer text, feature text, amount bigint, expires_at timestamp with time zone, reason text, key text) IS 'Grants customer amount units of feature on top of the window quota (tollgate_admin, and the sidecar for top-up packs): spent once the quota of a window is used up, across windows, until expires_at (NULL = never). key makes it idempotent: the same key grants once and returns the first grant''s id. Not for rolling features. Errors: TG404 unknown feature, TG422 invalid argument or a key reused with another feature or amount.';
 
 --
 -- Name: last_sync_run(); Type: FUNCTION; Schema: tollgate; Owner: -
@@ -1827,6 +2204,32 @@ $_$;
 COMMENT ON FUNCTION tollgate.outbox_sent(id bigint, provider text, provider_id text) IS 'Marks email id as sent by provider (resend, smtp or log) with the provider''s message id, and returns the seconds from its event to now; NULL when it was marked sent already. Errors: TG422 for an empty provider.';
 
 --
+-- Name: prune_idempotency_keys(interval); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate.prune_idempotency_keys(older_than interval DEFAULT '24:00:00'::interval) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'tollgate', 'pg_temp'
+    AS $_$
+DECLARE
+  v_n bigint;
+BEGIN
+  IF $1 IS NULL OR $1 < interval '24 hours' OR $1 > interval '100 years' THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'older_than must be from 24 hours to 100 years: keys are kept at least 24 hours';
+  END IF;
+  DELETE FROM tollgate.idempotency_keys i WHERE i.created_at < now() - $1;
+  GET DIAGNOSTICS v_n = ROW_COUNT;
+  RETURN v_n;
+END
+$_$;
+
+--
+-- Name: FUNCTION prune_idempotency_keys(older_than interval); Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON FUNCTION tollgate.prune_idempotency_keys(older_than interval) IS 'Deletes idempotency keys older than older_than (at least and by default 24 hours); the sidecar runs it hourly. Returns how many it deleted. Errors: TG422 for less than 24 hours.';
+
+--
 -- Name: record_stripe_event(text, text, text, text, timestamp with time zone); Type: FUNCTION; Schema: tollgate; Owner: -
 --
 
@@ -1863,6 +2266,46 @@ $_$;
 COMMENT ON FUNCTION tollgate.record_stripe_event(id text, type text, api_version text, object_id text, stripe_created timestamp with time zone) IS 'Sidecar: records a Stripe webhook event (Event.id, .type, .api_version, .data.object.id, .created) once. Returns true the first time and false for a duplicate. Call it in the transaction that applies the event''s effect, so a rolled-back effect leaves the event unrecorded and a retry applies it. Errors: TG422 for a malformed id.';
 
 --
+-- Name: record_topup(text, text, text[], bigint[]); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate.record_topup(stripe_object text, customer text, price_ids text[], quantities bigint[]) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'tollgate', 'pg_temp'
+    AS $_$
+DECLARE
+  t record;
+  v_granted bigint := 0;
+BEGIN
+  PERFORM tollgate._check_text('stripe_object', $1, 190);
+  PERFORM tollgate._check_text('customer', $2, 255);
+  IF $3 IS NULL OR $4 IS NULL OR cardinality($3) <> cardinality($4) OR array_position($3, NULL) IS NOT NULL
+     OR array_position($4, NULL) IS NOT NULL OR EXISTS (SELECT FROM unnest($4) q WHERE q <= 0 OR q > 1000000) THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422',
+      MESSAGE = 'price_ids and quantities must be arrays of the same length, quantities from 1 to 1000000';
+  END IF;
+  FOR t IN
+    SELECT p.topup, p.feature, least(p.amount::numeric * sum(l.quantity), 9223372036854775807)::bigint AS units,
+           now() + p.expires AS expires_at
+      FROM unnest($3, $4) AS l(price, quantity)
+      JOIN tollgate.topups p ON p.stripe_price = l.price
+     GROUP BY p.topup, p.feature, p.amount, p.expires
+     ORDER BY p.topup
+  LOOP
+    PERFORM tollgate.grant($2, t.feature, t.units, t.expires_at, 'top-up ' || t.topup, $1 || ':' || t.topup);
+    v_granted := v_granted + 1;
+  END LOOP;
+  RETURN v_granted;
+END
+$_$;
+
+--
+-- Name: FUNCTION record_topup(stripe_object text, customer text, price_ids text[], quantities bigint[]); Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON FUNCTION tollgate.record_topup(stripe_object text, customer text, price_ids text[], quantities bigint[]) IS 'For the sidecar: grants the top-up packs among a paid Stripe object''s prices (with their quantities) to customer, once per object and pack (redelivery and reconcile grant nothing more). Returns how many packs it matched. Errors: TG422 invalid argument.';
+
+--
 -- Name: refund(text, text, bigint); Type: FUNCTION; Schema: tollgate; Owner: -
 --
 
@@ -1879,7 +2322,7 @@ $_$;
 -- Name: FUNCTION refund(customer text, feature text, amount bigint); Type: COMMENT; Schema: tollgate; Owner: -
 --
 
-COMMENT ON FUNCTION tollgate.refund(customer text, feature text, amount bigint) IS 'Gives amount of usage back in the current window, for work that was counted but not done. A refund is bounded by what the customer used in the window: it never takes usage below 0, and never reaches a window already closed. Returns the verdict after the refund; allowed says whether one more unit would be allowed. Events already written stay: each fires once per window. Errors: TG404 unknown feature, TG422 invalid argument.';
+COMMENT ON FUNCTION tollgate.refund(customer text, feature text, amount bigint) IS 'Gives amount of usage back in the current window, for work that was counted but not done; units that were spent from grants go back to them first. A refund is bounded by what the customer used in the window: it never takes usage below 0, and never reaches a window already closed. Returns the verdict after the refund; allowed says whether one more unit would be allowed. Events already written stay: each fires once per window. Errors: TG404 unknown feature, TG422 invalid argument.';
 
 --
 -- Name: remove_feature(text); Type: FUNCTION; Schema: tollgate; Owner: -
@@ -1959,6 +2402,23 @@ $_$;
 COMMENT ON FUNCTION tollgate.remove_route(method text, pattern text) IS 'Stops gating a route (owner only).';
 
 --
+-- Name: remove_topup(text); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate.remove_topup(topup text) RETURNS void
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'tollgate', 'pg_temp'
+    AS $_$
+  DELETE FROM tollgate.topups t WHERE t.topup = $1
+$_$;
+
+--
+-- Name: FUNCTION remove_topup(topup text); Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON FUNCTION tollgate.remove_topup(topup text) IS 'Removes a top-up pack (owner only); grants already made stay.';
+
+--
 -- Name: require(text, text, bigint); Type: FUNCTION; Schema: tollgate; Owner: -
 --
 
@@ -1981,6 +2441,30 @@ $_$;
 --
 
 COMMENT ON FUNCTION tollgate.require(customer text, feature text, amount bigint) IS 'Like consume, but a blocked call raises SQLSTATE TG402 (DETAIL: JSON with feature, customer, plan, used, quota, resets_at, amount; HINT: the upgrade message), so the caller''s transaction cannot go on unnoticed.';
+
+--
+-- Name: require(text, text, bigint, text); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate.require(customer text, feature text, amount bigint, idempotency_key text) RETURNS tollgate.verdict
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'tollgate', 'pg_temp'
+    AS $_$
+DECLARE
+  v tollgate.verdict := tollgate._consume_once($1, $2, $3, $4, now());
+BEGIN
+  IF NOT v.allowed THEN
+    PERFORM tollgate._raise_quota_exceeded(v, $3);
+  END IF;
+  RETURN v;
+END
+$_$;
+
+--
+-- Name: FUNCTION require(customer text, feature text, amount bigint, idempotency_key text); Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON FUNCTION tollgate.require(customer text, feature text, amount bigint, idempotency_key text) IS 'require with an idempotency key (see consume with a key). A blocked call raises TG402, which rolls the key back with the transaction: a retry is decided again.';
 
 --
 -- Name: routes(); Type: FUNCTION; Schema: tollgate; Owner: -
@@ -2117,6 +2601,37 @@ $_$;
 --
 
 COMMENT ON FUNCTION tollgate.set_limit(plan text, feature text, quota bigint) IS 'Sets what plan may use of feature per window (owner only): a number, NULL = unlimited (or "on"), 0 = not included ("off"). Errors: TG404 unknown plan or feature, TG422 negative quota.';
+
+--
+-- Name: set_override(text, text, bigint, timestamp with time zone, text); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate.set_override(customer text, feature text, quota bigint, until timestamp with time zone DEFAULT NULL::timestamp with time zone, reason text DEFAULT NULL::text) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'tollgate', 'pg_temp'
+    AS $_$
+BEGIN
+  PERFORM tollgate._check_entitlement($1, $2, $5, false);
+  IF $3 < 0 THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = format('quota must be 0 or more, not %s', $3),
+      HINT = 'NULL means unlimited.';
+  END IF;
+  IF $4 <= now() OR NOT pg_catalog.isfinite($4) THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'until must be a finite time in the future',
+      HINT = 'NULL means until it is cleared.';
+  END IF;
+  PERFORM tollgate._entitlements_changed($1);
+  INSERT INTO tollgate.overrides AS o (customer, feature, quota, until, reason) VALUES ($1, $2, $3, $4, $5)
+  ON CONFLICT ON CONSTRAINT overrides_pkey DO UPDATE
+    SET quota = EXCLUDED.quota, until = EXCLUDED.until, reason = EXCLUDED.reason, created_at = now();
+END
+$_$;
+
+--
+-- Name: FUNCTION set_override(customer text, feature text, quota bigint, until timestamp with time zone, reason text); Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON FUNCTION tollgate.set_override(customer text, feature text, quota bigint, until timestamp with time zone, reason text) IS 'Gives customer a quota of its own for feature in place of the plan''s (tollgate_admin): quota NULL = unlimited, until NULL = until cleared. Verdicts, usage(), events and thresholds use it from the next call: a quota below the usage blocks, a higher one unblocks. Errors: TG404 unknown feature, TG422 invalid argument.';
 
 --
 -- Name: set_row_counts(text, text[], bigint[]); Type: FUNCTION; Schema: tollgate; Owner: -
@@ -2782,6 +3297,56 @@ COMMENT ON COLUMN tollgate.features.notify_at IS 'Percents of the quota whose fi
 COMMENT ON COLUMN tollgate.features.upgrade_prompt IS 'Email template of the upgrade prompt sent on this feature''s events; NULL = no email.';
 
 --
+-- Name: grants; Type: TABLE; Schema: tollgate; Owner: -
+--
+
+CREATE TABLE tollgate.grants (
+    customer text NOT NULL,
+    id bigint NOT NULL,
+    feature text NOT NULL,
+    amount bigint NOT NULL,
+    spent bigint DEFAULT 0 NOT NULL,
+    expires_at timestamp with time zone,
+    reason text,
+    key text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT grants_amount_check CHECK ((amount > 0)),
+    CONSTRAINT grants_check CHECK (((spent >= 0) AND (spent <= amount)))
+);
+
+--
+-- Name: COLUMN grants.key; Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON COLUMN tollgate.grants.key IS 'Makes a grant idempotent: a second grant with the same key for the customer does nothing.';
+
+--
+-- Name: grants_id_seq; Type: SEQUENCE; Schema: tollgate; Owner: -
+--
+
+ALTER TABLE tollgate.grants ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME tollgate.grants_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
+-- Name: idempotency_keys; Type: TABLE; Schema: tollgate; Owner: -
+--
+
+CREATE TABLE tollgate.idempotency_keys (
+    customer text NOT NULL,
+    key text NOT NULL,
+    feature text NOT NULL,
+    amount bigint NOT NULL,
+    verdict jsonb,
+    created_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+--
 -- Name: limits; Type: TABLE; Schema: tollgate; Owner: -
 --
 
@@ -2797,6 +3362,26 @@ CREATE TABLE tollgate.limits (
 --
 
 COMMENT ON TABLE tollgate.limits IS 'What each plan may use of each feature per window. quota NULL = unlimited (or "on" for a boolean feature), 0 = not included ("off"). A plan without a row here does not get the feature.';
+
+--
+-- Name: overrides; Type: TABLE; Schema: tollgate; Owner: -
+--
+
+CREATE TABLE tollgate.overrides (
+    customer text NOT NULL,
+    feature text NOT NULL,
+    quota bigint,
+    until timestamp with time zone,
+    reason text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT overrides_quota_check CHECK ((quota >= 0))
+);
+
+--
+-- Name: TABLE overrides; Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON TABLE tollgate.overrides IS 'Per-customer quotas that replace the plan''s for a feature: quota NULL = unlimited, until NULL = for good.';
 
 --
 -- Name: plan_changes_id_seq; Type: SEQUENCE; Schema: tollgate; Owner: -
@@ -3086,6 +3671,27 @@ ALTER TABLE tollgate.sync_runs ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY 
 );
 
 --
+-- Name: topups; Type: TABLE; Schema: tollgate; Owner: -
+--
+
+CREATE TABLE tollgate.topups (
+    topup text NOT NULL,
+    stripe_price text NOT NULL,
+    feature text NOT NULL,
+    amount bigint NOT NULL,
+    expires interval,
+    CONSTRAINT topups_amount_check CHECK ((amount > 0)),
+    CONSTRAINT topups_expires_check CHECK ((expires > '00:00:00'::interval)),
+    CONSTRAINT topups_topup_check CHECK ((topup ~ '^[a-z][a-z0-9_]{0,62}$'::text))
+);
+
+--
+-- Name: COLUMN topups.stripe_price; Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON COLUMN tollgate.topups.stripe_price IS 'Stripe Price.id (price_...) of the pack.';
+
+--
 -- Name: usage_shards; Type: TABLE; Schema: tollgate; Owner: -
 --
 
@@ -3181,11 +3787,39 @@ ALTER TABLE ONLY tollgate.features
     ADD CONSTRAINT features_pkey PRIMARY KEY (feature);
 
 --
+-- Name: grants grants_customer_key_key; Type: CONSTRAINT; Schema: tollgate; Owner: -
+--
+
+ALTER TABLE ONLY tollgate.grants
+    ADD CONSTRAINT grants_customer_key_key UNIQUE (customer, key);
+
+--
+-- Name: grants grants_pkey; Type: CONSTRAINT; Schema: tollgate; Owner: -
+--
+
+ALTER TABLE ONLY tollgate.grants
+    ADD CONSTRAINT grants_pkey PRIMARY KEY (customer, id);
+
+--
+-- Name: idempotency_keys idempotency_keys_pkey; Type: CONSTRAINT; Schema: tollgate; Owner: -
+--
+
+ALTER TABLE ONLY tollgate.idempotency_keys
+    ADD CONSTRAINT idempotency_keys_pkey PRIMARY KEY (customer, key);
+
+--
 -- Name: limits limits_pkey; Type: CONSTRAINT; Schema: tollgate; Owner: -
 --
 
 ALTER TABLE ONLY tollgate.limits
     ADD CONSTRAINT limits_pkey PRIMARY KEY (plan, feature);
+
+--
+-- Name: overrides overrides_pkey; Type: CONSTRAINT; Schema: tollgate; Owner: -
+--
+
+ALTER TABLE ONLY tollgate.overrides
+    ADD CONSTRAINT overrides_pkey PRIMARY KEY (customer, feature);
 
 --
 -- Name: plan_changes plan_changes_pkey; Type: CONSTRAINT; Schema: tollgate; Owner: -
@@ -3244,6 +3878,20 @@ ALTER TABLE ONLY tollgate.sync_runs
     ADD CONSTRAINT sync_runs_pkey PRIMARY KEY (id);
 
 --
+-- Name: topups topups_pkey; Type: CONSTRAINT; Schema: tollgate; Owner: -
+--
+
+ALTER TABLE ONLY tollgate.topups
+    ADD CONSTRAINT topups_pkey PRIMARY KEY (topup);
+
+--
+-- Name: topups topups_stripe_price_key; Type: CONSTRAINT; Schema: tollgate; Owner: -
+--
+
+ALTER TABLE ONLY tollgate.topups
+    ADD CONSTRAINT topups_stripe_price_key UNIQUE (stripe_price);
+
+--
 -- Name: usage usage_pkey; Type: CONSTRAINT; Schema: tollgate; Owner: -
 --
 
@@ -3293,6 +3941,18 @@ CREATE INDEX events_created_at ON tollgate.events USING btree (created_at);
 --
 
 CREATE INDEX events_unprocessed ON tollgate.events USING btree (id) WHERE (processed_at IS NULL);
+
+--
+-- Name: grants_customer_feature; Type: INDEX; Schema: tollgate; Owner: -
+--
+
+CREATE INDEX grants_customer_feature ON tollgate.grants USING btree (customer, feature);
+
+--
+-- Name: idempotency_keys_created_at; Type: INDEX; Schema: tollgate; Owner: -
+--
+
+CREATE INDEX idempotency_keys_created_at ON tollgate.idempotency_keys USING btree (created_at);
 
 --
 -- Name: plan_changes_changed_at; Type: INDEX; Schema: tollgate; Owner: -
@@ -3387,6 +4047,13 @@ ALTER TABLE ONLY tollgate.emails
     ADD CONSTRAINT emails_event_id_fkey FOREIGN KEY (event_id) REFERENCES tollgate.events(id) ON DELETE CASCADE;
 
 --
+-- Name: grants grants_feature_fkey; Type: FK CONSTRAINT; Schema: tollgate; Owner: -
+--
+
+ALTER TABLE ONLY tollgate.grants
+    ADD CONSTRAINT grants_feature_fkey FOREIGN KEY (feature) REFERENCES tollgate.features(feature) ON DELETE CASCADE;
+
+--
 -- Name: limits limits_feature_fkey; Type: FK CONSTRAINT; Schema: tollgate; Owner: -
 --
 
@@ -3399,6 +4066,13 @@ ALTER TABLE ONLY tollgate.limits
 
 ALTER TABLE ONLY tollgate.limits
     ADD CONSTRAINT limits_plan_fkey FOREIGN KEY (plan) REFERENCES tollgate.plans(plan) ON DELETE CASCADE;
+
+--
+-- Name: overrides overrides_feature_fkey; Type: FK CONSTRAINT; Schema: tollgate; Owner: -
+--
+
+ALTER TABLE ONLY tollgate.overrides
+    ADD CONSTRAINT overrides_feature_fkey FOREIGN KEY (feature) REFERENCES tollgate.features(feature) ON DELETE CASCADE;
 
 --
 -- Name: plan_changes plan_changes_email_id_fkey; Type: FK CONSTRAINT; Schema: tollgate; Owner: -
@@ -3422,11 +4096,19 @@ ALTER TABLE ONLY tollgate.routes
     ADD CONSTRAINT routes_feature_fkey FOREIGN KEY (feature) REFERENCES tollgate.features(feature) ON DELETE CASCADE;
 
 --
+-- Name: topups topups_feature_fkey; Type: FK CONSTRAINT; Schema: tollgate; Owner: -
+--
+
+ALTER TABLE ONLY tollgate.topups
+    ADD CONSTRAINT topups_feature_fkey FOREIGN KEY (feature) REFERENCES tollgate.features(feature) ON DELETE CASCADE;
+
+--
 -- Name: SCHEMA tollgate; Type: ACL; Schema: -; Owner: -
 --
 
 GRANT USAGE ON SCHEMA tollgate TO tollgate_app;
 GRANT USAGE ON SCHEMA tollgate TO tollgate_sidecar;
+GRANT USAGE ON SCHEMA tollgate TO tollgate_admin;
 
 --
 -- Name: FUNCTION _attribution_window(); Type: ACL; Schema: tollgate; Owner: -
@@ -3465,6 +4147,12 @@ REVOKE ALL ON FUNCTION tollgate._check(p_customer text, p_feature text, p_amount
 REVOKE ALL ON FUNCTION tollgate._check_args(p_customer text, p_feature text, p_amount bigint) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _check_entitlement(p_customer text, p_feature text, p_reason text, p_fixed boolean); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate._check_entitlement(p_customer text, p_feature text, p_reason text, p_fixed boolean) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _check_room(p_used bigint, p_amount bigint); Type: ACL; Schema: tollgate; Owner: -
 --
 
@@ -3483,10 +4171,10 @@ REVOKE ALL ON FUNCTION tollgate._check_text(p_what text, p_value text, p_max int
 REVOKE ALL ON FUNCTION tollgate._close_window(r tollgate.usage) FROM PUBLIC;
 
 --
--- Name: FUNCTION _config(p_customer text, p_feature text, OUT period_unit text, OUT period_length integer, OUT soft boolean, OUT known boolean, OUT anchor timestamp with time zone, OUT period_start timestamp with time zone, OUT period_end timestamp with time zone, OUT plan text, OUT quota bigint, OUT config_version bigint, OUT plan_epoch bigint); Type: ACL; Schema: tollgate; Owner: -
+-- Name: FUNCTION _config(p_customer text, p_feature text, p_at timestamp with time zone, OUT period_unit text, OUT period_length integer, OUT soft boolean, OUT known boolean, OUT anchor timestamp with time zone, OUT period_start timestamp with time zone, OUT period_end timestamp with time zone, OUT plan text, OUT quota bigint, OUT granted bigint, OUT valid_until timestamp with time zone, OUT config_version bigint, OUT plan_epoch bigint); Type: ACL; Schema: tollgate; Owner: -
 --
 
-REVOKE ALL ON FUNCTION tollgate._config(p_customer text, p_feature text, OUT period_unit text, OUT period_length integer, OUT soft boolean, OUT known boolean, OUT anchor timestamp with time zone, OUT period_start timestamp with time zone, OUT period_end timestamp with time zone, OUT plan text, OUT quota bigint, OUT config_version bigint, OUT plan_epoch bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tollgate._config(p_customer text, p_feature text, p_at timestamp with time zone, OUT period_unit text, OUT period_length integer, OUT soft boolean, OUT known boolean, OUT anchor timestamp with time zone, OUT period_start timestamp with time zone, OUT period_end timestamp with time zone, OUT plan text, OUT quota bigint, OUT granted bigint, OUT valid_until timestamp with time zone, OUT config_version bigint, OUT plan_epoch bigint) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _consume(p_customer text, p_feature text, p_amount bigint, p_at timestamp with time zone); Type: ACL; Schema: tollgate; Owner: -
@@ -3499,6 +4187,12 @@ REVOKE ALL ON FUNCTION tollgate._consume(p_customer text, p_feature text, p_amou
 --
 
 REVOKE ALL ON FUNCTION tollgate._consume_locked(p_customer text, p_feature text, p_amount bigint, p_at timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _consume_once(p_customer text, p_feature text, p_amount bigint, p_key text, p_at timestamp with time zone); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate._consume_once(p_customer text, p_feature text, p_amount bigint, p_key text, p_at timestamp with time zone) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _consume_rolling(r tollgate.usage, p_amount bigint, p_at timestamp with time zone); Type: ACL; Schema: tollgate; Owner: -
@@ -3525,10 +4219,22 @@ REVOKE ALL ON FUNCTION tollgate._customers_plan_changed() FROM PUBLIC;
 REVOKE ALL ON FUNCTION tollgate._emit(p_kind text, p_customer text, p_feature text, p_plan text, p_used bigint, p_quota bigint, p_threshold integer, p_period_start timestamp with time zone, p_period_end timestamp with time zone, p_at timestamp with time zone) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _entitlements_changed(p_customer text); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate._entitlements_changed(p_customer text) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _fold_shards(p_customer text, p_feature text, p_start timestamp with time zone); Type: ACL; Schema: tollgate; Owner: -
 --
 
 REVOKE ALL ON FUNCTION tollgate._fold_shards(p_customer text, p_feature text, p_start timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _granted(p_customer text, p_feature text, p_at timestamp with time zone, OUT granted bigint, OUT expires timestamp with time zone); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate._granted(p_customer text, p_feature text, p_at timestamp with time zone, OUT granted bigint, OUT expires timestamp with time zone) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _link_stripe_customer(p_stripe_customer text, p_customer text, p_source text, p_source_id text); Type: ACL; Schema: tollgate; Owner: -
@@ -3561,10 +4267,10 @@ REVOKE ALL ON FUNCTION tollgate._outbox_worker_gone(p_worker text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tollgate._plan_for(p_prices text[], p_products text[]) FROM PUBLIC;
 
 --
--- Name: FUNCTION _prompts(p_amount bigint, p_quota bigint); Type: ACL; Schema: tollgate; Owner: -
+-- Name: FUNCTION _prompts(p_amount bigint, p_quota bigint, p_granted bigint); Type: ACL; Schema: tollgate; Owner: -
 --
 
-REVOKE ALL ON FUNCTION tollgate._prompts(p_amount bigint, p_quota bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tollgate._prompts(p_amount bigint, p_quota bigint, p_granted bigint) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _raise_quota_exceeded(v tollgate.verdict, p_amount bigint); Type: ACL; Schema: tollgate; Owner: -
@@ -3622,6 +4328,12 @@ REVOKE ALL ON FUNCTION tollgate._shard() FROM PUBLIC;
 REVOKE ALL ON FUNCTION tollgate._shard_total(p_customer text, p_feature text, p_start timestamp with time zone) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _spend_grants(p_customer text, p_feature text, p_units bigint, p_at timestamp with time zone); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate._spend_grants(p_customer text, p_feature text, p_units bigint, p_at timestamp with time zone) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _stripe_owner(p_stripe_customer text); Type: ACL; Schema: tollgate; Owner: -
 --
 
@@ -3646,16 +4358,22 @@ REVOKE ALL ON FUNCTION tollgate._subscriptions_before() FROM PUBLIC;
 REVOKE ALL ON FUNCTION tollgate._total(r tollgate.usage) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _unspend_grants(p_customer text, p_feature text, p_units bigint, p_at timestamp with time zone); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate._unspend_grants(p_customer text, p_feature text, p_units bigint, p_at timestamp with time zone) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _usage_row(p_customer text, p_feature text, p_at timestamp with time zone, p_register boolean); Type: ACL; Schema: tollgate; Owner: -
 --
 
 REVOKE ALL ON FUNCTION tollgate._usage_row(p_customer text, p_feature text, p_at timestamp with time zone, p_register boolean) FROM PUBLIC;
 
 --
--- Name: FUNCTION _verdict(p_allowed boolean, p_customer text, p_feature text, p_plan text, p_used bigint, p_quota bigint, p_end timestamp with time zone); Type: ACL; Schema: tollgate; Owner: -
+-- Name: FUNCTION _verdict(p_allowed boolean, p_customer text, p_feature text, p_plan text, p_used bigint, p_quota bigint, p_end timestamp with time zone, p_granted bigint); Type: ACL; Schema: tollgate; Owner: -
 --
 
-REVOKE ALL ON FUNCTION tollgate._verdict(p_allowed boolean, p_customer text, p_feature text, p_plan text, p_used bigint, p_quota bigint, p_end timestamp with time zone) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tollgate._verdict(p_allowed boolean, p_customer text, p_feature text, p_plan text, p_used bigint, p_quota bigint, p_end timestamp with time zone, p_granted bigint) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _window_end(p_unit text, p_length integer, p_at timestamp with time zone, p_anchor timestamp with time zone, p_period_start timestamp with time zone, p_period_end timestamp with time zone); Type: ACL; Schema: tollgate; Owner: -
@@ -3690,11 +4408,32 @@ REVOKE ALL ON FUNCTION tollgate."check"(customer text, feature text, amount bigi
 GRANT ALL ON FUNCTION tollgate."check"(customer text, feature text, amount bigint) TO tollgate_app;
 
 --
+-- Name: FUNCTION clear_override(customer text, feature text); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate.clear_override(customer text, feature text) FROM PUBLIC;
+GRANT ALL ON FUNCTION tollgate.clear_override(customer text, feature text) TO tollgate_admin;
+
+--
 -- Name: FUNCTION consume(customer text, feature text, amount bigint); Type: ACL; Schema: tollgate; Owner: -
 --
 
 REVOKE ALL ON FUNCTION tollgate.consume(customer text, feature text, amount bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION tollgate.consume(customer text, feature text, amount bigint) TO tollgate_app;
+
+--
+-- Name: FUNCTION consume(customer text, feature text, amount bigint, idempotency_key text); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate.consume(customer text, feature text, amount bigint, idempotency_key text) FROM PUBLIC;
+GRANT ALL ON FUNCTION tollgate.consume(customer text, feature text, amount bigint, idempotency_key text) TO tollgate_app;
+
+--
+-- Name: FUNCTION customer_summary(customer text); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate.customer_summary(customer text) FROM PUBLIC;
+GRANT ALL ON FUNCTION tollgate.customer_summary(customer text) TO tollgate_admin;
 
 --
 -- Name: FUNCTION define_feature(feature text, period text, enforcement text, notify_at integer[], message text, upgrade_prompt text); Type: ACL; Schema: tollgate; Owner: -
@@ -3713,6 +4452,12 @@ REVOKE ALL ON FUNCTION tollgate.define_plan(plan text, is_default boolean, strip
 --
 
 REVOKE ALL ON FUNCTION tollgate.define_route(method text, pattern text, feature text, amount bigint) FROM PUBLIC;
+
+--
+-- Name: FUNCTION define_topup(topup text, stripe_price text, feature text, amount bigint, expires interval); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate.define_topup(topup text, stripe_price text, feature text, amount bigint, expires interval) FROM PUBLIC;
 
 --
 -- Name: FUNCTION detach_row_gate(tbl regclass, feature text); Type: ACL; Schema: tollgate; Owner: -
@@ -3734,6 +4479,13 @@ GRANT ALL ON FUNCTION tollgate.finish_sync_run(run bigint, subscriptions integer
 
 REVOKE ALL ON FUNCTION tollgate.funnel(since timestamp with time zone, until timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION tollgate.funnel(since timestamp with time zone, until timestamp with time zone) TO tollgate_sidecar;
+
+--
+-- Name: FUNCTION "grant"(customer text, feature text, amount bigint, expires_at timestamp with time zone, reason text, key text); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate."grant"(customer text, feature text, amount bigint, expires_at timestamp with time zone, reason text, key text) FROM PUBLIC;
+GRANT ALL ON FUNCTION tollgate."grant"(customer text, feature text, amount bigint, expires_at timestamp with time zone, reason text, key text) TO tollgate_admin;
 
 --
 -- Name: FUNCTION last_sync_run(OUT run bigint, OUT started_at timestamp with time zone, OUT finished_at timestamp with time zone, OUT subscriptions integer); Type: ACL; Schema: tollgate; Owner: -
@@ -3806,11 +4558,25 @@ REVOKE ALL ON FUNCTION tollgate.outbox_sent(id bigint, provider text, provider_i
 GRANT ALL ON FUNCTION tollgate.outbox_sent(id bigint, provider text, provider_id text) TO tollgate_sidecar;
 
 --
+-- Name: FUNCTION prune_idempotency_keys(older_than interval); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate.prune_idempotency_keys(older_than interval) FROM PUBLIC;
+GRANT ALL ON FUNCTION tollgate.prune_idempotency_keys(older_than interval) TO tollgate_sidecar;
+
+--
 -- Name: FUNCTION record_stripe_event(id text, type text, api_version text, object_id text, stripe_created timestamp with time zone); Type: ACL; Schema: tollgate; Owner: -
 --
 
 REVOKE ALL ON FUNCTION tollgate.record_stripe_event(id text, type text, api_version text, object_id text, stripe_created timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION tollgate.record_stripe_event(id text, type text, api_version text, object_id text, stripe_created timestamp with time zone) TO tollgate_sidecar;
+
+--
+-- Name: FUNCTION record_topup(stripe_object text, customer text, price_ids text[], quantities bigint[]); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate.record_topup(stripe_object text, customer text, price_ids text[], quantities bigint[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION tollgate.record_topup(stripe_object text, customer text, price_ids text[], quantities bigint[]) TO tollgate_sidecar;
 
 --
 -- Name: FUNCTION refund(customer text, feature text, amount bigint); Type: ACL; Schema: tollgate; Owner: -
@@ -3844,11 +4610,24 @@ REVOKE ALL ON FUNCTION tollgate.remove_plan(plan text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tollgate.remove_route(method text, pattern text) FROM PUBLIC;
 
 --
+-- Name: FUNCTION remove_topup(topup text); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate.remove_topup(topup text) FROM PUBLIC;
+
+--
 -- Name: FUNCTION require(customer text, feature text, amount bigint); Type: ACL; Schema: tollgate; Owner: -
 --
 
 REVOKE ALL ON FUNCTION tollgate.require(customer text, feature text, amount bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION tollgate.require(customer text, feature text, amount bigint) TO tollgate_app;
+
+--
+-- Name: FUNCTION require(customer text, feature text, amount bigint, idempotency_key text); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate.require(customer text, feature text, amount bigint, idempotency_key text) FROM PUBLIC;
+GRANT ALL ON FUNCTION tollgate.require(customer text, feature text, amount bigint, idempotency_key text) TO tollgate_app;
 
 --
 -- Name: FUNCTION routes(); Type: ACL; Schema: tollgate; Owner: -
@@ -3876,6 +4655,13 @@ GRANT ALL ON FUNCTION tollgate.set_email_opt_out(customer text, opted_out boolea
 --
 
 REVOKE ALL ON FUNCTION tollgate.set_limit(plan text, feature text, quota bigint) FROM PUBLIC;
+
+--
+-- Name: FUNCTION set_override(customer text, feature text, quota bigint, until timestamp with time zone, reason text); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate.set_override(customer text, feature text, quota bigint, until timestamp with time zone, reason text) FROM PUBLIC;
+GRANT ALL ON FUNCTION tollgate.set_override(customer text, feature text, quota bigint, until timestamp with time zone, reason text) TO tollgate_admin;
 
 --
 -- Name: FUNCTION set_row_counts(feature text, customers text[], counts bigint[]); Type: ACL; Schema: tollgate; Owner: -

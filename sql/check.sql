@@ -30,19 +30,20 @@ BEGIN
     FROM tollgate.usage u
     JOIN tollgate.customers c ON c.customer = u.customer AND c.plan_epoch = u.plan_epoch
    WHERE u.customer = p_customer AND u.feature = p_feature
-     AND u.window_start <= p_at AND u.window_end > p_at
+     AND u.window_start <= p_at AND u.valid_until > p_at
      AND u.config_version = (SELECT cs.version FROM tollgate.config_state cs);
   IF FOUND THEN
     v_used := tollgate._total(r);
-    RETURN tollgate._verdict(r.quota IS NULL OR r.soft OR p_amount <= r.quota - v_used,
-                             p_customer, p_feature, r.plan, v_used, r.quota, r.window_end);
+    RETURN tollgate._verdict(r.quota IS NULL OR r.soft
+                               OR p_amount <= greatest(r.quota - v_used, 0)::numeric + r.granted,
+                             p_customer, p_feature, r.plan, v_used, r.quota, r.window_end, r.granted);
   END IF;
 
-  SELECT * INTO cfg FROM tollgate._config(p_customer, p_feature);
+  SELECT * INTO cfg FROM tollgate._config(p_customer, p_feature, p_at);
   IF cfg.period_unit = 'rolling' THEN
     SELECT * INTO w FROM tollgate._rolling(p_customer, p_feature, p_at);
     RETURN tollgate._verdict(cfg.quota IS NULL OR cfg.soft OR p_amount <= cfg.quota - w.used,
-                             p_customer, p_feature, cfg.plan, w.used, cfg.quota, w.resets_at);
+                             p_customer, p_feature, cfg.plan, w.used, cfg.quota, w.resets_at, 0);
   END IF;
   v_start := tollgate._window_start(cfg.period_unit, cfg.period_length, p_at, coalesce(cfg.anchor, p_at),
                                     cfg.period_start, cfg.period_end);
@@ -59,7 +60,8 @@ BEGIN
       FROM tollgate.usage_windows h
      WHERE h.customer = p_customer AND h.feature = p_feature AND h.window_start = v_start;
   END IF;
-  RETURN tollgate._verdict(cfg.quota IS NULL OR cfg.soft OR p_amount <= cfg.quota - v_used,
-                           p_customer, p_feature, cfg.plan, v_used, cfg.quota, v_end);
+  RETURN tollgate._verdict(cfg.quota IS NULL OR cfg.soft
+                             OR p_amount <= greatest(cfg.quota - v_used, 0)::numeric + cfg.granted,
+                           p_customer, p_feature, cfg.plan, v_used, cfg.quota, v_end, cfg.granted);
 END
 $$;

@@ -4,6 +4,8 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA tollgate FROM PUBLIC;
 
 GRANT EXECUTE ON FUNCTION
   tollgate.consume(text, text, bigint),
+  tollgate.consume(text, text, bigint, text),
+  tollgate.require(text, text, bigint, text),
   tollgate.check(text, text, bigint),
   tollgate.require(text, text, bigint),
   tollgate.note_blocked(text, text, bigint),
@@ -16,3 +18,17 @@ GRANT EXECUTE ON FUNCTION
   tollgate._row_gate(),
   tollgate.routes()
 TO tollgate_app;
+
+-- Support tools: what a customer gets beyond the plan (never the app's role).
+GRANT EXECUTE ON FUNCTION
+  tollgate.set_override(text, text, bigint, timestamptz, text),
+  tollgate.clear_override(text, text),
+  tollgate.grant(text, text, bigint, timestamptz, text, text),
+  tollgate.customer_summary(text)
+TO tollgate_admin;
+
+-- The sidecar: top-up packs bought in Stripe, and pruning idempotency keys.
+GRANT EXECUTE ON FUNCTION
+  tollgate.record_topup(text, text, text[], bigint[]),
+  tollgate.prune_idempotency_keys(interval)
+TO tollgate_sidecar;

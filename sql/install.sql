@@ -19,6 +19,7 @@
 {{ template "emit.sql" . }}
 {{ template "crossed.sql" . }}
 {{ template "shards.sql" . }}
+{{ template "grants_spend.sql" . }}
 {{ template "usage_row.sql" . }}
 {{ template "rolling.sql" . }}
 {{ template "raise_quota_exceeded.sql" . }}
@@ -28,6 +29,7 @@
 {{ template "note_blocked.sql" . }}
 {{ template "refund.sql" . }}
 {{ template "usage.sql" . }}
+{{ template "idempotency.sql" . }}
 {{ template "plan_for.sql" . }}
 {{ template "refresh_customer.sql" . }}
 {{ template "subscriptions_trigger.sql" . }}
@@ -41,6 +43,8 @@
 {{ template "remove.sql" . }}
 {{ template "routes.sql" . }}
 {{ template "set_setting.sql" . }}
+{{ template "entitlements.sql" . }}
+{{ template "customer_summary.sql" . }}
 
 -- Stripe sync (the sidecar's functions): add includes below this line.
 {{ template "stripe_links.sql" . }}

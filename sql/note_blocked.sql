@@ -27,15 +27,16 @@ BEGIN
   IF r.window_end = '-infinity' THEN
     SELECT * INTO w FROM tollgate._rolling(p_customer, p_feature, p_at);
     IF r.quota IS NULL OR r.soft OR p_amount <= r.quota - w.used THEN
-      RETURN tollgate._verdict(true, p_customer, p_feature, r.plan, w.used, r.quota, w.resets_at);
+      RETURN tollgate._verdict(true, p_customer, p_feature, r.plan, w.used, r.quota, w.resets_at, 0);
     END IF;
-    IF tollgate._prompts(p_amount, r.quota) THEN
+    IF tollgate._prompts(p_amount, r.quota, 0) THEN
       PERFORM tollgate._emit('limit_reached', p_customer, p_feature, r.plan, w.used, r.quota, 100, w.slot, NULL, p_at);
     END IF;
-    RETURN tollgate._verdict(false, p_customer, p_feature, r.plan, w.used, r.quota, w.resets_at);
+    RETURN tollgate._verdict(false, p_customer, p_feature, r.plan, w.used, r.quota, w.resets_at, 0);
   END IF;
-  IF r.quota IS NULL OR r.soft OR p_amount <= r.quota - r.used THEN
-    RETURN tollgate._verdict(true, p_customer, p_feature, r.plan, tollgate._total(r), r.quota, r.window_end);
+  IF r.quota IS NULL OR r.soft OR p_amount <= greatest(r.quota - r.used, 0)::numeric + r.granted THEN
+    RETURN tollgate._verdict(true, p_customer, p_feature, r.plan, tollgate._total(r), r.quota, r.window_end,
+                             r.granted);
   END IF;
   RETURN tollgate._block(r, p_amount, p_at);
 END

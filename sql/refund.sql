@@ -7,7 +7,8 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION tollgate.refund(text, text, bigint) IS
-  'Gives amount of usage back in the current window, for work that was counted but not done. A refund is bounded '
+  'Gives amount of usage back in the current window, for work that was counted but not done; units that were '
+  'spent from grants go back to them first. A refund is bounded '
   'by what the customer used in the window: it never takes usage below 0, and never reaches a window already '
   'closed. Returns the verdict after the refund; allowed says whether one more unit would be allowed. Events '
   'already written stay: each fires once per window. Errors: TG404 unknown feature, TG422 invalid argument.';
@@ -19,6 +20,7 @@ LANGUAGE plpgsql
 AS $$
 DECLARE
   r tollgate.usage;
+  v_back bigint;
 BEGIN
   PERFORM tollgate._check_args(p_customer, p_feature, p_amount);
   r := tollgate._usage_row(p_customer, p_feature, p_at, false);
@@ -28,12 +30,19 @@ BEGIN
   IF r.window_end = '-infinity' THEN
     RETURN tollgate._refund_rolling(r, p_amount, p_at);
   END IF;
+  v_back := least(p_amount, tollgate._total(r));
+  IF r.quota IS NOT NULL AND NOT r.soft AND r.used > r.quota THEN
+    -- units past the quota came from grants: they go back there first
+    r.granted := least(r.granted::numeric
+                       + tollgate._unspend_grants(p_customer, p_feature, least(v_back, r.used - r.quota), p_at),
+                       9223372036854775807);
+  END IF;
   -- an unlimited window's units may be on its shards: the row's own count
   -- then goes below 0, and the window's usage (the sum) never does
-  r.used := r.used - least(p_amount, tollgate._total(r));
+  r.used := r.used - v_back;
   r.next_mark := tollgate._next_mark(p_feature, r.used, r.quota, r.soft);
   PERFORM tollgate._save_usage(r);
-  RETURN tollgate._verdict(r.quota IS NULL OR r.soft OR r.used < r.quota, p_customer, p_feature, r.plan,
-                           tollgate._total(r), r.quota, r.window_end);
+  RETURN tollgate._verdict(r.quota IS NULL OR r.soft OR (r.used < r.quota OR r.granted > 0), p_customer, p_feature,
+                           r.plan, tollgate._total(r), r.quota, r.window_end, r.granted);
 END
 $$;

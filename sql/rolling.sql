@@ -1,7 +1,9 @@
 -- Rolling windows ("rolling 30d"): counts live in hour buckets in
 -- usage_windows, and the usage at p_at is the sum of the buckets of the last
 -- N days. The customer's usage row only serializes their calls (its window is
--- -infinity, so it never takes a hot path). Events are keyed by a fixed slot
+-- -infinity, so it never takes a hot path). Grants do not apply to rolling
+-- windows (units would slide out of a window they were granted into). Events
+-- are keyed by a fixed slot
 -- one window long, so a customer hovering at the limit is prompted once per
 -- window length, not each time an old bucket slides out.
 CREATE OR REPLACE FUNCTION tollgate._rolling(
@@ -36,10 +38,10 @@ DECLARE
 BEGIN
   SELECT * INTO w FROM tollgate._rolling(r.customer, r.feature, p_at);
   IF r.quota IS NOT NULL AND NOT r.soft AND p_amount > r.quota - w.used THEN
-    IF tollgate._prompts(p_amount, r.quota) THEN
+    IF tollgate._prompts(p_amount, r.quota, 0) THEN
       PERFORM tollgate._emit('limit_reached', r.customer, r.feature, r.plan, w.used, r.quota, 100, w.slot, NULL, p_at);
     END IF;
-    RETURN tollgate._verdict(false, r.customer, r.feature, r.plan, w.used, r.quota, w.resets_at);
+    RETURN tollgate._verdict(false, r.customer, r.feature, r.plan, w.used, r.quota, w.resets_at, 0);
   END IF;
   PERFORM tollgate._check_room(w.used, p_amount);
   INSERT INTO tollgate.usage_windows AS b (customer, feature, window_start, window_end, used, plan)
@@ -49,7 +51,7 @@ BEGIN
     PERFORM tollgate._crossed(r.customer, r.feature, r.plan, w.used, w.used + p_amount, r.quota, r.soft,
                               w.slot, NULL, p_at);
   END IF;
-  RETURN tollgate._verdict(true, r.customer, r.feature, r.plan, w.used + p_amount, r.quota, w.resets_at);
+  RETURN tollgate._verdict(true, r.customer, r.feature, r.plan, w.used + p_amount, r.quota, w.resets_at, 0);
 END
 $$;
 
@@ -80,6 +82,6 @@ BEGIN
   END LOOP;
   SELECT * INTO w FROM tollgate._rolling(r.customer, r.feature, p_at);
   RETURN tollgate._verdict(r.quota IS NULL OR r.soft OR w.used < r.quota, r.customer, r.feature, r.plan,
-                           w.used, r.quota, w.resets_at);
+                           w.used, r.quota, w.resets_at, 0);
 END
 $$;

@@ -1,6 +1,6 @@
 -- The prologue of every call that leaves the hot path: lock the customer's
 -- usage row for the feature, roll its window, refresh its copy of the
--- configuration. p_register creates the row (and registers a customer seen
+-- configuration (and the grant units left). p_register creates the row (and registers a customer seen
 -- for the first time on the default plan); without it a missing row gives
 -- NULL. The row returned is current and locked until the caller's
 -- transaction ends; the caller decides and saves it with _save_usage.
@@ -16,7 +16,7 @@ DECLARE
   v_start timestamptz := '-infinity'; -- rolling windows: the row only serializes calls
   v_end timestamptz := '-infinity';
 BEGIN
-  SELECT * INTO cfg FROM tollgate._config(p_customer, p_feature);
+  SELECT * INTO cfg FROM tollgate._config(p_customer, p_feature, p_at);
   IF NOT cfg.known AND p_register THEN
     -- Two first calls racing both land here: the loser's insert waits for
     -- the winner's and does nothing, and both use the winner's sign-up time.
@@ -41,6 +41,9 @@ BEGIN
     RETURN NULL;
   END IF;
   v_seen := r;
+  -- grants are spent by whoever holds the row: read them now that we do
+  SELECT g.granted, least(cfg.valid_until, g.expires) INTO cfg.granted, cfg.valid_until
+    FROM tollgate._granted(p_customer, p_feature, p_at) g;
 
   IF r.window_start > v_start AND p_at < r.window_start THEN
     -- this transaction began before the window rolled over: it counts in the current window
@@ -60,6 +63,8 @@ BEGIN
   r.window_end := v_end;
   r.plan := cfg.plan;
   r.quota := cfg.quota;
+  r.granted := cfg.granted;
+  r.valid_until := least(v_end, cfg.valid_until);
   r.soft := cfg.soft;
   r.next_mark := tollgate._next_mark(p_feature, r.used, cfg.quota, cfg.soft);
   r.config_version := cfg.config_version;
@@ -79,7 +84,8 @@ AS $$
   UPDATE tollgate.usage u
      SET window_start = r.window_start, window_end = r.window_end, used = r.used, limit_hit = r.limit_hit,
          plan = r.plan, quota = r.quota, soft = r.soft, next_mark = r.next_mark,
-         config_version = r.config_version, plan_epoch = r.plan_epoch
+         config_version = r.config_version, plan_epoch = r.plan_epoch, granted = r.granted,
+         valid_until = r.valid_until
    WHERE u.customer = r.customer AND u.feature = r.feature
 $$;
 

@@ -293,13 +293,13 @@ func TestTernCodeInstallDropsRemovedFunctions(t *testing.T) {
 	exec("CREATE FUNCTION tollgate.zz_removed() RETURNS integer LANGUAGE sql AS 'SELECT 1'")
 	exec("CREATE VIEW public.app_view AS SELECT tollgate.zz_removed() AS x")
 	var xmin string
-	require.NoError(t, conn.QueryRow(t.Context(), "SELECT xmin::text FROM pg_proc WHERE oid = 'tollgate.consume'::regproc").Scan(&xmin))
+	require.NoError(t, conn.QueryRow(t.Context(), "SELECT xmin::text FROM pg_proc WHERE oid = 'tollgate.consume(text,text,bigint)'::regprocedure").Scan(&xmin))
 	out, err = runTern(t, tern, "code", "install", repoSQL, "--conn-string", db.URL)
 	require.Error(t, err, "%s", out)
 	require.Contains(t, out, "2BP01", "the SQLSTATE tern prints")
 	require.True(t, has(removed))
 	require.True(t, has("SELECT FROM pg_class WHERE oid = 'public.app_view'::regclass"))
-	require.True(t, has("SELECT FROM pg_proc WHERE oid = 'tollgate.consume'::regproc AND xmin::text = '"+xmin+"'"),
+	require.True(t, has("SELECT FROM pg_proc WHERE oid = 'tollgate.consume(text,text,bigint)'::regprocedure AND xmin::text = '"+xmin+"'"),
 		"consume was replaced early in the package; the failure rolled that back")
 }
 

@@ -130,7 +130,7 @@ func TestSecondDatabaseInClusterMigrates(t *testing.T) {
 		_, err := schema.Migrate(t.Context(), b.conn, schema.Latest, nil)
 		require.NoError(t, err)
 		require.Equal(t, b.latest, b.version(t))
-		require.True(t, exists(t, b.conn, "SELECT FROM pg_proc WHERE oid = 'tollgate.consume'::regproc"))
+		require.True(t, exists(t, b.conn, "SELECT FROM pg_proc WHERE oid = 'tollgate.consume(text,text,bigint)'::regprocedure"))
 	}
 }
 
@@ -163,7 +163,7 @@ func TestDownToZeroAndUpAgain(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, b.latest, res.To)
 	require.True(t, res.Code.Installed)
-	require.True(t, exists(t, b.conn, "SELECT FROM pg_proc WHERE oid = 'tollgate.consume'::regproc"))
+	require.True(t, exists(t, b.conn, "SELECT FROM pg_proc WHERE oid = 'tollgate.consume(text,text,bigint)'::regprocedure"))
 }
 
 func TestMigrateToEachVersionAndBack(t *testing.T) {

@@ -16,7 +16,7 @@ type Object struct {
 	Signature string
 	Returns   string
 	Comment   string
-	Audience  string // app, sidecar, owner, type
+	Audience  string // app, admin, sidecar, owner, type
 }
 
 const query = `
@@ -25,6 +25,7 @@ SELECT p.oid::regprocedure::text,
        pg_get_function_result(p.oid),
        coalesce(obj_description(p.oid, 'pg_proc'), ''),
        CASE WHEN has_function_privilege('tollgate_app', p.oid, 'EXECUTE') THEN 'app'
+            WHEN has_function_privilege('tollgate_admin', p.oid, 'EXECUTE') THEN 'admin'
             WHEN has_function_privilege('tollgate_sidecar', p.oid, 'EXECUTE') THEN 'sidecar'
             ELSE 'owner' END
   FROM pg_proc p
@@ -60,6 +61,8 @@ func Load(ctx context.Context, conn *pgx.Conn) ([]Object, error) {
 var sections = []struct{ audience, title, intro string }{
 	{"app", "Called by the app (role tollgate_app)",
 		"Grant `tollgate_app` to the database user of your Django app. These are the only objects it can reach."},
+	{"admin", "Called by support tools (role tollgate_admin)",
+		"Grant `tollgate_admin` to a support or admin database user: it changes what a customer gets beyond the plan, which the app's role may not."},
 	{"sidecar", "Called by the sidecar (role tollgate_sidecar)",
 		"The sidecar's login role is a member of `tollgate_sidecar`."},
 	{"owner", "Configuration (the owner: the role that runs the migrations)",

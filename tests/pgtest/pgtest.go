@@ -49,6 +49,7 @@ const EnvDatabaseURL = "TOLLGATE_TEST_DATABASE_URL"
 const (
 	AppRole     = "tollgate_test_app"     // member of tollgate_app only
 	SidecarRole = "tollgate_test_sidecar" // member of tollgate_sidecar only
+	AdminRole   = "tollgate_test_admin"   // member of tollgate_admin only
 )
 
 var (
@@ -279,7 +280,8 @@ DECLARE
   other text;
 BEGIN
   PERFORM pg_advisory_xact_lock(hashtext('tollgate pgtest login roles'));
-  FOR login, grp IN VALUES ('` + AppRole + `', 'tollgate_app'), ('` + SidecarRole + `', 'tollgate_sidecar') LOOP
+  FOR login, grp IN VALUES ('` + AppRole + `', 'tollgate_app'), ('` + SidecarRole + `', 'tollgate_sidecar'),
+                           ('` + AdminRole + `', 'tollgate_admin') LOOP
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = login) THEN
       EXECUTE format('CREATE ROLE %I LOGIN PASSWORD %L', login, login);
     ELSE
@@ -304,6 +306,7 @@ type DB struct {
 	URL        string // superuser postgres (the owner of everything the migrations create)
 	AppURL     string // AppRole: what a Django app's database user can do
 	SidecarURL string // SidecarRole: what the sidecar can do
+	AdminURL   string // AdminRole: what a support tool can do
 
 	mu   sync.Mutex
 	pool *pgxpool.Pool
@@ -349,6 +352,7 @@ func (c *Cluster) newDB(t testing.TB, template string) *DB {
 	db.URL = c.URL(db.Name)
 	db.AppURL = c.roleURL(db.Name, url.UserPassword(AppRole, AppRole))
 	db.SidecarURL = c.roleURL(db.Name, url.UserPassword(SidecarRole, SidecarRole))
+	db.AdminURL = c.roleURL(db.Name, url.UserPassword(AdminRole, AdminRole))
 
 	ident := pgx.Identifier{db.Name}.Sanitize()
 	createMu.Lock()

@@ -1,6 +1,6 @@
 package sqlapi_test
 
-// Every function that tollgate_app or tollgate_sidecar may call, found in the
+// Every function that tollgate_app, tollgate_admin or tollgate_sidecar may call, found in the
 // catalog (so a new function is covered without touching this test), is fed
 // NULL, empty, over-long, negative and largest-value arguments, one argument
 // at a time. Each call must answer (a verdict or other result) or raise a
@@ -9,11 +9,13 @@ package sqlapi_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 )
 
@@ -70,8 +72,14 @@ func goodValue(typ, arg string) string {
 	case "boolean":
 		return "false"
 	case "timestamp with time zone":
+		if arg == "until" || arg == "expires_at" {
+			return "now() + interval '1 day'"
+		}
 		return "now()"
 	case "interval":
+		if arg == "older_than" {
+			return "'2 days'"
+		}
 		return "'1 hour'"
 	case "text[]":
 		return "ARRAY[" + goodText(strings.TrimSuffix(arg, "s")) + "]"
@@ -115,12 +123,14 @@ func TestEveryCallableFunctionAnswersBadInputWithTGCodes(t *testing.T) {
 	}
 	rows, err := b.owner.Query(ctx, `
 		SELECT p.oid::regproc::text,
-		       CASE WHEN has_function_privilege('tollgate_app', p.oid, 'EXECUTE') THEN 'app' ELSE 'sidecar' END,
+		       CASE WHEN has_function_privilege('tollgate_app', p.oid, 'EXECUTE') THEN 'app'
+		            WHEN has_function_privilege('tollgate_admin', p.oid, 'EXECUTE') THEN 'admin' ELSE 'sidecar' END,
 		       coalesce(p.proargnames[1:p.pronargs], '{}'),
 		       coalesce(ARRAY(SELECT format_type(a, NULL) FROM unnest(p.proargtypes) WITH ORDINALITY u(a, i) ORDER BY i), '{}')
 		  FROM pg_proc p
 		 WHERE p.pronamespace = 'tollgate'::regnamespace AND p.prorettype <> 'trigger'::regtype
 		   AND (has_function_privilege('tollgate_app', p.oid, 'EXECUTE')
+		        OR has_function_privilege('tollgate_admin', p.oid, 'EXECUTE')
 		        OR has_function_privilege('tollgate_sidecar', p.oid, 'EXECUTE'))
 		 ORDER BY 1`)
 	require.NoError(t, err)
@@ -133,7 +143,8 @@ func TestEveryCallableFunctionAnswersBadInputWithTGCodes(t *testing.T) {
 	require.NoError(t, err)
 	require.Greater(t, len(fns), 20)
 
-	conns := map[string]*pgx.Conn{"app": b.db.Conn(t, b.db.AppURL), "sidecar": b.db.Conn(t, b.db.SidecarURL)}
+	conns := map[string]*pgx.Conn{"app": b.db.Conn(t, b.db.AppURL), "sidecar": b.db.Conn(t, b.db.SidecarURL),
+		"admin": b.db.Conn(t, b.db.AdminURL)}
 	_, err = conns["app"].Exec(ctx, `CREATE TEMP TABLE gated (owner_id text)`)
 	require.NoError(t, err)
 
@@ -174,7 +185,12 @@ func TestEveryCallableFunctionAnswersBadInputWithTGCodes(t *testing.T) {
 				continue
 			}
 			if code := sqlstate(err); !strings.HasPrefix(code, "TG4") {
-				failures = append(failures, fmt.Sprintf("%s: SQLSTATE %s: %v", stmt, code, err))
+				where := ""
+				var pgErr *pgconn.PgError
+				if errors.As(err, &pgErr) {
+					where = "\nCONTEXT: " + pgErr.Where
+				}
+				failures = append(failures, fmt.Sprintf("%s: SQLSTATE %s: %v%s", stmt, code, err, where))
 				continue
 			}
 			if after := state(); after != before {
