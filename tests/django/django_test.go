@@ -42,6 +42,8 @@ SELECT tollgate.set_limit(plan, feature, quota)
        AS l (plan, feature, quota);
 SELECT tollgate.define_route('POST', '/api/features/*', 'exports');
 SELECT tollgate.define_route('*', '/api/reports', 'exports', 2);
+SELECT tollgate.define_route('*', '/drf/routed', 'exports');
+SELECT tollgate.define_route('*', '/drf/routed-and-permission', 'exports');
 INSERT INTO tollgate.subscriptions (stripe_subscription, stripe_customer, status, price_ids)
 VALUES ('sub_pro', 'cus_pro', 'active', '{price_pro_monthly}'),
        ('sub_pro2', 'cus_pro2', 'active', '{price_pro_monthly}'),
