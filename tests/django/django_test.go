@@ -89,7 +89,7 @@ func TestDjango(t *testing.T) {
 // psycopg 3 for Django 4.2 and later): $TOLLGATE_PYTHON, Debian's /usr/bin/python3 (python3 on PATH
 // may be a pyenv without Debian's packages), or python3 on PATH. Without one the test fails in CI
 // and skips elsewhere.
-func findPython(t *testing.T) string {
+func findPython(t testing.TB) string {
 	t.Helper()
 	candidates := []string{os.Getenv("TOLLGATE_PYTHON"), "/usr/bin/python3"}
 	if p, err := exec.LookPath("python3"); err == nil {
