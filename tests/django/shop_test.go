@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/url"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -22,9 +21,17 @@ import (
 func TestShopAppTests(t *testing.T) {
 	t.Parallel()
 	python := findPython(t)
-	db := pgtest.NewDB(t)
 	cli := buildCLI(t)
+	for _, v := range djangoVersions(t) {
+		t.Run("Django"+v.name, func(t *testing.T) {
+			t.Parallel()
+			testShop(t, python, cli, v)
+		})
+	}
+}
 
+func testShop(t *testing.T, python, cli string, v djangoVersion) {
+	db := pgtest.NewDB(t)
 	role := "tollgate_shop_" + db.Name
 	admin := pgtest.Server(t).Admin()
 	ctx := t.Context()
@@ -49,16 +56,14 @@ func TestShopAppTests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkVersion(t, python, helper, v)
 	for _, args := range [][]string{{"--keepdb"}, {"--keepdb"}} {
 		runCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 		cmd := exec.CommandContext(runCtx, python, append([]string{"manage.py", "test", "--noinput", "-v", "2"}, args...)...)
 		cmd.Dir = "shop"
-		cmd.Env = append(os.Environ(),
+		cmd.Env = append(v.env(helper),
 			"SHOP_DATABASE_URL="+u.String(),
 			"SHOP_TOLLGATE_COMMAND="+cli,
-			"PYTHONPATH="+helper,
-			"PYTHONDONTWRITEBYTECODE=1",
-			"PYTHONUNBUFFERED=1",
 		)
 		cmd.WaitDelay = 10 * time.Second
 		out := &lineLogger{t: t}
