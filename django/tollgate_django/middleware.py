@@ -36,10 +36,28 @@ def cached_routes(alias):
         if hit is not None and hit[0] > now:
             return hit[1]
     found = routes(using=alias)
+    _warn_once(found)
     if ttl > 0:
         with _routes_lock:
             _routes_cache[alias] = (now + ttl, found)
     return found
+
+
+_warned = []
+
+
+def _warn_once(found):
+    """Logs tollgate.W001's warning the first time routes are read (the system check needs --database)."""
+    if _warned or not found or tollgate_settings.ANONYMOUS != "allow":
+        return
+    from .checks import token_authentication_classes
+
+    tokens = token_authentication_classes()
+    _warned.append(True)
+    if tokens:
+        logger.warning("tollgate: routes are gated while DRF authenticates with %s and TOLLGATE_ANONYMOUS is "
+                       '"allow": a route on a plain Django view sees those requests as anonymous and lets them '
+                       "through unmetered (tollgate.W001)", ", ".join(tokens))
 
 
 def match_route(method, path, alias=None):

@@ -45,12 +45,13 @@ def row_gates(model, using=None):
         return hit
     connection = connections[alias]
     with connection.cursor() as cursor:
-        # tollgate.attach_row_gate's triggers: tollgate._row_gate(customer column, feature)
+        # tollgate.attach_row_gate's triggers: a function of schema tollgate with the arguments
+        # (customer column, feature)
         cursor.execute(
             "SELECT t.tgargs FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid "
             "JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace "
-            "WHERE t.tgrelid = to_regclass(%s) AND n.nspname = 'tollgate' AND p.proname = '_row_gate' "
-            "AND t.tgnargs = 2 ORDER BY t.tgname", [connection.ops.quote_name(table)])
+            "WHERE t.tgrelid = to_regclass(%s) AND n.nspname = 'tollgate' AND t.tgnargs = 2 "
+            "ORDER BY t.tgname", [connection.ops.quote_name(table)])
         gates = []
         for (args,) in cursor.fetchall():
             column, feature = bytes(args).decode().split("\x00")[:2]

@@ -534,6 +534,15 @@ class RestFrameworkRouteTests(TollgateTestCase):
             self.assertEqual(check_routes_with_token_authentication(databases=None), [])  # needs --database
         self.assertEqual(check_routes_with_token_authentication(databases=["default"]), [])  # "block"
 
+    def test_and_a_warning_in_the_log_when_routes_are_first_read(self):
+        from tollgate_django import middleware
+
+        middleware._warned.clear()
+        clear_routes_cache()
+        with override_settings(TOLLGATE_ANONYMOUS="allow"), self.assertLogs("tollgate_django", "WARNING") as logs:
+            self.assertEqual(self.get("/drf/routed").status_code, 200)
+        self.assertIn("tollgate.W001", logs.output[0])
+
 
 class TestCaseTests(TestCase):
     """Inside a TestCase's transaction, a row gate's 402 leaves the test's transaction usable."""
@@ -685,3 +694,52 @@ class AsyncCommitTests(TollgateTestCase):
         with connection.cursor() as cursor:  # and the setting did not outlive the gate's transaction
             cursor.execute("SHOW synchronous_commit")
             self.assertEqual(cursor.fetchone()[0], "on")
+
+
+class RowGateRecountTests(TollgateTestCase):
+    """The row gate's migration is reversible: back to 0001 detaches it, forward attaches it and recounts the
+    rows present, exactly, up or down."""
+
+    def setUp(self):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT to_regprocedure('tollgate.detach_row_gate(regclass, text)') IS NOT NULL")
+            if not cursor.fetchone()[0]:
+                self.skipTest("tollgate.detach_row_gate is not in this database's tollgate yet")
+        super().setUp()
+
+    def migrate(self, target):
+        from django.core.management import call_command
+
+        call_command("migrate", "demo", target, verbosity=0)
+
+    def test_detach_delete_attach_recounts_down(self):
+        other = self.make_user()
+        for i in range(3):
+            Project.objects.create(owner=self.user, name="p%d" % i)
+        Project.objects.create(owner=other, name="o")
+        self.assertEqual(self.used("projects"), 3)
+        try:
+            self.migrate("0001")
+            Project.objects.filter(owner=self.user).delete()  # no gate: nothing given back
+            self.assertEqual(self.used("projects"), 3)
+        finally:
+            self.migrate("0003")
+        self.assertEqual(self.used("projects"), 0)  # recounted: no rows, nothing used
+        self.assertEqual(self.used("projects", str(other.pk)), 1)
+        for i in range(3):  # and the free customer has their 3 projects again
+            Project.objects.create(owner=self.user, name="again%d" % i)
+        with self.assertRaises(tg.QuotaExceeded):
+            Project.objects.create(owner=self.user, name="fourth")
+
+    def test_rows_added_while_detached_are_counted(self):
+        Project.objects.create(owner=self.user, name="p0")
+        try:
+            self.migrate("0001")
+            Project.objects.create(owner=self.user, name="p1")  # no gate: not counted
+            self.assertEqual(self.used("projects"), 1)
+        finally:
+            self.migrate("0003")
+        self.assertEqual(self.used("projects"), 2)
+        Project.objects.create(owner=self.user, name="p2")
+        with self.assertRaises(tg.QuotaExceeded):
+            Project.objects.create(owner=self.user, name="p3")

@@ -7,6 +7,6 @@ class Migration(migrations.Migration):
     operations = [
         migrations.RunSQL(
             sql="SELECT tollgate.attach_row_gate('notes_note', 'owner_id', 'notes')",
-            reverse_sql="DROP TRIGGER IF EXISTS tollgate_gate_notes ON notes_note",
+            reverse_sql="SELECT tollgate.detach_row_gate('notes_note', 'notes')",
         ),
     ]
