@@ -3,10 +3,10 @@
 GO ?= go
 
 .DEFAULT_GOAL := help
-.PHONY: help test build vet fmt demo dev bench fuzz snapshot docs tools
+.PHONY: help test build vet fmt demo dev bench fuzz schema release-fixture docs tools
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-9s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 test: ## run every test: installs what is missing first (Debian packages as root, pinned test tools), then go test
 	scripts/deps.sh test
@@ -39,8 +39,12 @@ bench: ## tollgate bench (consume against baselines, 10s per scenario) and the G
 fuzz: ## search for inputs that crash the tollgate.yaml parser (60s)
 	$(GO) test ./internal/config -run '^$$' -fuzz=FuzzParse -fuzztime=60s
 
-snapshot: ## copy sql/ into the newest migrations/snapshots/NNN (the one the newest snapshot migration installs)
-	$(GO) run ./internal/cmd/snapshot
+schema: ## regenerate schema/tollgate.sql: the pg_dump of a freshly migrated database (TestSchemaDumpCurrent checks it)
+	$(GO) run ./internal/cmd/schemadump
+
+release-fixture: ## capture the schema of release VERSION for the upgrade test: make release-fixture VERSION=0.1.0
+	@test -n "$(VERSION)" || { echo 'usage: make release-fixture VERSION=0.1.0' >&2; exit 2; }
+	$(GO) run ./internal/cmd/schemadump -release $(VERSION)
 
 docs: ## regenerate docs/sql-api.md from the catalog's COMMENT ON (a throwaway migrated database)
 	$(GO) run ./internal/cmd/sqldocs

@@ -2,7 +2,7 @@
 --
 -- Every table is private to the role that runs the migrations (the owner).
 -- Callers reach them only through the SECURITY DEFINER functions of the code
--- package (sql/, installed by the next migration). Every table is keyed by
+-- package (sql/, installed after the migrations). Every table is keyed by
 -- customer where it holds per-customer data, and the configuration tables are
 -- small, so the schema can be distributed with Citus (customer as the
 -- distribution column, configuration as reference tables) without a rewrite.
@@ -146,7 +146,7 @@ INSERT INTO tollgate.config_state (version) VALUES (1);
 -- table. No foreign keys and no CHECK constraints (each costs every UPDATE);
 -- the functions keep used >= 0. For rolling windows this row only serializes
 -- the customer's calls and carries limit_hit; their counts are hour buckets
--- in usage_windows.
+-- in usage_windows. Unlimited features also count on usage_shards.
 CREATE TABLE tollgate.usage (
   customer       text NOT NULL,
   feature        text NOT NULL,
@@ -160,8 +160,6 @@ CREATE TABLE tollgate.usage (
   next_mark      bigint,
   config_version bigint NOT NULL DEFAULT 0,
   plan_epoch     bigint NOT NULL DEFAULT 0,
-  slotted        boolean NOT NULL DEFAULT false,
-  leased         bigint NOT NULL DEFAULT 0,
   PRIMARY KEY (customer, feature)
 ) WITH (fillfactor = 70); -- room on each page keeps the counter updates HOT
 COMMENT ON TABLE tollgate.usage IS 'Usage in the current window per customer and feature; closed windows move to usage_windows.';
@@ -170,32 +168,20 @@ COMMENT ON COLUMN tollgate.usage.limit_hit IS 'A limit_reached event was written
 COMMENT ON COLUMN tollgate.usage.next_mark IS 'The usage at which the next event is due (a notify_at threshold; soft: quota + 1); NULL = none.';
 COMMENT ON COLUMN tollgate.usage.config_version IS 'The config_state version that plan, quota, soft and next_mark were copied at; 0 = stale.';
 COMMENT ON COLUMN tollgate.usage.plan_epoch IS 'The customer''s plan_epoch when plan and window were copied: a plan change makes the row stale.';
-COMMENT ON COLUMN tollgate.usage.slotted IS 'Calls of this customer and feature contended for the row in this window: they count on usage_slots too.';
-COMMENT ON COLUMN tollgate.usage.leased IS 'Units of this window leased to usage_slots (the sum of their lease); used + leased stays within the quota and below the next event mark.';
 
--- A hot customer's extra counters. Every transaction that counts on the
--- usage row holds its lock until its commit is flushed, so one customer's
--- transactions would commit one WAL flush at a time; transactions that find
--- the row taken count on a free slot instead, within the slot's lease, and
--- their commits share a flush. A slot is current while its window, config
--- version and plan epoch are the row's; the full path folds slots back into
--- the row (sql/slots.sql).
-CREATE TABLE tollgate.usage_slots (
-  customer       text NOT NULL,
-  feature        text NOT NULL,
-  slot           integer NOT NULL,
-  window_start   timestamptz NOT NULL,
-  window_end     timestamptz NOT NULL,
-  config_version bigint NOT NULL,
-  plan_epoch     bigint NOT NULL,
-  used           bigint NOT NULL DEFAULT 0,
-  lease          bigint NOT NULL DEFAULT 0,
-  holder         xid8,
-  PRIMARY KEY (customer, feature, slot)
-) WITH (fillfactor = 50);
-COMMENT ON TABLE tollgate.usage_slots IS 'Extra counters of a contended usage row: the true usage is usage.used plus used of the slots of its window.';
-COMMENT ON COLUMN tollgate.usage_slots.lease IS 'Units granted from the usage row (counted in its leased); used never passes lease.';
-COMMENT ON COLUMN tollgate.usage_slots.holder IS 'The transaction that last counted on this slot: while it runs it holds the slot.';
+-- Calls of an unlimited feature (quota NULL: nothing to decide) count on one
+-- of a few shard rows picked by the calling backend, so one busy customer's
+-- transactions do not wait for each other's commits. A window's usage is
+-- usage.used plus the window's shards.
+CREATE TABLE tollgate.usage_shards (
+  customer     text NOT NULL,
+  feature      text NOT NULL,
+  window_start timestamptz NOT NULL,
+  shard        integer NOT NULL,
+  used         bigint NOT NULL DEFAULT 0,
+  PRIMARY KEY (customer, feature, window_start, shard)
+) WITH (fillfactor = 70);
+COMMENT ON TABLE tollgate.usage_shards IS 'Counts of unlimited features per backend shard; a window''s usage is usage.used (or usage_windows.used) plus its shards.';
 
 -- Usage of closed windows (history, kept), and the hour buckets of rolling windows.
 CREATE TABLE tollgate.usage_windows (

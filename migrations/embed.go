@@ -1,10 +1,10 @@
-// Package migrations embeds tollgate's numbered tern migrations and the code-package snapshots they
-// install, so the tollgate binary carries its own schema.
+// Package migrations embeds tollgate's numbered tern migrations, so the tollgate binary carries its own
+// schema. The code package they are followed by is sql/ (package sqlapi).
 package migrations
 
 import "embed"
 
-// FS holds the *.sql migrations and snapshots/<NNN>/, laid out as tern's LoadMigrations expects.
+// FS holds the *.sql migrations, laid out as tern's LoadMigrations expects.
 //
-//go:embed *.sql all:snapshots
+//go:embed *.sql
 var FS embed.FS

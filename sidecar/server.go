@@ -295,7 +295,8 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(map[string]any{"status": status, "checks": results})
 }
 
-// checkDatabase: reachable, and migrated to exactly the version this binary carries.
+// checkDatabase: reachable, migrated to exactly the version this binary carries, with the code package
+// (the SQL functions) this binary carries.
 func (s *Server) checkDatabase(ctx context.Context) error {
 	if s.pool == nil {
 		return errors.New("no database")
@@ -313,6 +314,17 @@ func (s *Server) checkDatabase(ctx context.Context) error {
 		return fmt.Errorf("migrations not current: database at version %d, this tollgate needs %d: run tollgate migrate", have, want)
 	case have > want:
 		return fmt.Errorf("database at version %d is newer than this tollgate (%d): upgrade tollgate", have, want)
+	}
+	installed, err := schema.InstalledCodeSHA256(ctx, s.pool)
+	if err != nil {
+		return fmt.Errorf("database unreachable: %w", err)
+	}
+	code, err := schema.CodeSHA256()
+	if err != nil {
+		return err
+	}
+	if installed != code {
+		return fmt.Errorf("code package not current: the database has sha256 %.12q, this tollgate carries %.12s: run tollgate migrate", installed, code)
 	}
 	return nil
 }

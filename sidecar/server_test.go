@@ -161,6 +161,29 @@ func TestReadinessNeedsCurrentMigrations(t *testing.T) {
 	require.Equal(t, http.StatusServiceUnavailable, code)
 }
 
+// A database at the right version whose SQL functions are another build's (its sql/ changed, or
+// tern code install ran another checkout) is not ready until tollgate migrate installs these.
+func TestReadinessNeedsTheCurrentCodePackage(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	hs := httptest.NewServer(b.srv.Handler())
+	t.Cleanup(hs.Close)
+	code, body := get(t, hs.URL+"/readyz")
+	require.Equal(t, http.StatusOK, code, body)
+
+	b.db.Exec(t, "UPDATE tollgate.code_package SET sha256 = repeat('0', 64)")
+	code, body = get(t, hs.URL+"/readyz")
+	require.Equal(t, http.StatusServiceUnavailable, code, body)
+	var ready struct{ Checks map[string]string }
+	require.NoError(t, json.Unmarshal([]byte(body), &ready))
+	require.Contains(t, ready.Checks["database"], "run tollgate migrate")
+
+	_, err := schema.Migrate(context.Background(), b.db.Conn(t, b.db.URL), schema.Latest, nil)
+	require.NoError(t, err)
+	code, body = get(t, hs.URL+"/readyz")
+	require.Equal(t, http.StatusOK, code, body)
+}
+
 func TestGracefulShutdownFinishesInFlightWork(t *testing.T) {
 	t.Parallel()
 	b := setup(t)

@@ -11,6 +11,8 @@ GRANT EXECUTE ON FUNCTION
   tollgate.usage(text),
   tollgate.set_customer(text, text, text),
   tollgate.attach_row_gate(regclass, name, text),
+  tollgate.detach_row_gate(regclass, text),
+  tollgate.set_row_counts(text, text[], bigint[]),
   tollgate._row_gate(),
   tollgate.routes()
 TO tollgate_app;

@@ -1,20 +1,26 @@
 -- The tollgate SQL API: a tern code package. Every object here can be
--- reinstalled whole (CREATE OR REPLACE); `make snapshot` freezes it into the
--- migration history under migrations/snapshots/. Tables live in migrations/.
+-- reinstalled whole (CREATE OR REPLACE): tollgate migrate installs it again
+-- after the migrations whenever it changed (or run `tern code install sql`
+-- after `tern migrate`). Tables live in migrations/.
 --
 -- Conventions: public functions are SECURITY DEFINER with a pinned search_path
 -- and qualify every object they touch; internal helpers start with "_" and are
 -- granted to nobody (except the trigger function _row_gate, which a caller of
 -- attach_row_gate must be allowed to name in CREATE TRIGGER, and which cannot
 -- be called otherwise); errors use SQLSTATE class TG (TG402, TG404, TG422).
+-- Code that runs as the owner never converts, compares or formats a value of
+-- a type the caller could define (CONTRIBUTING.md, "Security").
 
+{{ template "args.sql" . }}
 {{ template "window.sql" . }}
 {{ template "verdict.sql" . }}
 {{ template "config_version.sql" . }}
+{{ template "config.sql" . }}
 {{ template "emit.sql" . }}
 {{ template "crossed.sql" . }}
-{{ template "slots.sql" . }}
-{{ template "gate.sql" . }}
+{{ template "shards.sql" . }}
+{{ template "usage_row.sql" . }}
+{{ template "rolling.sql" . }}
 {{ template "raise_quota_exceeded.sql" . }}
 {{ template "consume.sql" . }}
 {{ template "check.sql" . }}
@@ -27,6 +33,7 @@
 {{ template "subscriptions_trigger.sql" . }}
 {{ template "set_customer.sql" . }}
 {{ template "row_gate.sql" . }}
+{{ template "set_row_counts.sql" . }}
 {{ template "attach_row_gate.sql" . }}
 {{ template "define_plan.sql" . }}
 {{ template "define_feature.sql" . }}
@@ -54,5 +61,12 @@
 {{ template "funnel.sql" . }}
 {{ template "funnel_attention.sql" . }}
 
--- Last: revoke PUBLIC's EXECUTE from everything above.
+-- Drop the functions the package no longer defines: after every file that
+-- creates functions, before grants.sql (which touches every function).
+{{ template "prune.sql" . }}
+
+-- Revoke PUBLIC's EXECUTE from everything above.
 {{ template "grants.sql" . }}
+
+-- Last: record the install (the sha256 of this package's text).
+{{ template "record_install.sql" . }}

@@ -3,9 +3,8 @@ RETURNS tollgate.verdict
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = tollgate, pg_temp
 AS $$
 DECLARE
-  v tollgate.verdict;
+  v tollgate.verdict := tollgate._consume($1, $2, $3, now());
 BEGIN
-  v := tollgate._gate($1, $2, $3, 'consume', now());
   IF NOT v.allowed THEN
     PERFORM tollgate._raise_quota_exceeded(v, $3);
   END IF;

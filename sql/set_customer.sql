@@ -7,15 +7,13 @@ DECLARE
   v_email text := $2;
   v_stripe text := $3;
 BEGIN
-  IF v_customer IS NULL OR v_customer = '' THEN
-    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'customer must be a non-empty text';
+  PERFORM tollgate._check_text('customer', v_customer, 255);
+  IF v_email IS NOT NULL AND (pg_catalog.length(v_email) > 320 OR v_email !~ '^[^@\s]+@[^@\s]+$') THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = format('email %L is not an email address of at most 320 characters', left(v_email, 400));
   END IF;
-  IF v_email IS NOT NULL AND v_email !~ '^[^@\s]+@[^@\s]+$' THEN
-    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = format('email %L is not an email address', v_email);
-  END IF;
-  IF v_stripe IS NOT NULL AND v_stripe !~ '^cus_[A-Za-z0-9]+$' THEN
+  IF v_stripe IS NOT NULL AND (pg_catalog.length(v_stripe) > 255 OR v_stripe !~ '^cus_[A-Za-z0-9]+$') THEN
     RAISE EXCEPTION USING ERRCODE = 'TG422',
-      MESSAGE = format('stripe_customer %L is not a Stripe customer id', v_stripe),
+      MESSAGE = format('stripe_customer %L is not a Stripe customer id of at most 255 characters', left(v_stripe, 300)),
       HINT = 'Stripe customer ids look like cus_NffrFeUfNV2Hib.';
   END IF;
   BEGIN
@@ -43,5 +41,6 @@ END
 $$;
 COMMENT ON FUNCTION tollgate.set_customer(text, text, text) IS
   'Registers customer, or updates it: email (where upgrade prompts go) and stripe_customer (the Stripe Customer.id '
-  'that links their subscriptions). NULL leaves a value as it is. Errors: TG422 for an empty customer, a malformed '
-  'email or Stripe id, or a Stripe id that belongs to another customer.';
+  'that links their subscriptions). NULL leaves a value as it is. Errors: TG422 for an empty customer or one over '
+  '255 characters, a malformed email or one over 320 characters, a malformed Stripe id or one over 255 '
+  'characters, or a Stripe id that belongs to another customer.';

@@ -3,29 +3,33 @@
 -- default that says the numbers).
 CREATE OR REPLACE FUNCTION tollgate._verdict(
   p_allowed boolean, p_customer text, p_feature text, p_plan text,
-  p_used bigint, p_quota bigint, p_end timestamptz, p_message text)
+  p_used bigint, p_quota bigint, p_end timestamptz)
 RETURNS tollgate.verdict
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 AS $$
-  SELECT ROW(
-    p_allowed, p_customer, p_feature, p_plan, p_used, p_quota,
-    CASE WHEN p_quota IS NOT NULL THEN greatest(p_quota - p_used, 0) END,
-    CASE WHEN p_end <> 'infinity' THEN p_end END,
-    CASE WHEN NOT p_allowed OR p_used > p_quota THEN
-      coalesce(p_message, format('You have used %s of %s %s on the %s plan. Upgrade to continue.',
-                                 p_used, p_quota, p_feature, p_plan))
-    END)::tollgate.verdict
+DECLARE
+  v_message text;
+BEGIN
+  IF NOT p_allowed OR p_used > p_quota THEN
+    SELECT f.message INTO v_message FROM tollgate.features f WHERE f.feature = p_feature;
+    v_message := coalesce(v_message, format('You have used %s of %s %s on the %s plan. Upgrade to continue.',
+                                            p_used, p_quota, p_feature, p_plan));
+  END IF;
+  RETURN ROW(p_allowed, p_customer, p_feature, p_plan, p_used, p_quota,
+             CASE WHEN p_quota IS NOT NULL THEN greatest(p_quota - p_used, 0) END,
+             CASE WHEN pg_catalog.isfinite(p_end) THEN p_end END,
+             v_message)::tollgate.verdict;
+END
 $$;
 
--- The usage at which the next event is due after p_used: the lowest notify_at
--- mark above it, and under soft enforcement quota + 1 (the first call over).
-CREATE OR REPLACE FUNCTION tollgate._next_mark(p_used bigint, p_quota bigint, p_soft boolean, p_notify integer[])
-RETURNS bigint
+-- A limit_reached event means the customer's usage is what blocked them: it
+-- is written for a blocked call that would have fit in an empty window
+-- (p_amount <= quota), or for any call of a feature the plan does not include
+-- (quota 0: the customer asked for a higher plan's feature). A single call
+-- that asks for more than the whole quota is refused without an event.
+CREATE OR REPLACE FUNCTION tollgate._prompts(p_amount bigint, p_quota bigint)
+RETURNS boolean
 LANGUAGE sql IMMUTABLE
 AS $$
-  SELECT min(m)
-    FROM (SELECT ceil(p_quota * t / 100.0)::bigint AS m FROM unnest(p_notify) t
-          UNION ALL
-          SELECT p_quota + 1 WHERE p_soft) marks
-   WHERE m > p_used
+  SELECT p_amount <= p_quota OR p_quota = 0
 $$;

@@ -17,14 +17,19 @@ import (
 
 	"github.com/tollgate/tollgate/internal/schema"
 	"github.com/tollgate/tollgate/migrations"
+	sqlapi "github.com/tollgate/tollgate/sql"
 )
 
 const migrateUsage = `usage: tollgate migrate [--database-url URL] [--to N]
 
 Brings the tollgate schema of the database to version N (default: the latest), one transaction per
-migration, and prints each migration it runs. The version is kept in public.schema_version, so
-tern migrate --migrations migrations gives the same result. --to 0 removes the tollgate schema
-and all its functions (the cluster-wide roles tollgate_app and tollgate_sidecar stay).
+migration, and prints each migration it runs. At the latest version it then installs the SQL API (the
+code package sql/ built into tollgate) in one transaction when it differs from the installed one,
+dropping the tollgate functions it no longer defines. The version is kept in public.schema_version
+and the installed package in tollgate.code_package, so tern migrate --migrations migrations followed
+by tern code install sql gives the same result. Going below the latest version drops the functions
+first (with the row gates that use them); --to 0 removes the tollgate schema and everything in it
+(the cluster-wide roles tollgate_app and tollgate_sidecar stay).
 
   --database-url URL  a role that may create schemas and roles; default: $DATABASE_URL
   --to N              the target version (0 to the latest)
@@ -35,11 +40,12 @@ func init() {
 }
 
 func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return migrateCmd(ctx, args, stdout, stderr, os.Getenv, migrations.FS)
+	return migrateCmd(ctx, args, stdout, stderr, os.Getenv, migrations.FS, sqlapi.FS)
 }
 
-// migrateCmd is runMigrate with its environment and migrations passed in (tests pass their own).
-func migrateCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string, fsys fs.FS) int {
+// migrateCmd is runMigrate with its environment, migrations and code package passed in (tests pass
+// their own).
+func migrateCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string, fsys, codeFS fs.FS) int {
 	flags := flag.NewFlagSet("migrate", flag.ContinueOnError)
 	flags.SetOutput(io.Discard)
 	dbURL := flags.String("database-url", "", "")
@@ -86,14 +92,14 @@ func migrateCmd(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	defer conn.Close(context.Background())
 
 	fmt.Fprintf(stdout, "database %s\n", describe(cfg))
-	if _, err := schema.MigrateFS(ctx, conn, fsys, target, stdout); err != nil {
+	if _, err := schema.MigrateFS(ctx, conn, fsys, codeFS, target, stdout); err != nil {
 		printMigrateError(stderr, err)
 		return 1
 	}
 	return 0
 }
 
-// printMigrateError prints a failed migration as
+// printMigrateError prints a failed migration (or code package install) as
 //
 //	tollgate: migration 004_bad.sql failed
 //	  SQLSTATE 42601: syntax error at or near "SELEC"

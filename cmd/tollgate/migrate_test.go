@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/tollgate/tollgate/internal/schema"
 	"github.com/tollgate/tollgate/migrations"
+	sqlapi "github.com/tollgate/tollgate/sql"
 	"github.com/tollgate/tollgate/tests/pgtest"
 )
 
@@ -45,7 +45,7 @@ func runCLI(t *testing.T, env map[string]string, fsys fs.FS, args ...string) res
 		if fsys == nil {
 			fsys = migrations.FS
 		}
-		code = migrateCmd(t.Context(), args[1:], &stdout, &stderr, getenv, fsys)
+		code = migrateCmd(t.Context(), args[1:], &stdout, &stderr, getenv, fsys, sqlapi.FS)
 	} else {
 		code = run(t.Context(), args, &stdout, &stderr)
 	}
@@ -67,12 +67,15 @@ func TestMigrateTwice(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 	require.Contains(t, r.stdout, "migrating 001_roles.sql up\n")
 	require.Contains(t, r.stdout, fmt.Sprintf("migrated from version 0 to %d\n", latest(t)))
+	require.Contains(t, r.stdout, "installing code package sql/ (sha256 ")
 
 	// DATABASE_URL is the fallback.
 	r = runCLI(t, map[string]string{"DATABASE_URL": db.URL}, nil, "migrate")
 	require.Equal(t, 0, r.code, r.stderr)
-	require.Contains(t, r.stdout, fmt.Sprintf("already at version %d, nothing to do\n", latest(t)))
+	require.Contains(t, r.stdout, fmt.Sprintf("already at version %d with code package sql/ (sha256 ", latest(t)))
+	require.Contains(t, r.stdout, "nothing to do\n")
 	require.NotContains(t, r.stdout, "migrating")
+	require.NotContains(t, r.stdout, "installing")
 }
 
 func TestMigrateDownToZeroAndUp(t *testing.T) {
@@ -81,6 +84,7 @@ func TestMigrateDownToZeroAndUp(t *testing.T) {
 
 	r := runCLI(t, nil, nil, "migrate", "--database-url", db.URL, "--to", "0")
 	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "removed the code package: ")
 	require.Contains(t, r.stdout, fmt.Sprintf("migrating %03d_", latest(t)))
 	require.Contains(t, r.stdout, fmt.Sprintf("migrated from version %d to 0\n", latest(t)))
 
@@ -190,35 +194,41 @@ func buildTern(t *testing.T) string {
 	return tern
 }
 
-// schemaDump is pg_dump --schema-only of the database, without comments and the database name.
+// schemaDump is pg_dump --schema-only of the whole database, normalized as schema/tollgate.sql is.
 func schemaDump(t *testing.T, db *pgtest.DB) string {
 	t.Helper()
-	out, err := exec.Command(pgtest.Server(t).Bin("pg_dump"), "--schema-only", "--dbname", db.URL).Output()
-	if ee, ok := err.(*exec.ExitError); ok {
-		t.Fatalf("pg_dump: %v\n%s", err, ee.Stderr)
-	}
+	out, err := schema.PgDump(t.Context(), pgtest.Server(t).Bin("pg_dump"), db.URL, "--schema-only")
 	require.NoError(t, err)
-	var kept []string
-	for _, line := range strings.Split(string(out), "\n") {
-		// Comments name the dump's source; \restrict and \unrestrict carry a random key.
-		if strings.HasPrefix(line, "--") || strings.HasPrefix(line, `\restrict`) || strings.HasPrefix(line, `\unrestrict`) {
-			continue
-		}
-		kept = append(kept, strings.ReplaceAll(line, db.Name, "DBNAME"))
-	}
-	return regexp.MustCompile(`\n{3,}`).ReplaceAllString(strings.Join(kept, "\n"), "\n\n")
+	return schema.NormalizeDump(out)
 }
 
+// runTern runs the tern CLI outside any tern.conf and returns its combined output.
+func runTern(t *testing.T, tern string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(tern, args...)
+	cmd.Dir = t.TempDir() // no tern.conf there
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// repoDir is the absolute path of a directory of the repository.
+func repoDir(t *testing.T, rel string) string {
+	t.Helper()
+	dir, err := filepath.Abs(filepath.Join("..", "..", rel))
+	require.NoError(t, err)
+	return dir
+}
+
+// The plain-tern path of README and CONTRIBUTING: tern migrate, then tern code install sql.
 func TestTernCLIMigratesTheSameSchema(t *testing.T) {
 	t.Parallel()
 	tern := buildTern(t)
 	byTern, byTollgate := pgtest.NewEmptyDB(t), pgtest.NewEmptyDB(t)
 
-	repoMigrations, err := filepath.Abs("../../migrations")
-	require.NoError(t, err)
-	cmd := exec.Command(tern, "migrate", "--migrations", repoMigrations, "--conn-string", byTern.URL)
-	cmd.Dir = t.TempDir() // no tern.conf there
-	out, err := cmd.CombinedOutput()
+	repoMigrations, repoSQL := repoDir(t, "migrations"), repoDir(t, "sql")
+	out, err := runTern(t, tern, "migrate", "--migrations", repoMigrations, "--conn-string", byTern.URL)
+	require.NoError(t, err, "%s", out)
+	out, err = runTern(t, tern, "code", "install", repoSQL, "--conn-string", byTern.URL)
 	require.NoError(t, err, "%s", out)
 
 	r := runCLI(t, nil, nil, "migrate", "--database-url", byTollgate.URL)
@@ -232,13 +242,69 @@ func TestTernCLIMigratesTheSameSchema(t *testing.T) {
 	dumpTern, dumpTollgate := schemaDump(t, byTern), schemaDump(t, byTollgate)
 	require.Contains(t, dumpTollgate, "CREATE FUNCTION tollgate.consume(")
 	if dumpTern != dumpTollgate {
-		require.Empty(t, changedOnDisk(t, repoMigrations), "migrations/ changed on disk since the test was built: run it again")
+		require.Empty(t, changedOnDisk(t, repoMigrations, migrations.FS), "migrations/ changed on disk since the test was built: run it again")
+		require.Empty(t, changedOnDisk(t, repoSQL, sqlapi.FS), "sql/ changed on disk since the test was built: run it again")
 	}
 	require.Equal(t, dumpTern, dumpTollgate)
+
+	// tern sent the package as one string too, so it recorded the hash tollgate computes, and
+	// tollgate migrate finds nothing to do on the database tern made.
+	want, err := schema.CodeSHA256()
+	require.NoError(t, err)
+	for _, db := range []*pgtest.DB{byTern, byTollgate} {
+		sha, err := schema.InstalledCodeSHA256(t.Context(), db.Pool(t))
+		require.NoError(t, err)
+		require.Equal(t, want, sha)
+	}
+	r = runCLI(t, nil, nil, "migrate", "--database-url", byTern.URL)
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "nothing to do\n")
 }
 
-// changedOnDisk lists the files of dir that differ from the embedded migrations.
-func changedOnDisk(t *testing.T, dir string) []string {
+// tern code install runs the package as tollgate migrate does: in one transaction, dropping the
+// functions it no longer defines, and failing whole when an app object depends on one.
+func TestTernCodeInstallDropsRemovedFunctions(t *testing.T) {
+	t.Parallel()
+	tern := buildTern(t)
+	db := pgtest.NewDB(t)
+	conn := db.Conn(t, db.URL)
+	repoSQL := repoDir(t, "sql")
+	exec := func(q string) {
+		t.Helper()
+		_, err := conn.Exec(t.Context(), q)
+		require.NoError(t, err, q)
+	}
+	has := func(q string) bool {
+		t.Helper()
+		var ok bool
+		require.NoError(t, conn.QueryRow(t.Context(), "SELECT EXISTS ("+q+")").Scan(&ok))
+		return ok
+	}
+	const removed = "SELECT FROM pg_proc WHERE proname = 'zz_removed' AND pronamespace = 'tollgate'::regnamespace"
+
+	// A function an earlier package defined: the install drops it.
+	exec("CREATE FUNCTION tollgate.zz_removed() RETURNS integer LANGUAGE sql AS 'SELECT 1'")
+	out, err := runTern(t, tern, "code", "install", repoSQL, "--conn-string", db.URL)
+	require.NoError(t, err, "%s", out)
+	require.False(t, has(removed))
+
+	// Again, with an app view on it: the install fails, and the functions it had already replaced
+	// are as they were (one transaction).
+	exec("CREATE FUNCTION tollgate.zz_removed() RETURNS integer LANGUAGE sql AS 'SELECT 1'")
+	exec("CREATE VIEW public.app_view AS SELECT tollgate.zz_removed() AS x")
+	var xmin string
+	require.NoError(t, conn.QueryRow(t.Context(), "SELECT xmin::text FROM pg_proc WHERE oid = 'tollgate.consume'::regproc").Scan(&xmin))
+	out, err = runTern(t, tern, "code", "install", repoSQL, "--conn-string", db.URL)
+	require.Error(t, err, "%s", out)
+	require.Contains(t, out, "2BP01", "the SQLSTATE tern prints")
+	require.True(t, has(removed))
+	require.True(t, has("SELECT FROM pg_class WHERE oid = 'public.app_view'::regclass"))
+	require.True(t, has("SELECT FROM pg_proc WHERE oid = 'tollgate.consume'::regproc AND xmin::text = '"+xmin+"'"),
+		"consume was replaced early in the package; the failure rolled that back")
+}
+
+// changedOnDisk lists the files of dir that differ from their embedded copies.
+func changedOnDisk(t *testing.T, dir string, embedded fs.FS) []string {
 	t.Helper()
 	var changed []string
 	disk := os.DirFS(dir)
@@ -250,7 +316,7 @@ func changedOnDisk(t *testing.T, dir string) []string {
 		if err != nil {
 			return err
 		}
-		if embedded, err := fs.ReadFile(migrations.FS, path); err != nil || !bytes.Equal(onDisk, embedded) {
+		if inBinary, err := fs.ReadFile(embedded, path); err != nil || !bytes.Equal(onDisk, inBinary) {
 			changed = append(changed, path)
 		}
 		return nil

@@ -1,16 +1,21 @@
-// Package schema applies tollgate's migrations with tern. The CLI (`tollgate migrate`), the test
-// harness and the demo all migrate through it, and a database it migrates is the same as one migrated by
-// `tern migrate --migrations migrations`: same SQL, same version table (public.schema_version).
+// Package schema installs tollgate's schema: the numbered tern migrations (migrations/: tables, types,
+// roles), then the code package (sql/: functions, triggers, grants), reinstalled whole whenever it
+// changed. The CLI (`tollgate migrate`), the test harness and the demo all migrate through it, and a
+// database it migrates is the same as one migrated by `tern migrate --migrations migrations` followed
+// by `tern code install sql`: same SQL, same version table (public.schema_version), same record of the
+// installed package (tollgate.code_package).
 package schema
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"path"
 	"strings"
+	"sync"
 	"unicode"
 
 	"github.com/jackc/pgx/v5"
@@ -18,13 +23,23 @@ import (
 	"github.com/jackc/tern/v2/migrate"
 
 	"github.com/tollgate/tollgate/migrations"
+	sqlapi "github.com/tollgate/tollgate/sql"
 )
 
 // VersionTable is tern's default version table, so the tern CLI and tollgate agree on the version.
 const VersionTable = "public.schema_version"
 
+// CodeTable records the sha256 of the code package installed last (migrations/006_code_package.sql).
+const CodeTable = "tollgate.code_package"
+
 // Latest as a target means "the highest migration".
 const Latest int32 = -1
+
+// ternLock is the session advisory lock tern takes around migrations and `tern code install`
+// (migrate.lockNum): holding it for the whole of Migrate serializes tollgate migrate with other
+// tollgate migrates and with the tern CLI. Session advisory locks stack, so tern taking it again
+// inside is fine.
+const ternLock = int64(9628173550095224)
 
 // Step is one migration run in one direction.
 type Step struct {
@@ -38,25 +53,49 @@ type Result struct {
 	From    int32  // version before
 	To      int32  // version after (on failure: the version the database was left at)
 	Applied []Step // migrations that completed, in order
+	Code    Code   // what happened to the code package
 }
 
-// Migrate brings the database to target (Latest for the newest) with the embedded migrations, and
-// writes one line per migration and a summary to out (nil: no output).
+// Code says what Migrate did with the code package.
+type Code struct {
+	SHA256    string   // of the package as rendered (hex): the one Migrate carries
+	Installed bool     // it was installed: the database recorded another hash, or none
+	Dropped   []string // functions the installed package no longer defines, dropped by the install
+	Removed   bool     // going below the latest version dropped the package's functions
+}
+
+// Migrate brings the database to target (Latest for the newest) with the embedded migrations and,
+// at the latest version, installs the embedded code package when it differs from the installed one.
+// It writes one line per step and a summary to out (nil: no output).
 func Migrate(ctx context.Context, conn *pgx.Conn, target int32, out io.Writer) (Result, error) {
-	return MigrateFS(ctx, conn, migrations.FS, target, out)
+	return MigrateFS(ctx, conn, migrations.FS, sqlapi.FS, target, out)
 }
 
-// MigrateFS is Migrate with the migrations of fsys (laid out like the migrations directory).
-func MigrateFS(ctx context.Context, conn *pgx.Conn, fsys fs.FS, target int32, out io.Writer) (Result, error) {
+// MigrateFS is Migrate with the migrations of migrationsFS (laid out like the migrations directory)
+// and the code package of codeFS (laid out like sql/).
+//
+// Going up, the versioned migrations run first, one transaction each. Then, when the target is the
+// latest version, the code package is rendered as `tern code install` renders it and, if its sha256
+// differs from the one in tollgate.code_package, run as one string in one transaction, as tern runs
+// it: its prune.sql drops the tollgate functions it no longer defines, its last file records the hash.
+// Going down (target below the current version), the code package's functions are dropped first,
+// with what depends on them: below the latest version there is no code package.
+func MigrateFS(ctx context.Context, conn *pgx.Conn, migrationsFS, codeFS fs.FS, target int32, out io.Writer) (res Result, err error) {
 	if out == nil {
 		out = io.Discard
 	}
-	var res Result
+	// Render the package first: a broken template fails before anything changes.
+	code, err := RenderCode(codeFS)
+	if err != nil {
+		return res, fmt.Errorf("code package: %w", err)
+	}
+	res.Code.SHA256 = code.SHA256
+
 	m, err := migrate.NewMigrator(ctx, conn, VersionTable)
 	if err != nil {
 		return res, fmt.Errorf("prepare version table %s: %w", VersionTable, err)
 	}
-	if err := m.LoadMigrations(fsys); err != nil {
+	if err := m.LoadMigrations(migrationsFS); err != nil {
 		return res, fmt.Errorf("load migrations: %w", err)
 	}
 	latest := int32(len(m.Migrations))
@@ -66,15 +105,88 @@ func MigrateFS(ctx context.Context, conn *pgx.Conn, fsys fs.FS, target int32, ou
 	if target < 0 || target > latest {
 		return res, fmt.Errorf("target version %d is outside 0 to %d", target, latest)
 	}
+
+	if _, err := conn.Exec(ctx, "SELECT pg_catalog.pg_advisory_lock($1)", ternLock); err != nil {
+		return res, fmt.Errorf("wait for other migrations: %w", err)
+	}
+	defer func() {
+		// Without ctx's cancellation: a cancelled Migrate must still let go of the lock.
+		if _, uerr := conn.Exec(context.WithoutCancel(ctx), "SELECT pg_catalog.pg_advisory_unlock($1)", ternLock); uerr != nil && err == nil && !conn.IsClosed() {
+			err = fmt.Errorf("release the migration lock: %w", uerr)
+		}
+	}()
+
 	if res.From, err = m.GetCurrentVersion(ctx); err != nil {
 		return res, fmt.Errorf("read current version: %w", err)
 	}
 	res.To = res.From
-	if res.From == target {
-		fmt.Fprintf(out, "already at version %d, nothing to do\n", res.From)
-		return res, nil
+	if res.From > latest {
+		return res, fmt.Errorf("the database is at version %d, newer than this tollgate's migrations (%d): upgrade tollgate", res.From, latest)
 	}
 
+	if target < res.From {
+		n, err := removeCode(ctx, conn)
+		if err != nil {
+			return res, fmt.Errorf("remove the code package before going down: %w", err)
+		}
+		res.Code.Removed = n > 0
+		if n > 0 {
+			fmt.Fprintf(out, "removed the code package: %d functions (below version %d there is none)\n", n, latest)
+		}
+	}
+
+	if target != res.From {
+		if err := runMigrations(ctx, m, target, migrationsFS, &res, out); err != nil {
+			return res, err
+		}
+	}
+
+	if target == latest {
+		var hasTable bool
+		if err := conn.QueryRow(ctx, "SELECT pg_catalog.to_regclass($1) IS NOT NULL", CodeTable).Scan(&hasTable); err != nil {
+			return res, fmt.Errorf("read the installed code package: %w", err)
+		}
+		if !hasTable {
+			// Only a database migrated by a development build before 006_code_package.sql existed.
+			return res, fmt.Errorf("the database is at version %d but has no %s, which migration 6 creates: it was "+
+				"migrated by a development build of tollgate whose migrations differed; migrate a new database "+
+				"(for tollgate dev: remove .tollgate/dev)", res.To, CodeTable)
+		}
+		recorded, err := InstalledCodeSHA256(ctx, conn)
+		if err != nil {
+			return res, err
+		}
+		if recorded != code.SHA256 {
+			fmt.Fprintf(out, "installing code package sql/ (sha256 %.12s)\n", code.SHA256)
+			dropped, err := installCode(ctx, conn, code, codeFS)
+			if err != nil {
+				return res, err
+			}
+			res.Code.Installed, res.Code.Dropped = true, dropped
+			for _, fn := range dropped {
+				fmt.Fprintf(out, "dropped %s: the code package no longer defines it\n", fn)
+			}
+		}
+	}
+
+	switch {
+	case res.From != res.To:
+		fmt.Fprintf(out, "migrated from version %d to %d\n", res.From, res.To)
+	case res.Code.Installed:
+		fmt.Fprintf(out, "already at version %d\n", res.To)
+	case target == latest:
+		fmt.Fprintf(out, "already at version %d with code package sql/ (sha256 %.12s), nothing to do\n", res.To, code.SHA256)
+	default:
+		fmt.Fprintf(out, "already at version %d, nothing to do\n", res.To)
+	}
+	if res.Code.Installed {
+		fmt.Fprintf(out, "code package sql/ installed (sha256 %.12s)\n", code.SHA256)
+	}
+	return res, nil
+}
+
+// runMigrations runs the versioned migrations from the current version to target.
+func runMigrations(ctx context.Context, m *migrate.Migrator, target int32, fsys fs.FS, res *Result, out io.Writer) error {
 	var running *Step
 	m.OnStart = func(seq int32, name, direction, _ string) {
 		if running != nil {
@@ -92,10 +204,150 @@ func MigrateFS(ctx context.Context, conn *pgx.Conn, fsys fs.FS, target int32, ou
 		res.To = v
 	}
 	if migErr != nil {
-		return res, translate(migErr, running, fsys)
+		return translate(migErr, running, fsys)
 	}
-	fmt.Fprintf(out, "migrated from version %d to %d\n", res.From, res.To)
-	return res, nil
+	return nil
+}
+
+// RenderedCode is a code package rendered as `tern code install` renders it.
+type RenderedCode struct {
+	SQL    string // install.sql with every {{ template "x.sql" . }} expanded
+	SHA256 string // of SQL, hex
+}
+
+// RenderCode renders the code package of fsys (install.sql and the *.sql files it includes) as
+// `tern code install` does, with no template data.
+func RenderCode(fsys fs.FS) (RenderedCode, error) {
+	pkg, err := migrate.LoadCodePackage(fsys)
+	if err != nil {
+		return RenderedCode{}, err
+	}
+	sql, err := pkg.Eval(map[string]any{})
+	if err != nil {
+		return RenderedCode{}, err
+	}
+	sum := sha256.Sum256([]byte(sql))
+	return RenderedCode{SQL: sql, SHA256: hex.EncodeToString(sum[:])}, nil
+}
+
+// CodeSHA256 is the sha256 (hex) of the embedded code package as rendered: what Migrate installs and
+// what tollgate.code_package holds once it has. It is computed once.
+func CodeSHA256() (string, error) { return embeddedCodeSHA256() }
+
+var embeddedCodeSHA256 = sync.OnceValues(func() (string, error) {
+	code, err := RenderCode(sqlapi.FS)
+	return code.SHA256, err
+})
+
+// InstalledCodeSHA256 reads the sha256 of the code package installed last: "" when none is (the
+// database is below the version that keeps the record, or the package was never installed).
+func InstalledCodeSHA256(ctx context.Context, q Querier) (string, error) {
+	var exists bool
+	if err := q.QueryRow(ctx, "SELECT pg_catalog.to_regclass($1) IS NOT NULL", CodeTable).Scan(&exists); err != nil {
+		return "", fmt.Errorf("read the installed code package: %w", err)
+	}
+	if !exists {
+		return "", nil
+	}
+	var sha string
+	err := q.QueryRow(ctx, "SELECT sha256 FROM "+CodeTable).Scan(&sha)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read the installed code package: %w", err)
+	}
+	return sha, nil
+}
+
+// functionsSQL lists the functions of schema tollgate, schema-qualified with their argument types.
+const functionsSQL = `
+SELECT pg_catalog.format('%I.%I(%s)', n.nspname, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid))
+  FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+ WHERE n.nspname = 'tollgate'
+ ORDER BY 1`
+
+func tollgateFunctions(ctx context.Context, tx pgx.Tx) ([]string, error) {
+	rows, err := tx.Query(ctx, functionsSQL)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// installCode runs the rendered package in one transaction, as `tern code install` does (one
+// string, simple protocol, inside BEGIN ... COMMIT), and returns the functions its last file
+// dropped.
+func installCode(ctx context.Context, conn *pgx.Conn, code RenderedCode, codeFS fs.FS) (dropped []string, err error) {
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	before, err := tollgateFunctions(ctx, tx)
+	if err != nil {
+		return nil, fmt.Errorf("list functions: %w", err)
+	}
+	// No arguments: pgx sends the text as one simple-protocol Query, as tern's LockExecTx does, so
+	// the package's current_query() is the whole text and its hash is code.SHA256.
+	if _, err := tx.Exec(ctx, code.SQL); err != nil {
+		return nil, codeError(err, code.SQL, codeFS)
+	}
+	var recorded string
+	if err := tx.QueryRow(ctx, "SELECT sha256 FROM "+CodeTable).Scan(&recorded); err != nil {
+		return nil, fmt.Errorf("code package sql/ recorded no install in %s (its last file must be record_install.sql): %w", CodeTable, err)
+	}
+	if recorded != code.SHA256 {
+		return nil, fmt.Errorf("code package sql/ recorded sha256 %s, but its text has sha256 %s (its last file must be record_install.sql)", recorded, code.SHA256)
+	}
+	after, err := tollgateFunctions(ctx, tx)
+	if err != nil {
+		return nil, fmt.Errorf("list functions: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, err
+	}
+	// As tern does after each migration: settings the package changed do not outlive it.
+	if _, err := conn.Exec(ctx, "RESET ALL"); err != nil {
+		return nil, err
+	}
+	kept := map[string]bool{}
+	for _, fn := range after {
+		kept[fn] = true
+	}
+	for _, fn := range before {
+		if !kept[fn] {
+			dropped = append(dropped, fn)
+		}
+	}
+	return dropped, nil
+}
+
+// removeCode drops every function of schema tollgate, with what depends on them (the package's
+// triggers, row gates on app tables), and forgets the installed package: below the latest version
+// the schema has no code package. It returns how many functions it dropped.
+func removeCode(ctx context.Context, conn *pgx.Conn) (int, error) {
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	fns, err := tollgateFunctions(ctx, tx)
+	if err != nil {
+		return 0, err
+	}
+	for _, fn := range fns {
+		// A CASCADE of an earlier one may have taken it already.
+		if _, err := tx.Exec(ctx, "DROP ROUTINE IF EXISTS "+fn+" CASCADE"); err != nil {
+			return 0, err
+		}
+	}
+	if _, err := tx.Exec(ctx, `DO $$ BEGIN
+	  IF pg_catalog.to_regclass('`+CodeTable+`') IS NOT NULL THEN DELETE FROM `+CodeTable+`; END IF;
+	END $$`); err != nil {
+		return 0, err
+	}
+	return len(fns), tx.Commit(ctx)
 }
 
 // LatestVersion is the number of the newest embedded migration.
@@ -132,27 +384,38 @@ func CurrentVersion(ctx context.Context, q Querier) (int32, error) {
 	return v, nil
 }
 
-// MigrationError is a failed migration: which one, the server's error fields, and the failing line.
+// CodePackage is MigrationError.Migration for a failure of the code package.
+const CodePackage = "code package sql/"
+
+// MigrationError is a failed migration or code package install: which one, the server's error fields,
+// and the failing line.
 type MigrationError struct {
-	Migration string // file name, e.g. 004_bad.sql
-	Direction string // "up" or "down"
+	Migration string // file name, e.g. 004_bad.sql; CodePackage for the code package
+	Direction string // "up" or "down"; "install" for the code package
 	Code      string // SQLSTATE
 	Message   string
 	Detail    string
 	Hint      string
 	Where     string // the server's CONTEXT, e.g. the PL/pgSQL line
-	// File and Line locate what the server pointed at (Line 0: it gave no position). File is relative
-	// to the migrations directory: the migration itself, or for a migration that installs a snapshot,
-	// the snapshot file (snapshots/006/consume.sql). When neither holds the SQL verbatim, File is the
-	// migration and Line counts lines of its expanded SQL.
+	// File and Line locate what the server pointed at (Line 0: it gave no position). For a migration,
+	// File is the migration (relative to the migrations directory), and Line counts its lines. For the
+	// code package, File is the package file holding the SQL verbatim (sql/consume.sql), or "" when no
+	// single file does: Line then counts lines of the rendered package.
 	File     string
 	Line     int
 	LineText string
 	Err      error // the underlying error (a *pgconn.PgError)
 }
 
+func (e *MigrationError) what() string {
+	if e.Direction == "install" {
+		return e.Migration + " failed to install"
+	}
+	return "migration " + e.Migration + " failed"
+}
+
 func (e *MigrationError) Error() string {
-	s := fmt.Sprintf("migration %s failed: SQLSTATE %s: %s", e.Migration, e.Code, e.Message)
+	s := fmt.Sprintf("%s: SQLSTATE %s: %s", e.what(), e.Code, e.Message)
 	if e.Line > 0 {
 		s += fmt.Sprintf(" (%s: %s)", e.location(), strings.TrimSpace(e.LineText))
 	}
@@ -176,7 +439,7 @@ func (e *MigrationError) Report() string {
 	if e.Direction == "down" {
 		direction = " (down)"
 	}
-	fmt.Fprintf(&b, "migration %s%s failed\n", e.Migration, direction)
+	fmt.Fprintf(&b, "%s%s\n", e.what(), direction)
 	fmt.Fprintf(&b, "  SQLSTATE %s: %s\n", e.Code, e.Message)
 	for _, f := range []struct{ label, text string }{{"DETAIL", e.Detail}, {"HINT", e.Hint}, {"CONTEXT", e.Where}} {
 		if f.text != "" {
@@ -189,9 +452,13 @@ func (e *MigrationError) Report() string {
 	return b.String()
 }
 
-// location is "line 3" in the migration itself, or "snapshots/006/consume.sql line 12".
+// location is "line 3" of the migration, "sql/consume.sql line 12" in the code package, or "rendered
+// package line 40".
 func (e *MigrationError) location() string {
-	if e.File != "" && e.File != e.Migration {
+	switch {
+	case e.Direction == "install" && e.File == "":
+		return fmt.Sprintf("rendered package line %d", e.Line)
+	case e.Direction == "install":
 		return fmt.Sprintf("%s line %d", e.File, e.Line)
 	}
 	return fmt.Sprintf("line %d", e.Line)
@@ -205,21 +472,57 @@ func translate(err error, running *Step, fsys fs.FS) error {
 		}
 		return err
 	}
-	pe := mpe.PgError
-	me := &MigrationError{
-		Migration: mpe.MigrationName,
-		Code:      pe.Code,
-		Message:   pe.Message,
-		Detail:    pe.Detail,
-		Hint:      pe.Hint,
-		Where:     pe.Where,
-		Err:       pe,
-	}
+	me := newMigrationError(mpe.PgError)
+	me.Migration = mpe.MigrationName
 	if running != nil {
 		me.Direction = running.Direction
 	}
-	if off, ok := errorOffset(mpe.Sql, pe); ok {
+	if off, ok := errorOffset(mpe.Sql, mpe.PgError); ok {
 		me.File, me.Line, me.LineText = locate(fsys, me.Migration, me.Direction, mpe.Sql, off)
+	}
+	return me
+}
+
+func newMigrationError(pe *pgconn.PgError) *MigrationError {
+	return &MigrationError{
+		Code:    pe.Code,
+		Message: pe.Message,
+		Detail:  pe.Detail,
+		Hint:    pe.Hint,
+		Where:   pe.Where,
+		Err:     pe,
+	}
+}
+
+// codeError names the package file and line of a failed install: the file whose text holds the
+// server's position verbatim, once (a {{ template }} include inserts a file as it is).
+func codeError(err error, sql string, codeFS fs.FS) error {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w", CodePackage, err)
+	}
+	me := newMigrationError(pe)
+	me.Migration, me.Direction = CodePackage, "install"
+	off, ok := errorOffset(sql, pe)
+	if !ok {
+		return me
+	}
+	me.Line, me.LineText = lineAt(sql, off)
+	entries, _ := fs.ReadDir(codeFS, ".")
+	for _, e := range entries {
+		if e.IsDir() || e.Name() == "install.sql" || !strings.HasSuffix(e.Name(), ".sql") {
+			continue
+		}
+		b, err := fs.ReadFile(codeFS, e.Name())
+		content := string(b)
+		if err != nil || strings.TrimSpace(content) == "" || strings.Count(sql, content) != 1 {
+			continue
+		}
+		if start := strings.Index(sql, content); off >= start && off < start+len(content) {
+			me.File = "sql/" + e.Name()
+			me.Line, me.LineText = lineAt(content, off-start)
+			break
+		}
 	}
 	return me
 }
@@ -258,9 +561,8 @@ func runeOffset(s string, from, pos int) (int, bool) {
 }
 
 // locate names the file and line holding byte off of the SQL tern ran: the migration file itself
-// when that SQL is a verbatim part of it (tern trims each part), else the snapshot file whose text
-// contains it (install_snapshot expands to the snapshot's files), else the migration with the line
-// counted in the expanded SQL.
+// when that SQL is a verbatim part of it (tern trims each part), else the migration with the line
+// counted in the SQL as tern expanded it.
 func locate(fsys fs.FS, migration, direction, sql string, off int) (file string, line int, text string) {
 	line, text = lineAt(sql, off)
 	if b, err := fs.ReadFile(fsys, migration); err == nil {
@@ -277,25 +579,6 @@ func locate(fsys fs.FS, migration, direction, sql string, off int) (file string,
 			leading := part[:len(part)-len(strings.TrimLeftFunc(part, unicode.IsSpace))]
 			return migration, line + strings.Count(before, "\n") + strings.Count(leading, "\n"), text
 		}
-	}
-	found := ""
-	fs.WalkDir(fsys, "snapshots", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || found != "" || path.Ext(p) != ".sql" {
-			return nil
-		}
-		b, err := fs.ReadFile(fsys, p)
-		content := string(b)
-		if err != nil || strings.TrimSpace(content) == "" || strings.Count(sql, content) != 1 {
-			return nil
-		}
-		if start := strings.Index(sql, content); off >= start && off < start+len(content) {
-			found = p
-			line, text = lineAt(content, off-start)
-		}
-		return nil
-	})
-	if found != "" {
-		return found, line, text
 	}
 	return migration, line, text
 }

@@ -196,3 +196,48 @@ func TestRequireRaisesTG402WithDetail(t *testing.T) {
 	require.NotNil(t, detail.ResetsAt)
 	require.EqualValues(t, 1, detail.Amount)
 }
+
+// limit_reached means the customer's usage blocked them: a call larger than
+// the whole quota is refused without an event (no prompt to someone who used
+// nothing), a call blocked by usage writes it once, and a feature the plan
+// does not include (quota 0) writes it on the first try.
+func TestLimitReachedMeansTheQuotaWasUsed(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.feature(t, "f", "month", "hard", []int32{100}, ptr[int64](100))
+	b.feature(t, "r", "rolling 7d", "hard", []int32{100}, ptr[int64](100))
+	b.feature(t, "sso", "lifetime", "hard", []int32{100}, ptr[int64](0))
+	for _, feature := range []string{"f", "r"} {
+		v := call(t, b.owner, "consume", "c_"+feature, feature, 1000)
+		require.False(t, v.Allowed)
+		require.EqualValues(t, 0, v.Used)
+		v = call(t, b.owner, "note_blocked", "c_"+feature, feature, 1000)
+		require.False(t, v.Allowed)
+		require.Zero(t, events(t, b, "c_"+feature, "limit_reached"), feature)
+
+		require.True(t, call(t, b.owner, "consume", "c_"+feature, feature, 95).Allowed)
+		require.False(t, call(t, b.owner, "consume", "c_"+feature, feature, 10).Allowed)
+		require.False(t, call(t, b.owner, "consume", "c_"+feature, feature, 10).Allowed)
+		require.EqualValues(t, 1, events(t, b, "c_"+feature, "limit_reached"), feature)
+		require.EqualValues(t, 95, b.count(t, `SELECT used FROM tollgate.events WHERE customer = $1 AND kind = 'limit_reached'`, "c_"+feature))
+	}
+	require.False(t, call(t, b.owner, "consume", "c", "sso", 1).Allowed)
+	require.EqualValues(t, 1, events(t, b, "c", "limit_reached"))
+}
+
+// A refund gives back at most what the customer used in the current window:
+// never below 0, and never into a window already closed.
+func TestRefundIsBoundedByTheWindowsUsage(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.feature(t, "f", "month", "hard", []int32{100}, ptr[int64](100))
+	jan := time.Date(2027, 1, 10, 0, 0, 0, 0, time.UTC)
+	feb := jan.AddDate(0, 1, 0)
+	require.True(t, at(t, b.owner, "consume", "c", "f", 100, jan).Allowed)
+	require.True(t, at(t, b.owner, "consume", "c", "f", 3, feb).Allowed)
+	v := at(t, b.owner, "refund", "c", "f", 1_000_000, feb)
+	require.EqualValues(t, 0, v.Used)
+	require.EqualValues(t, 100, at(t, b.owner, "check", "c", "f", 1, jan).Used, "January stays as it closed")
+	require.True(t, at(t, b.owner, "consume", "c", "f", 100, feb).Allowed)
+	require.False(t, at(t, b.owner, "consume", "c", "f", 1, feb).Allowed)
+}

@@ -49,12 +49,13 @@ func call(t testing.TB, q querier, fn, customer, feature string, amount int64) v
 		`SELECT `+verdictCols+` FROM tollgate.`+fn+`($1, $2, $3)`, customer, feature, amount))
 }
 
-// at runs the internal gate at a given time, as the owner: the only way to
-// move tollgate's clock, and out of reach of tollgate_app.
+// at runs consume, check, refund or note (note_blocked) at a given time
+// through their internal forms (tollgate._consume, ...), as the owner: the
+// only way to move tollgate's clock, and out of reach of tollgate_app.
 func at(t testing.TB, q querier, mode, customer, feature string, amount int64, when time.Time) verdict {
 	t.Helper()
 	return scanVerdict(t, q.QueryRow(context.Background(),
-		`SELECT `+verdictCols+` FROM tollgate._gate($1, $2, $3, $4, $5)`, customer, feature, amount, mode, when))
+		`SELECT `+verdictCols+` FROM tollgate._`+mode+`($1, $2, $3, $4)`, customer, feature, amount, when))
 }
 
 // sqlstate returns the SQLSTATE of err, or "" when it is not a server error.

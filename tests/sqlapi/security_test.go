@@ -56,8 +56,10 @@ func TestAppRoleCannotCallOwnerFunctions(t *testing.T) {
 		`SELECT tollgate.remove_limit('free', 'f')`,
 		`SELECT tollgate.define_route('GET', '/x', 'f')`,
 		`SELECT tollgate.set_setting('past_due_is_grace', 'true')`,
-		`SELECT tollgate._gate('c', 'f', 1, 'consume', now() + interval '1 year')`,
-		`SELECT tollgate._gate('c', 'f', 1, 'refund', now())`,
+		`SELECT tollgate._consume('c', 'f', 1, now() + interval '1 year')`,
+		`SELECT tollgate._refund('c', 'f', 1, now())`,
+		`SELECT tollgate._check('c', 'f', 1, now() - interval '1 year')`,
+		`SELECT tollgate.set_setting('attribution_window', '1 day')`,
 		`SELECT tollgate._refresh_customer('c')`,
 	} {
 		_, err := app.Exec(ctx, stmt)
@@ -172,8 +174,9 @@ func TestDefinerFunctionsPinSearchPath(t *testing.T) {
 		var definer bool
 		require.NoError(t, rows.Scan(&name, &definer, &config))
 		n++
-		if name == "tollgate.attach_row_gate(regclass,name,text)" {
-			// runs with the caller's rights on purpose (see its comment)
+		switch name {
+		case "tollgate.attach_row_gate(regclass,name,text)", "tollgate.detach_row_gate(regclass,text)", "tollgate._row_gate()":
+			// run with the caller's rights on purpose (see their comments)
 			require.False(t, definer, name)
 			require.Equal(t, "search_path=pg_catalog, pg_temp", config, name)
 			continue
@@ -205,4 +208,33 @@ func TestTempObjectsCannotShadowInternals(t *testing.T) {
 	require.True(t, call(t, app, "consume", "c", "f", 1).Allowed)
 	require.False(t, call(t, app, "consume", "c", "f", 1).Allowed)
 	require.EqualValues(t, 2, b.count(t, `SELECT used FROM tollgate.usage WHERE customer = 'c'`))
+}
+
+// Code that runs as the owner never touches a value of a type the caller
+// could define: every SECURITY DEFINER function takes and returns only
+// built-in types (or tollgate's own), never a polymorphic or pseudo type.
+func TestDefinerFunctionsTakeOnlyBuiltInTypes(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	rows, err := b.owner.Query(context.Background(), `
+		SELECT p.oid::regprocedure::text, format_type(t.oid, NULL), t.typnamespace::regnamespace::text, t.typtype
+		  FROM pg_proc p
+		 -- every argument, OUT arguments included; the return type unless it is the record of OUT arguments
+		 CROSS JOIN LATERAL unnest(p.proargtypes::oid[] || coalesce(p.proallargtypes, '{}')
+		                           || CASE WHEN p.proallargtypes IS NULL THEN p.prorettype END) a(oid)
+		  JOIN pg_type t ON t.oid = a.oid
+		 WHERE p.pronamespace = 'tollgate'::regnamespace AND p.prosecdef`)
+	require.NoError(t, err)
+	n := 0
+	var fn, typ, ns, kind string
+	_, err = pgx.ForEachRow(rows, []any{&fn, &typ, &ns, &kind}, func() error {
+		n++
+		require.Contains(t, []string{"pg_catalog", "tollgate"}, ns, "%s takes %s", fn, typ)
+		if ns == "pg_catalog" {
+			require.True(t, kind != "p" || typ == "void", "%s takes the pseudo type %s", fn, typ)
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	require.Greater(t, n, 30)
 }
