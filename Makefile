@@ -28,7 +28,9 @@ demo: ## play the whole loop on a throwaway PostgreSQL (installs Debian's postgr
 
 dev: ## run PostgreSQL (data in .tollgate/dev) and the sidecar for development, until Ctrl-C
 	scripts/deps.sh demo
-	$(GO) run ./cmd/tollgate dev
+	$(GO) build -o bin/tollgate ./cmd/tollgate
+	@# the binary itself, not `go run`: go run answers Ctrl-C with exit status 1 even when tollgate stopped cleanly
+	bin/tollgate dev
 
 bench: ## tollgate bench (consume against baselines, 10s per scenario) and the Go benchmarks of the sidecar
 	$(GO) run ./cmd/tollgate bench

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tollgate/tollgate/internal/funnel"
 )
@@ -93,6 +94,9 @@ func reportCmd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	rows, err := funnel.Query(ctx, conn, from, to)
 	if err != nil {
 		fmt.Fprintf(stderr, "tollgate report: the funnel: %s\n", scrub(err, *dbURL))
+		if hint := reportRoleHint(err, cfg.User); hint != "" {
+			fmt.Fprintln(stderr, hint)
+		}
 		return 1
 	}
 	attention, err := funnel.QueryAttention(ctx, conn)
@@ -116,6 +120,18 @@ func reportCmd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		return 1
 	}
 	return 0
+}
+
+// reportRoleHint explains a permission error: report reads what the sidecar reads, so it needs a member of
+// tollgate_sidecar (or the owner), not the app's role (a member of tollgate_app only).
+func reportRoleHint(err error, user string) string {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "42501" {
+		return ""
+	}
+	return fmt.Sprintf("tollgate report: the role %q may not read the funnel: use a member of tollgate_sidecar "+
+		"(the sidecar's database URL; tollgate dev prints it for tollgate report) or tollgate's owner, "+
+		"not the app's role", user)
 }
 
 func reportJSON(w io.Writer, since, until time.Time, rows []funnel.Row, a funnel.Attention) error {

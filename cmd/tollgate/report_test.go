@@ -113,3 +113,13 @@ func TestReportArguments(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// The app's role (a member of tollgate_app only) may not read the funnel: report says which role it needs.
+func TestReportWithTheAppsRole(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewDB(t)
+	code, _, errOut := report(t, map[string]string{"DATABASE_URL": db.AppURL})
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "tollgate_sidecar")
+	require.NotContains(t, errOut, pgtest.AppRole+":"+pgtest.AppRole) // no password
+}

@@ -9,9 +9,9 @@ gives the usage back; in autocommit it counts at once.
 import logging
 from collections import namedtuple
 
-from django.conf import settings
 from django.db import DatabaseError, connections
 
+from .conf import tollgate_settings
 from .errors import QuotaExceeded, translate
 
 logger = logging.getLogger("tollgate_django")
@@ -52,11 +52,21 @@ class Route(namedtuple("Route", "method pattern feature amount")):
 
 def database_alias():
     """The database alias tollgate lives in: the TOLLGATE_DATABASE setting, 'default' unless set."""
-    return getattr(settings, "TOLLGATE_DATABASE", None) or "default"
+    return tollgate_settings.DATABASE or "default"
 
 
-def _fetch(using, sql, params):
+def _in_autocommit(connection):
+    """True when a statement on connection is a transaction of its own (no transaction is open)."""
+    return not connection.in_atomic_block and connection.get_autocommit()
+
+
+def _fetch(using, sql, params, async_sql=None):
     connection = connections[using or database_alias()]
+    if async_sql is not None and tollgate_settings.ASYNC_COMMIT and _in_autocommit(connection):
+        # TOLLGATE_ASYNC_COMMIT: the statement is its own transaction, which
+        # commits without waiting for the WAL flush (set_config(..., true) lasts
+        # until the end of that transaction only; never inside the app's own).
+        sql = async_sql
     try:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
@@ -74,12 +84,14 @@ def _text(value):
     return None if value is None else str(value)
 
 
-def _verdict_call(function, customer, feature, amount, using):
-    rows = _fetch(
-        using,
-        "SELECT %s FROM tollgate.%s(%%s::text, %%s::text, %%s::bigint)" % (_VERDICT_COLUMNS, function),
-        [_text(customer), feature, amount],
-    )
+_CALL = "SELECT %s FROM tollgate.%%s(%%%%s::text, %%%%s::text, %%%%s::bigint)" % _VERDICT_COLUMNS
+_ASYNC_CALL = ("SELECT %s FROM tollgate.%%s(%%%%s::text, %%%%s::text, %%%%s::bigint) "
+               "WHERE pg_catalog.set_config('synchronous_commit', 'off', true) IS NOT NULL") % _VERDICT_COLUMNS
+
+
+def _verdict_call(function, customer, feature, amount, using, writes=True):
+    rows = _fetch(using, _CALL % function, [_text(customer), feature, amount],
+                  async_sql=_ASYNC_CALL % function if writes else None)
     return Verdict(*rows[0])
 
 
@@ -95,7 +107,7 @@ def consume(customer, feature, amount=1, *, using=None):
 
 def check(customer, feature, amount=1, *, using=None):
     """The Verdict consume would give, changing nothing."""
-    return _verdict_call("check", customer, feature, amount, using)
+    return _verdict_call("check", customer, feature, amount, using, writes=False)
 
 
 def require(customer, feature, amount=1, *, using=None):

@@ -3,8 +3,8 @@
 import asyncio
 import functools
 
-from .db import consume, note_pending
-from .http import annotate, quota_exceeded_response, resolve_customer
+from .db import note_pending
+from .http import annotate, charge, customer_for, quota_exceeded_response
 
 
 def gate(feature, amount=1, customer=None):
@@ -15,8 +15,12 @@ def gate(feature, amount=1, customer=None):
     and X-Tollgate-Reset. amount may be a callable of the request. customer is
     a callable of the request (or a dotted path to one) returning the customer
     key; by default the TOLLGATE_CUSTOMER setting, else the authenticated
-    user's pk. A request without a customer is not metered: put
-    ``login_required`` above ``gate`` when anonymous users must not pass.
+    user's pk. A request without a customer gets what TOLLGATE_ANONYMOUS says
+    ("block" by default: 401, or the login page for browsers).
+
+    A request counts once per feature: when a route of tollgate.yaml (the
+    middleware) already consumed this feature for the request, the decorator
+    reuses that answer and counts nothing more.
 
     The consumption joins the request's transaction: with ATOMIC_REQUESTS a
     view that raises gives it back; without, it stays counted. When the view
@@ -25,19 +29,24 @@ def gate(feature, amount=1, customer=None):
     ATOMIC_REQUESTS TollgateMiddleware does that after the rollback.
 
     For class-based views: ``method_decorator(gate("api_calls"), name="dispatch")``.
+    On Django REST framework views use ``tollgate_django.permissions`` instead:
+    DRF authenticates inside the view, after a decorator on dispatch has run.
     Async views are not supported: the database calls are synchronous.
     """
 
     def decorator(view):
         if asyncio.iscoroutinefunction(view):
             raise TypeError("tollgate_django.gate supports synchronous views only, not %s" % view.__qualname__)
+
         @functools.wraps(view)
         def gated(request, *args, **kwargs):
-            key = resolve_customer(request, customer)
+            key, response = customer_for(request, feature, customer)
+            if response is not None:
+                return response
             if key is None:
                 return run(request, *args, **kwargs)
             units = amount(request) if callable(amount) else amount
-            verdict = consume(key, feature, units)
+            verdict = charge(request, key, feature, units)
             if not verdict.allowed:
                 return quota_exceeded_response(request, verdict)
             return annotate(run(request, *args, **kwargs), verdict)

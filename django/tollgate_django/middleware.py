@@ -1,15 +1,16 @@
 """TollgateMiddleware: gates the routes of tollgate.yaml, renders QuotaExceeded as 402."""
 
 import logging
+import sys
 import threading
 import time
 
-from django.conf import settings
-from django.db import DatabaseError, connections
+from django.db import connections, transaction
 
-from .db import blocked, consume, database_alias, note_pending, refund, routes
+from .conf import tollgate_settings
+from .db import blocked, database_alias, note_pending, routes
 from .errors import QuotaExceeded, translate
-from .http import annotate, quota_exceeded_response, remember, remembered, resolve_customer
+from .http import annotate, charge, customer_for, quota_exceeded_response, remembered
 
 DEFAULT_ROUTES_CACHE_SECONDS = 30
 
@@ -27,7 +28,7 @@ def clear_routes_cache():
 
 def cached_routes(alias):
     """tollgate.routes(), read at most once per TOLLGATE_ROUTES_CACHE_SECONDS (30; 0 = every request)."""
-    ttl = getattr(settings, "TOLLGATE_ROUTES_CACHE_SECONDS", DEFAULT_ROUTES_CACHE_SECONDS)
+    ttl = tollgate_settings.ROUTES_CACHE_SECONDS
     now = time.monotonic()
     if ttl > 0:
         with _routes_lock:
@@ -35,10 +36,28 @@ def cached_routes(alias):
         if hit is not None and hit[0] > now:
             return hit[1]
     found = routes(using=alias)
+    _warn_once(found)
     if ttl > 0:
         with _routes_lock:
             _routes_cache[alias] = (now + ttl, found)
     return found
+
+
+_warned = []
+
+
+def _warn_once(found):
+    """Logs tollgate.W001's warning the first time routes are read (the system check needs --database)."""
+    if _warned or not found or tollgate_settings.ANONYMOUS != "allow":
+        return
+    from .checks import token_authentication_classes
+
+    tokens = token_authentication_classes()
+    _warned.append(True)
+    if tokens:
+        logger.warning("tollgate: routes are gated while DRF authenticates with %s and TOLLGATE_ANONYMOUS is "
+                       '"allow": a route on a plain Django view sees those requests as anonymous and lets them '
+                       "through unmetered (tollgate.W001)", ", ".join(tokens))
 
 
 def match_route(method, path, alias=None):
@@ -49,11 +68,16 @@ def match_route(method, path, alias=None):
     return None
 
 
-class _Charge:
-    __slots__ = ("customer", "feature", "amount", "alias")
-
-    def __init__(self, customer, feature, amount, alias):
-        self.customer, self.feature, self.amount, self.alias = customer, feature, amount, alias
+def _drf_view_class(view_func):
+    """The APIView class of a Django REST framework view function, or None."""
+    cls = getattr(view_func, "cls", None)
+    if cls is None or not isinstance(cls, type):
+        return None
+    try:
+        from rest_framework.views import APIView
+    except ImportError:
+        return None
+    return cls if issubclass(cls, APIView) else None
 
 
 class TollgateMiddleware:
@@ -62,12 +86,26 @@ class TollgateMiddleware:
     Put it after AuthenticationMiddleware. For a request whose method and path
     (``request.path_info``) match a route, it consumes the route's amount of
     its feature for the request's customer before the view runs, and answers
-    402 instead of running the view when the customer is over the limit.
+    402 instead of running the view when the customer is over the limit. A
+    request counts once per feature, however many gates (a route, ``@gate``, a
+    DRF permission) meter it.
 
-    The route's consumption happens before the view's transaction begins, so
-    under ATOMIC_REQUESTS the middleware gives it back (tollgate.refund) when
-    the view raises, like the view's own consumption is rolled back. Without
-    ATOMIC_REQUESTS it stays counted, as a decorator's would.
+    Django REST framework authenticates inside the view (token, basic, JWT), so
+    on a DRF view the route is gated right after DRF's authentication,
+    permissions and throttles (``APIView.initial``), for the user DRF
+    authenticated; a blocked request gets the 402 from DRF.
+
+    A request without a customer gets what TOLLGATE_ANONYMOUS says ("block":
+    401, or the login page for browsers; "allow": through, unmetered; or your
+    callable's answer).
+
+    With ATOMIC_REQUESTS the route's consumption is part of the request's
+    transaction: the middleware opens it before consuming, and Django's view
+    transaction nests in it (a savepoint); a view that raises rolls both back.
+    Without ATOMIC_REQUESTS the consumption is its own transaction (see
+    TOLLGATE_ASYNC_COMMIT). A request that starts inside a transaction (a
+    ``TestCase``) runs its view in a savepoint, so a row gate's QuotaExceeded
+    rendered as 402 leaves the test's transaction usable.
 
     A QuotaExceeded raised by a view (``require``, a row gate on
     ``Model.objects.create``) becomes the same 402. Its TG402 rolled back the
@@ -81,52 +119,106 @@ class TollgateMiddleware:
 
     def __init__(self, get_response):
         self.get_response = get_response
+        from .drf import install_route_hook
+
+        install_route_hook()  # a no-op without DRF
 
     def __call__(self, request):
-        response = self.get_response(request)
-        note_pending()  # blocked calls of a view that caught QuotaExceeded itself
+        try:
+            response = self.get_response(request)
+        except BaseException:
+            self._close_atomic(request, sys.exc_info())
+            raise
+        self._close_atomic(request, None)
+        note_pending()  # blocked calls of a view that caught QuotaExceeded itself, or of a closed transaction
+        self._unreached_route(request, response)
         for verdict in remembered(request):
             annotate(response, verdict)
         return response
 
     def process_view(self, request, view_func, view_args, view_kwargs):
-        if getattr(view_func, "tollgate_exempt", False):
-            return None
         alias = database_alias()
-        route = match_route(request.method, request.path_info, alias)
-        if route is None:
-            return None
-        customer = resolve_customer(request)
-        if customer is None:
-            return None
-        verdict = consume(customer, route.feature, route.amount, using=alias)
-        if not verdict.allowed:
-            return quota_exceeded_response(request, verdict)
-        remember(request, verdict)
-        atomic = connections[alias].settings_dict.get("ATOMIC_REQUESTS", False) and \
+        connection = connections[alias]
+        atomic_view = connection.settings_dict.get("ATOMIC_REQUESTS", False) and \
             alias not in getattr(view_func, "_non_atomic_requests", set())
-        if atomic:
-            request._tollgate_charge = _Charge(customer, route.feature, route.amount, alias)
+        route = None
+        if not getattr(view_func, "tollgate_exempt", False):
+            route = match_route(request.method, request.path_info, alias)
+        if route is not None and _drf_view_class(view_func) is not None:
+            request._tollgate_route = route  # gated in APIView.initial, once DRF has authenticated (drf.py)
+            route = None
+        if route is not None and atomic_view:
+            # the route's consumption joins the request's transaction: ours, in which Django's nests
+            self._open_atomic(request, alias)
+            try:
+                return self._gate(request, route, alias)
+            except BaseException:
+                request._tollgate_failed = True
+                raise
+        if route is not None:
+            response = self._gate(request, route, alias)
+            if response is not None:
+                return response
+        if connection.in_atomic_block and not atomic_view:
+            # a request inside a transaction (a TestCase): its view gets a savepoint, as a request
+            # in production gets transactions of its own
+            self._open_atomic(request, alias)
         return None
 
+    def _gate(self, request, route, alias):
+        customer, response = customer_for(request, route.feature)
+        if response is not None:
+            return response
+        if customer is None:
+            return None
+        verdict = charge(request, customer, route.feature, route.amount, using=alias)
+        if not verdict.allowed:
+            return quota_exceeded_response(request, verdict)
+        return None
+
+    @staticmethod
+    def _open_atomic(request, alias):
+        atomic = transaction.atomic(using=alias)
+        atomic.__enter__()
+        request._tollgate_atomic = atomic
+
+    @staticmethod
+    def _close_atomic(request, exc_info):
+        atomic = getattr(request, "_tollgate_atomic", None)
+        if atomic is None:
+            return
+        request._tollgate_atomic = None
+        if exc_info is None and getattr(request, "_tollgate_failed", False):
+            # the view raised (process_exception saw it): roll back, as ATOMIC_REQUESTS does
+            exc_info = (_ViewFailed, _ViewFailed(), None)
+        if exc_info is None:
+            atomic.__exit__(None, None, None)
+        else:
+            atomic.__exit__(*exc_info)
+
+    @staticmethod
+    def _unreached_route(request, response):
+        """A DRF view's route that APIView.initial never gated (a view overriding initial without super)."""
+        route = getattr(request, "_tollgate_route", None)
+        if route is None or response.status_code >= 400:
+            return  # DRF refused the request before the gate (401, 403, 429): nothing to count
+        request._tollgate_route = None
+        logger.warning("tollgate: the route %s %s of %s reached no gate in APIView.initial; counting it after "
+                       "the view ran", route.method, route.pattern, route.feature)
+        from .drf import gate_route_late
+
+        gate_route_late(request, route)
+
     def process_exception(self, request, exception):
-        charge = getattr(request, "_tollgate_charge", None)
-        if charge is not None:
-            # the view's transaction was rolled back: so is the route's use
-            request._tollgate_charge = None
-            request._tollgate_verdicts = []
-            try:
-                refund(charge.customer, charge.feature, charge.amount, using=charge.alias)
-            except DatabaseError:  # never hide the view's own exception
-                logger.exception("tollgate: could not give back %s of %s to customer %s",
-                                 charge.amount, charge.feature, charge.customer)
+        request._tollgate_failed = True
         err = translate(exception)
         if isinstance(err, QuotaExceeded):
             # The view's transaction is over (ATOMIC_REQUESTS rolled it back
             # before this runs), and with it the blocked call's limit_reached
             # event: record it again. The error translation kept the call on its
             # connection already; an error it did not see (QuotaExceeded.from_verdict,
-            # TOLLGATE_TRANSLATE_ERRORS = False) is kept here.
+            # TOLLGATE_TRANSLATE_ERRORS = False) is kept here. A transaction the
+            # middleware opened is still open: __call__ notes it after closing it.
             try:
                 blocked(connections[database_alias()], err)
                 note_pending()
@@ -134,6 +226,10 @@ class TollgateMiddleware:
                 logger.exception("tollgate: could not record the limit_reached event of %s", err.feature)
             return quota_exceeded_response(request, err)
         return None
+
+
+class _ViewFailed(Exception):
+    """Stands for the view's exception when the middleware rolls its transaction back after the 402 or 500."""
 
 
 def tollgate_exempt(view):

@@ -42,6 +42,8 @@ SELECT tollgate.set_limit(plan, feature, quota)
        AS l (plan, feature, quota);
 SELECT tollgate.define_route('POST', '/api/features/*', 'exports');
 SELECT tollgate.define_route('*', '/api/reports', 'exports', 2);
+SELECT tollgate.define_route('*', '/drf/routed', 'exports');
+SELECT tollgate.define_route('*', '/drf/routed-and-permission', 'exports');
 INSERT INTO tollgate.subscriptions (stripe_subscription, stripe_customer, status, price_ids)
 VALUES ('sub_pro', 'cus_pro', 'active', '{price_pro_monthly}'),
        ('sub_pro2', 'cus_pro2', 'active', '{price_pro_monthly}'),
@@ -51,6 +53,15 @@ VALUES ('sub_pro', 'cus_pro', 'active', '{price_pro_monthly}'),
 func TestDjango(t *testing.T) {
 	t.Parallel()
 	python := findPython(t)
+	for _, v := range djangoVersions(t) {
+		t.Run("Django"+v.name, func(t *testing.T) {
+			t.Parallel()
+			testDjango(t, python, v)
+		})
+	}
+}
+
+func testDjango(t *testing.T, python string, v djangoVersion) {
 	db := pgtest.NewDB(t)
 	db.Exec(t, config)
 	// Django's tables belong to the app's own login role, as in production: it runs the migrations,
@@ -61,17 +72,15 @@ func TestDjango(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkVersion(t, python, helper, v)
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, python, "manage.py", "test", "--noinput", "-v", "2")
-	cmd.Env = append(os.Environ(),
+	cmd.Env = append(v.env(helper),
 		"TOLLGATE_DJANGO_DATABASE_URL="+db.AppURL,
 		// the owner's URL, for tests that read tables the app role may not (tollgate.events)
 		"TOLLGATE_DJANGO_OWNER_URL="+db.URL,
 		"DJANGO_SETTINGS_MODULE=testproject.settings",
-		"PYTHONPATH="+helper,
-		"PYTHONDONTWRITEBYTECODE=1",
-		"PYTHONUNBUFFERED=1",
 	)
 	cmd.WaitDelay = 10 * time.Second
 	out := &lineLogger{t: t}
@@ -83,11 +92,82 @@ func TestDjango(t *testing.T) {
 	}
 }
 
+// djangoVersion is a Django the tests run against: Debian 12's (3.2, python3-django), or Django 4.2 LTS
+// from bookworm-backports, unpacked by scripts/deps.sh into a directory of its own that goes first on
+// PYTHONPATH.
+type djangoVersion struct {
+	name       string // "3.2", "4.2"
+	pythonPath []string
+}
+
+// env is the environment of a Python process of the tests with this Django and the helper (django/).
+func (v djangoVersion) env(helper string) []string {
+	path := append([]string{helper}, v.pythonPath...)
+	return append(os.Environ(),
+		"PYTHONPATH="+strings.Join(path, string(os.PathListSeparator)),
+		"PYTHONDONTWRITEBYTECODE=1",
+		"PYTHONUNBUFFERED=1",
+	)
+}
+
+// djangoVersions are 3.2 (Debian's) and 4.2 (bookworm-backports: $TOLLGATE_DJANGO42_SITE, default
+// ~/.cache/tollgate/django-4.2/site, as scripts/deps.sh test unpacks it). Without 4.2 its runs fail
+// under CI=true and skip elsewhere.
+//
+// Django 4.2 prefers psycopg 3 when it imports, and refuses psycopg older than 3.1.8; Debian 12's
+// python3-psycopg is 3.1.7. So Django 4.2 runs with psycopg2 here, with psycopg 3 hidden by a
+// package of that name that fails to import (as if python3-psycopg were not installed).
+func djangoVersions(t *testing.T) []djangoVersion {
+	t.Helper()
+	versions := []djangoVersion{{name: "3.2"}}
+	site := os.Getenv("TOLLGATE_DJANGO42_SITE")
+	if site == "" {
+		if home, err := os.UserHomeDir(); err == nil {
+			cache := os.Getenv("XDG_CACHE_HOME")
+			if cache == "" {
+				cache = filepath.Join(home, ".cache")
+			}
+			site = filepath.Join(cache, "tollgate", "django-4.2", "site")
+		}
+	}
+	if _, err := os.Stat(filepath.Join(site, "django", "__init__.py")); err != nil {
+		msg := "Django 4.2 is not unpacked in " + site + ": run scripts/deps.sh test (as root, it adds bookworm-backports)"
+		if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
+			t.Fatal(msg)
+		}
+		t.Log(msg + "; the Django 4.2 runs are skipped")
+		return versions
+	}
+	hide := filepath.Join(t.TempDir(), "no-psycopg3")
+	if err := os.MkdirAll(filepath.Join(hide, "psycopg"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	stub := "raise ImportError(\"tests/django hides psycopg 3: Debian 12's 3.1.7 is older than Django 4.2 accepts (3.1.8)\")\n"
+	if err := os.WriteFile(filepath.Join(hide, "psycopg", "__init__.py"), []byte(stub), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return append(versions, djangoVersion{name: "4.2", pythonPath: []string{site, hide}})
+}
+
+// checkVersion fails the test unless python imports Django v (and not another one) with v's environment.
+func checkVersion(t *testing.T, python, helper string, v djangoVersion) {
+	t.Helper()
+	cmd := exec.Command(python, "-c", "import django; print(django.get_version())")
+	cmd.Env = v.env(helper)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("python with Django %s: %v", v.name, err)
+	}
+	if !strings.HasPrefix(strings.TrimSpace(string(out)), v.name+".") {
+		t.Fatalf("Django %s was asked for, %s imports %s", v.name, python, out)
+	}
+}
+
 // findPython returns an interpreter that imports django and a PostgreSQL driver (psycopg2, or
 // psycopg 3 for Django 4.2 and later): $TOLLGATE_PYTHON, Debian's /usr/bin/python3 (python3 on PATH
 // may be a pyenv without Debian's packages), or python3 on PATH. Without one the test fails in CI
 // and skips elsewhere.
-func findPython(t *testing.T) string {
+func findPython(t testing.TB) string {
 	t.Helper()
 	candidates := []string{os.Getenv("TOLLGATE_PYTHON"), "/usr/bin/python3"}
 	if p, err := exec.LookPath("python3"); err == nil {

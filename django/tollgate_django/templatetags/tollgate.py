@@ -10,8 +10,8 @@ yourself. Pass ``customer=...`` to show another customer.
 """
 
 from django import template
-from django.conf import settings
 
+from ..conf import tollgate_settings
 from ..db import check, usage
 from ..http import resolve_customer
 
@@ -21,7 +21,7 @@ _ACRONYMS = {"api", "sms", "ai", "pdf", "csv", "url", "gpu", "cpu"}
 
 
 def feature_label(feature):
-    labels = getattr(settings, "TOLLGATE_FEATURE_LABELS", None) or {}
+    labels = tollgate_settings.FEATURE_LABELS or {}
     if feature in labels:
         return labels[feature]
     words = feature.replace("_", " ").replace("-", " ").split()

@@ -22,14 +22,16 @@ from unittest import mock
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import DatabaseError, connection, connections
-from django.test import Client, TransactionTestCase
+from django.core import checks
+from django.http import HttpResponse
+from django.test import Client, TestCase, TransactionTestCase, override_settings
 from django.test.utils import CaptureQueriesContext
 
 import tollgate_django as tg
 from tollgate_django.errors import sqlstate
 from tollgate_django.middleware import clear_routes_cache
 
-from .models import Project
+from .models import GatedProject, Project
 
 QUOTA_EXCEEDED_KEYS = {"error", "feature", "message", "upgrade_url", "used", "quota", "resets_at"}
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
@@ -144,16 +146,11 @@ class GateDecoratorTests(TollgateTestCase):
         verdict = tg.check(self.customer, "api_calls")
         self.assertEqual((verdict.used, verdict.quota, verdict.remaining), (150, None, None))
 
-    def test_customer_callable_and_anonymous_requests(self):
+    def test_customer_callable(self):
         anonymous = Client()
         team = "team-" + uuid.uuid4().hex
         self.assert_remaining(anonymous.get("/api/team", HTTP_X_TEAM=team), 99)
         self.assertEqual(self.used("api_calls", team), 1)
-        # no customer: not metered (login_required above gate keeps anonymous users out)
-        for path in ("/api/team", "/api/call"):
-            response = anonymous.get(path)
-            self.assertEqual(response.status_code, 200)
-            self.assertNotIn("X-Tollgate-Remaining", response)
 
 
 class MiddlewareTests(TollgateTestCase):
@@ -416,3 +413,333 @@ class RestFrameworkTests(TollgateTestCase):
         self.assertEqual(self.used("exports"), 1)
         self.client.get("/drf/browsable", HTTP_ACCEPT=BROWSER_ACCEPT)
         self.assertEqual(self.used("exports"), 2)
+
+
+def anonymous_key(request, feature):
+    """A TOLLGATE_ANONYMOUS callable: anonymous callers of /api/call are metered by a header, others refused."""
+    if request.headers.get("X-Anonymous-Key"):
+        return "anon-" + request.headers["X-Anonymous-Key"]
+    if request.path == "/api/reports":
+        return None  # let through, unmetered
+    return HttpResponse("who are you?", status=418)
+
+
+class AnonymousPolicyTests(TollgateTestCase):
+    """TOLLGATE_ANONYMOUS: a request without a customer never passes a gate silently."""
+
+    def test_block_is_the_default(self):
+        self.assertFalse(hasattr(settings, "TOLLGATE_ANONYMOUS"))
+        anonymous = Client()
+        for method, path in (("get", "/api/call"), ("post", "/api/features/export"), ("get", "/api/team")):
+            response = getattr(anonymous, method)(path)
+            self.assertEqual(response.status_code, 401, path)
+            self.assertEqual(response.json()["error"], "customer_required")
+        # a browser is sent to the login page
+        response = anonymous.get("/api/call", HTTP_ACCEPT=BROWSER_ACCEPT)
+        self.assertEqual(response.status_code, 302)
+        self.assertIn(settings.LOGIN_URL, response["Location"])
+
+    def test_allow_lets_them_through_unmetered(self):
+        with override_settings(TOLLGATE_ANONYMOUS="allow"):
+            for method, path in (("get", "/api/call"), ("post", "/api/features/export")):
+                response = getattr(Client(), method)(path)
+                self.assertEqual(response.status_code, 200)
+                self.assertNotIn("X-Tollgate-Remaining", response)
+
+    def test_a_callable_meters_refuses_or_allows(self):
+        key = uuid.uuid4().hex
+        with override_settings(TOLLGATE_ANONYMOUS="demo.tests.anonymous_key"):
+            self.assert_remaining(Client().get("/api/call", HTTP_X_ANONYMOUS_KEY=key), 99)
+            self.assertEqual(Client().get("/api/call").status_code, 418)
+            response = Client().get("/api/reports")
+            self.assertEqual(response.status_code, 200)
+            self.assertNotIn("X-Tollgate-Remaining", response)
+        self.assertEqual(self.used("api_calls", "anon-" + key), 1)
+
+
+class OncePerRequestTests(TollgateTestCase):
+    def test_a_route_and_gate_on_the_same_view_count_once(self):
+        # POST /api/features/gated matches the route POST /api/features/* (exports) and has @gate("exports")
+        for remaining in (2, 1, 0):
+            self.assert_remaining(self.client.post("/api/features/gated"), remaining)
+        self.assert_quota_exceeded(self.client.post("/api/features/gated"), "exports", used=3, quota=3)
+        self.assertEqual(self.used("exports"), 3)
+
+    def test_once_under_atomic_requests_too(self):
+        with atomic_requests(True):
+            self.assert_remaining(self.client.post("/api/features/gated"), 2)
+        self.assertEqual(self.used("exports"), 1)
+
+
+@unittest.skipUnless(settings.HAVE_DRF, "Django REST framework is not installed (Debian: python3-djangorestframework)")
+class RestFrameworkRouteTests(TollgateTestCase):
+    """Token, basic or session: a route on a DRF view meters the user DRF authenticates."""
+
+    def setUp(self):
+        super().setUp()
+        from rest_framework.authtoken.models import Token
+
+        self.token = Token.objects.create(user=self.user)
+        self.api = Client()  # no session: only the token says who it is
+
+    def get(self, path, **extra):
+        return self.api.get(path, HTTP_AUTHORIZATION="Token " + self.token.key, **extra)
+
+    def test_token_authenticated_requests_are_metered(self):
+        for remaining in (2, 1, 0):
+            response = self.get("/drf/routed")
+            self.assert_remaining(response, remaining)
+            self.assertEqual(response.json()["user"], self.user.pk)
+        for _ in range(3):  # a free user at 3/3 gets nothing more for free
+            self.assert_quota_exceeded(self.get("/drf/routed"), "exports", used=3, quota=3)
+        self.assertEqual(self.used("exports"), 3)
+
+    def test_basic_authentication_is_metered_too(self):
+        import base64
+
+        self.user.set_password("pw")
+        self.user.save()
+        credentials = base64.b64encode(("%s:pw" % self.user.username).encode()).decode()
+        response = self.api.get("/drf/routed", HTTP_AUTHORIZATION="Basic " + credentials)
+        self.assert_remaining(response, 2)
+        self.assertEqual(self.used("exports"), 1)
+
+    def test_unauthenticated_requests_get_drfs_401(self):
+        response = self.api.get("/drf/routed")
+        self.assertEqual(response.status_code, 401)
+        self.assertEqual(self.used("exports"), 0)
+        # a bad token never reaches the gate
+        response = self.api.get("/drf/routed", HTTP_AUTHORIZATION="Token nope")
+        self.assertEqual(response.status_code, 401)
+        with override_settings(TOLLGATE_ANONYMOUS="allow"):
+            self.assertEqual(self.api.get("/drf/routed").status_code, 200)
+
+    def test_a_route_and_a_permission_count_once(self):
+        for remaining in (2, 1, 0):
+            self.assert_remaining(self.get("/drf/routed-and-permission"), remaining)
+        self.assert_quota_exceeded(self.get("/drf/routed-and-permission"), "exports", used=3, quota=3)
+        self.assertEqual(self.used("exports"), 3)
+
+    def test_under_atomic_requests_the_route_counts_in_the_views_transaction(self):
+        with atomic_requests(True):
+            self.assert_remaining(self.get("/drf/routed"), 2)
+        self.assertEqual(self.used("exports"), 1)
+
+    def test_token_auth_with_allow_on_routes_is_a_warning(self):
+        from tollgate_django.checks import check_routes_with_token_authentication
+
+        with override_settings(TOLLGATE_ANONYMOUS="allow"):
+            found = check_routes_with_token_authentication(databases=["default"])
+            self.assertEqual([m.id for m in found], ["tollgate.W001"])
+            self.assertEqual(check_routes_with_token_authentication(databases=None), [])  # needs --database
+        self.assertEqual(check_routes_with_token_authentication(databases=["default"]), [])  # "block"
+
+    def test_and_a_warning_in_the_log_when_routes_are_first_read(self):
+        from tollgate_django import middleware
+
+        middleware._warned.clear()
+        clear_routes_cache()
+        with override_settings(TOLLGATE_ANONYMOUS="allow"), self.assertLogs("tollgate_django", "WARNING") as logs:
+            self.assertEqual(self.get("/drf/routed").status_code, 200)
+        self.assertIn("tollgate.W001", logs.output[0])
+
+
+class TestCaseTests(TestCase):
+    """Inside a TestCase's transaction, a row gate's 402 leaves the test's transaction usable."""
+
+    def test_a_row_gate_402_in_a_testcase(self):
+        user = get_user_model().objects.create(username="t-" + uuid.uuid4().hex[:16])
+        self.client.force_login(user)
+        for _ in range(3):
+            self.assertEqual(self.client.post("/projects").status_code, 201)
+        response = self.client.post("/projects")
+        self.assertEqual(response.status_code, 402)
+        self.assertEqual(response.json()["feature"], "projects")
+        # the test's transaction goes on
+        self.assertEqual(Project.objects.filter(owner=user).count(), 3)
+        self.assertEqual(tg.check(str(user.pk), "projects").used, 3)
+
+
+class FormTests(TollgateTestCase):
+    """A row gate's block in a ModelForm or the admin is a form error, not a 402 page."""
+
+    def fill(self, owner=None):
+        for i in range(3):
+            Project.objects.create(owner=owner or self.user, name="p%d" % i)
+
+    def test_a_modelform_of_a_rowgatemixin_model(self):
+        from django import forms
+
+        class ProjectForm(forms.ModelForm):
+            class Meta:
+                model = GatedProject
+                fields = ["owner", "name"]
+
+        form = ProjectForm({"owner": self.user.pk, "name": "fourth"})
+        self.assertTrue(form.is_valid(), form.errors)
+        self.fill()
+        form = ProjectForm({"owner": self.user.pk, "name": "fourth"})
+        self.assertFalse(form.is_valid())
+        self.assertEqual([e.code for e in form.non_field_errors().as_data()], ["quota_exceeded"])
+        self.assertEqual(self.used("projects"), 3)  # checking counts nothing
+        # moving an existing project to its own owner is no new row: valid
+        project = GatedProject.objects.filter(owner=self.user).first()
+        self.assertTrue(ProjectForm({"owner": self.user.pk, "name": "renamed"}, instance=project).is_valid())
+
+    def staff(self):
+        staff = get_user_model().objects.create(username="s-" + uuid.uuid4().hex[:16], is_staff=True,
+                                                is_superuser=True)
+        client = Client()
+        client.force_login(staff)
+        return staff, client
+
+    def test_the_admin_shows_the_block_as_a_form_error(self):
+        self.fill()
+        staff, client = self.staff()
+        response = client.post("/admin/demo/project/add/", {"owner": self.user.pk, "name": "keep-this-name"},
+                               HTTP_ACCEPT=BROWSER_ACCEPT)
+        self.assertEqual(response.status_code, 200)
+        form = response.context["adminform"].form
+        self.assertEqual([e.code for e in form.non_field_errors().as_data()], ["quota_exceeded"])
+        self.assertContains(response, 'value="keep-this-name"')
+        self.assertEqual(Project.objects.filter(owner=self.user).count(), 3)
+
+    def test_a_blocked_save_in_the_admin_is_a_form_error_too(self):
+        staff, client = self.staff()
+        self.fill(owner=staff)
+        response = client.post("/admin/demo/ownproject/add/", {"name": "keep-this-name"}, HTTP_ACCEPT=BROWSER_ACCEPT)
+        self.assertEqual(response.status_code, 200)
+        form = response.context["adminform"].form
+        self.assertEqual([e.code for e in form.non_field_errors().as_data()], ["quota_exceeded"])
+        self.assertContains(response, 'value="keep-this-name"')
+        self.assertEqual(Project.objects.filter(owner=staff).count(), 3)
+        # and under the limit it saves
+        Project.objects.filter(owner=staff).first().delete()
+        response = client.post("/admin/demo/ownproject/add/", {"name": "fits"})
+        self.assertEqual(response.status_code, 302)
+        self.assertEqual(Project.objects.filter(owner=staff).count(), 3)
+
+
+class ChecksTests(TollgateTestCase):
+    def ids(self, **overrides):
+        with override_settings(**overrides):
+            return sorted({m.id for m in checks.run_checks() if m.id.startswith("tollgate.")})
+
+    def test_a_good_configuration_passes(self):
+        self.assertEqual(self.ids(), [])
+
+    def test_each_misconfiguration(self):
+        middleware = list(settings.MIDDLEWARE)
+        middleware.remove("tollgate_django.TollgateMiddleware")
+        middleware.insert(0, "tollgate_django.TollgateMiddleware")
+        cases = [
+            ({"TOLLGATE_DATABASE": "sqlite"}, ["tollgate.E001"]),
+            ({"TOLLGATE_DATABASE": "nowhere"}, ["tollgate.E001"]),
+            ({"MIDDLEWARE": middleware}, ["tollgate.E002"]),
+            ({"TOLLGATE_CUSTOMER": "demo.no_such_module.customer"}, ["tollgate.E003"]),
+            ({"TOLLGATE_CUSTOMER": "demo.models.settings"}, ["tollgate.E003"]),  # not callable
+            ({"TOLLGATE_ANONYMOUS": "demo.tests.no_such_function"}, ["tollgate.E003"]),
+            ({"TOLLGATE_ANONYMOUS": "maybe"}, ["tollgate.E004"]),
+        ]
+        for overrides, want in cases:
+            with self.subTest(**{k: str(v)[:40] for k, v in overrides.items()}):
+                self.assertEqual(self.ids(**overrides), want)
+
+
+class UpgradePageTests(TollgateTestCase):
+    def test_the_page_names_the_feature_and_a_human_date(self):
+        import html
+        import re
+
+        tg.consume(self.customer, "api_calls", 100)
+        resets_at = tg.check(self.customer, "api_calls").resets_at
+        response = self.client.get("/api/call", HTTP_ACCEPT=BROWSER_ACCEPT)
+        self.assertEqual(response.status_code, 402)
+        text = html.unescape(re.sub(r"<[^>]+>", " ", response.content.decode()))
+        self.assertIn("100 of 100 API calls used", " ".join(text.split()))
+        self.assertIn("%d %s %d" % (resets_at.day, resets_at.strftime("%B"), resets_at.year), text)
+        self.assertIsNone(re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", text), "a raw ISO timestamp on the page")
+        with override_settings(TOLLGATE_FEATURE_LABELS={"api_calls": "searches"}):
+            response = self.client.get("/api/call", HTTP_ACCEPT=BROWSER_ACCEPT)
+        self.assertContains(response, "100 of 100 searches used", status_code=402)
+
+
+class AsyncCommitTests(TollgateTestCase):
+    def gate_sql(self, queries):
+        return [q["sql"] for q in queries.captured_queries if "tollgate.consume" in q["sql"]]
+
+    def test_off_by_default(self):
+        with CaptureQueriesContext(connection) as queries:
+            self.assert_remaining(self.client.get("/api/call"), 99)
+        self.assertNotIn("synchronous_commit", self.gate_sql(queries)[0])
+
+    def test_on_only_for_the_gates_own_transaction(self):
+        from django.db import transaction
+
+        with override_settings(TOLLGATE_ASYNC_COMMIT=True):
+            with CaptureQueriesContext(connection) as queries:
+                self.assert_remaining(self.client.get("/api/call"), 99)
+            self.assertIn("synchronous_commit", self.gate_sql(queries)[0])
+            # inside the app's transaction it never changes how that transaction commits
+            with CaptureQueriesContext(connection) as queries, transaction.atomic():
+                tg.consume(self.customer, "api_calls")
+                with connection.cursor() as cursor:
+                    cursor.execute("SHOW synchronous_commit")
+                    self.assertEqual(cursor.fetchone()[0], "on")
+            self.assertNotIn("synchronous_commit", self.gate_sql(queries)[0])
+            with atomic_requests(True), CaptureQueriesContext(connection) as queries:
+                self.assert_remaining(self.client.get("/api/call"), 97)
+            self.assertNotIn("synchronous_commit", self.gate_sql(queries)[0])
+        self.assertEqual(self.used("api_calls"), 3)
+        with connection.cursor() as cursor:  # and the setting did not outlive the gate's transaction
+            cursor.execute("SHOW synchronous_commit")
+            self.assertEqual(cursor.fetchone()[0], "on")
+
+
+class RowGateRecountTests(TollgateTestCase):
+    """The row gate's migration is reversible: back to 0001 detaches it, forward attaches it and recounts the
+    rows present, exactly, up or down."""
+
+    def setUp(self):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT to_regprocedure('tollgate.detach_row_gate(regclass, text)') IS NOT NULL")
+            if not cursor.fetchone()[0]:
+                self.skipTest("tollgate.detach_row_gate is not in this database's tollgate yet")
+        super().setUp()
+
+    def migrate(self, target):
+        from django.core.management import call_command
+
+        call_command("migrate", "demo", target, verbosity=0)
+
+    def test_detach_delete_attach_recounts_down(self):
+        other = self.make_user()
+        for i in range(3):
+            Project.objects.create(owner=self.user, name="p%d" % i)
+        Project.objects.create(owner=other, name="o")
+        self.assertEqual(self.used("projects"), 3)
+        try:
+            self.migrate("0001")
+            Project.objects.filter(owner=self.user).delete()  # no gate: nothing given back
+            self.assertEqual(self.used("projects"), 3)
+        finally:
+            self.migrate("0003")
+        self.assertEqual(self.used("projects"), 0)  # recounted: no rows, nothing used
+        self.assertEqual(self.used("projects", str(other.pk)), 1)
+        for i in range(3):  # and the free customer has their 3 projects again
+            Project.objects.create(owner=self.user, name="again%d" % i)
+        with self.assertRaises(tg.QuotaExceeded):
+            Project.objects.create(owner=self.user, name="fourth")
+
+    def test_rows_added_while_detached_are_counted(self):
+        Project.objects.create(owner=self.user, name="p0")
+        try:
+            self.migrate("0001")
+            Project.objects.create(owner=self.user, name="p1")  # no gate: not counted
+            self.assertEqual(self.used("projects"), 1)
+        finally:
+            self.migrate("0003")
+        self.assertEqual(self.used("projects"), 2)
+        Project.objects.create(owner=self.user, name="p2")
+        with self.assertRaises(tg.QuotaExceeded):
+            Project.objects.create(owner=self.user, name="p3")

@@ -30,8 +30,16 @@ def explode(request):
 
 def feature(request, name):
     """No decorator: the route POST /api/features/* gates it through the middleware."""
+    if name == "gated":
+        return gated_feature(request, name)
     if name == "explode":
         raise RuntimeError("the view fails after the middleware consumed")
+    return JsonResponse({"feature": name})
+
+
+@gate("exports")
+def gated_feature(request, name):
+    """POST /api/features/gated: the route and this decorator meter exports; the request counts once."""
     return JsonResponse({"feature": name})
 
 
@@ -99,3 +107,31 @@ def drf_browsable():
             return Response({"ok": True})
 
     return Browsable.as_view()
+
+
+def drf_routed():
+    """No tollgate code: the route * /drf/routed of tollgate.yaml gates it, after DRF's token authentication."""
+    from rest_framework.response import Response
+    from rest_framework.views import APIView
+
+    class Routed(APIView):
+        def get(self, request):
+            return Response({"user": request.user.pk})
+
+    return Routed.as_view()
+
+
+def drf_routed_and_permission():
+    """A route (* /drf/routed-and-permission, exports) and a permission for the same feature: counted once."""
+    from rest_framework.response import Response
+    from rest_framework.views import APIView
+
+    from tollgate_django.permissions import gate_permission
+
+    class Both(APIView):
+        permission_classes = [gate_permission("exports")]
+
+        def get(self, request):
+            return Response({"ok": True})
+
+    return Both.as_view()

@@ -52,16 +52,19 @@ TIME_ZONE = "UTC"
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 
 INSTALLED_APPS = [
+    "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
+    "django.contrib.messages",
     "tollgate_django",
     "demo",
-] + (["rest_framework"] if HAVE_DRF else [])
+] + (["rest_framework", "rest_framework.authtoken"] if HAVE_DRF else [])
 
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
     "tollgate_django.TollgateMiddleware",
 ]
 
@@ -71,10 +74,18 @@ TEMPLATES = [{
     "BACKEND": "django.template.backends.django.DjangoTemplates",
     "DIRS": [],
     "APP_DIRS": True,
-    "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+    "OPTIONS": {"context_processors": [
+        "django.template.context_processors.request",
+        "django.contrib.auth.context_processors.auth",
+        "django.contrib.messages.context_processors.messages",
+    ]},
 }]
 
-DATABASES = {"default": database_from_url(os.environ[DATABASE_URL_ENV])}
+DATABASES = {
+    "default": database_from_url(os.environ[DATABASE_URL_ENV]),
+    # only for the system check that the tollgate database is PostgreSQL (tollgate.E001); never connected to
+    "sqlite": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
+}
 
 TEST_RUNNER = "testproject.runner.ExistingDatabaseRunner"
 
@@ -82,5 +93,10 @@ TOLLGATE_UPGRADE_URL = "https://acme.test/pricing"
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    # token auth as API products use it: Django's middleware sees these requests as anonymous
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.BasicAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
 }

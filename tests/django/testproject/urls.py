@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.contrib import admin
 from django.urls import path
 
 from demo import views
@@ -13,7 +14,13 @@ urlpatterns = [
     path("projects", views.create_project),
     path("projects/try", views.try_project),
     path("usage", views.usage_page),
+    path("admin/", admin.site.urls),
 ]
 
 if settings.HAVE_DRF:
-    urlpatterns += [path("drf/ping", views.drf_ping()), path("drf/browsable", views.drf_browsable())]
+    urlpatterns += [
+        path("drf/ping", views.drf_ping()),
+        path("drf/browsable", views.drf_browsable()),
+        path("drf/routed", views.drf_routed()),
+        path("drf/routed-and-permission", views.drf_routed_and_permission()),
+    ]

@@ -2,7 +2,8 @@
 # customer raises SQLSTATE TG402 (QuotaExceeded in Django), whoever inserts it.
 # The customer is owner_id, the user's pk: the same key @gate uses by default.
 # The feature "projects" (period lifetime) must exist before this runs:
-# `tollgate apply` first, then `manage.py migrate`.
+# `tollgate apply` first, then `manage.py migrate`. Migrating back to 0001 detaches the gate
+# (tollgate.detach_row_gate); migrating forward again attaches it and recounts the rows there.
 from django.db import migrations
 
 
@@ -12,6 +13,6 @@ class Migration(migrations.Migration):
     operations = [
         migrations.RunSQL(
             sql="SELECT tollgate.attach_row_gate('demo_project', 'owner_id', 'projects')",
-            reverse_sql="DROP TRIGGER IF EXISTS tollgate_gate_projects ON demo_project",
+            reverse_sql="SELECT tollgate.detach_row_gate('demo_project', 'projects')",
         ),
     ]

@@ -1,0 +1,10 @@
+#!/usr/bin/env python3
+"""An app that uses tollgate, tested the way its developers would: `manage.py test` (see ../shop_test.go)."""
+import os
+import sys
+
+if __name__ == "__main__":
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(sys.argv)
