@@ -132,7 +132,7 @@ BEGIN
   VALUES (p_customer, 'spread', '2026-01-01 00:00:00+00', 1)
   ON CONFLICT (customer, feature, window_start) DO UPDATE SET used = u.used + 1
   WHERE u.used + 1 <= 1000000000 RETURNING u.used INTO v_used;
-  RETURN ROW(v_used IS NOT NULL, p_customer, 'spread', 'free', v_used, 1000000000, 1000000000 - v_used, NULL, NULL)::tollgate.verdict;
+  RETURN ROW(v_used IS NOT NULL, p_customer, 'spread', 'free', v_used, 1000000000, 1000000000 - v_used, NULL, NULL, 0)::tollgate.verdict;
 END $f$;
 CREATE FUNCTION bench_read_function(p_customer text, p_feature text) RETURNS tollgate.verdict
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $f$
@@ -140,7 +140,7 @@ DECLARE v_used bigint; v_quota bigint; v_plan text; v_end timestamptz;
 BEGIN
   SELECT u.used, u.quota, u.plan, u.window_end INTO v_used, v_quota, v_plan, v_end
     FROM tollgate.usage u WHERE u.customer = p_customer AND u.feature = p_feature;
-  RETURN ROW(false, p_customer, p_feature, v_plan, v_used, v_quota, 0, v_end, NULL)::tollgate.verdict;
+  RETURN ROW(false, p_customer, p_feature, v_plan, v_used, v_quota, 0, v_end, NULL, 0)::tollgate.verdict;
 END $f$;
 
 `
