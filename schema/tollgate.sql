@@ -50,6 +50,17 @@ CREATE FUNCTION tollgate._attribution_window() RETURNS interval
 $$;
 
 --
+-- Name: _bad_args(text, text, bigint); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate._bad_args(p_customer text, p_feature text, p_amount bigint) RETURNS boolean
+    LANGUAGE sql IMMUTABLE
+    AS $$
+  SELECT NOT coalesce(pg_catalog.length(p_customer) BETWEEN 1 AND 255
+                      AND pg_catalog.length(p_feature) BETWEEN 1 AND 63 AND p_amount > 0, false)
+$$;
+
+--
 -- Name: _billing_window(timestamp with time zone, timestamp with time zone, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: tollgate; Owner: -
 --
 
@@ -245,8 +256,7 @@ CREATE FUNCTION tollgate._check_args(p_customer text, p_feature text, p_amount b
     LANGUAGE plpgsql IMMUTABLE
     AS $$
 BEGIN
-  IF pg_catalog.length(p_customer) BETWEEN 1 AND 255 AND pg_catalog.length(p_feature) BETWEEN 1 AND 63
-     AND p_amount > 0 THEN
+  IF NOT tollgate._bad_args(p_customer, p_feature, p_amount) THEN
     RETURN;
   END IF;
   PERFORM tollgate._check_text('customer', p_customer, 255);
@@ -377,7 +387,9 @@ CREATE FUNCTION tollgate._consume(p_customer text, p_feature text, p_amount bigi
 DECLARE
   r tollgate.usage;
 BEGIN
-  PERFORM tollgate._check_args(p_customer, p_feature, p_amount);
+  IF tollgate._bad_args(p_customer, p_feature, p_amount) THEN
+    PERFORM tollgate._check_args(p_customer, p_feature, p_amount);
+  END IF;
 
   UPDATE tollgate.usage u SET used = u.used + p_amount
     FROM tollgate.customers c
@@ -690,6 +702,18 @@ BEGIN
    WHERE s.stripe_customer = p_stripe_customer AND s.customer IS DISTINCT FROM v_owner;
   RETURN v_owner;
 END
+$$;
+
+--
+-- Name: _message(text, text, bigint, bigint); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate._message(p_feature text, p_plan text, p_used bigint, p_quota bigint) RETURNS text
+    LANGUAGE sql STABLE
+    AS $$
+  SELECT coalesce((SELECT f.message FROM tollgate.features f WHERE f.feature = p_feature),
+                  format('You have used %s of %s %s on the %s plan. Upgrade to continue.',
+                         p_used, p_quota, p_feature, p_plan))
 $$;
 
 --
@@ -1191,21 +1215,14 @@ $$;
 --
 
 CREATE FUNCTION tollgate._verdict(p_allowed boolean, p_customer text, p_feature text, p_plan text, p_used bigint, p_quota bigint, p_end timestamp with time zone, p_granted bigint) RETURNS tollgate.verdict
-    LANGUAGE plpgsql STABLE
+    LANGUAGE sql STABLE
     AS $$
-DECLARE
-  v_message text;
-BEGIN
-  IF NOT p_allowed OR (p_used > p_quota AND coalesce(p_granted, 0) = 0) THEN
-    SELECT f.message INTO v_message FROM tollgate.features f WHERE f.feature = p_feature;
-    v_message := coalesce(v_message, format('You have used %s of %s %s on the %s plan. Upgrade to continue.',
-                                            p_used, p_quota, p_feature, p_plan));
-  END IF;
-  RETURN ROW(p_allowed, p_customer, p_feature, p_plan, p_used, p_quota,
+  SELECT ROW(p_allowed, p_customer, p_feature, p_plan, p_used, p_quota,
              CASE WHEN p_quota IS NOT NULL THEN greatest(p_quota - p_used, 0) END,
              CASE WHEN pg_catalog.isfinite(p_end) THEN p_end END,
-             v_message, CASE WHEN p_quota IS NOT NULL THEN coalesce(p_granted, 0) END)::tollgate.verdict;
-END
+             CASE WHEN NOT p_allowed OR (p_used > p_quota AND coalesce(p_granted, 0) = 0)
+                  THEN tollgate._message(p_feature, p_plan, p_used, p_quota) END,
+             CASE WHEN p_quota IS NOT NULL THEN coalesce(p_granted, 0) END)::tollgate.verdict
 $$;
 
 --
@@ -4117,6 +4134,12 @@ GRANT USAGE ON SCHEMA tollgate TO tollgate_admin;
 REVOKE ALL ON FUNCTION tollgate._attribution_window() FROM PUBLIC;
 
 --
+-- Name: FUNCTION _bad_args(p_customer text, p_feature text, p_amount bigint); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate._bad_args(p_customer text, p_feature text, p_amount bigint) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _billing_window(p_at timestamp with time zone, p_anchor timestamp with time zone, p_period_start timestamp with time zone, p_period_end timestamp with time zone, OUT window_start timestamp with time zone, OUT window_end timestamp with time zone); Type: ACL; Schema: tollgate; Owner: -
 --
 
@@ -4241,6 +4264,12 @@ REVOKE ALL ON FUNCTION tollgate._granted(p_customer text, p_feature text, p_at t
 --
 
 REVOKE ALL ON FUNCTION tollgate._link_stripe_customer(p_stripe_customer text, p_customer text, p_source text, p_source_id text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _message(p_feature text, p_plan text, p_used bigint, p_quota bigint); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate._message(p_feature text, p_plan text, p_used bigint, p_quota bigint) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _next_mark(p_feature text, p_used bigint, p_quota bigint, p_soft boolean); Type: ACL; Schema: tollgate; Owner: -

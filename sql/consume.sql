@@ -35,7 +35,9 @@ AS $$
 DECLARE
   r tollgate.usage;
 BEGIN
-  PERFORM tollgate._check_args(p_customer, p_feature, p_amount);
+  IF tollgate._bad_args(p_customer, p_feature, p_amount) THEN
+    PERFORM tollgate._check_args(p_customer, p_feature, p_amount);
+  END IF;
 
   UPDATE tollgate.usage u SET used = u.used + p_amount
     FROM tollgate.customers c

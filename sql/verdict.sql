@@ -1,25 +1,29 @@
+-- The message of a blocked verdict, or of one over its quota: the feature's
+-- own, or a default that says the numbers.
+CREATE OR REPLACE FUNCTION tollgate._message(p_feature text, p_plan text, p_used bigint, p_quota bigint)
+RETURNS text
+LANGUAGE sql STABLE
+AS $$
+  SELECT coalesce((SELECT f.message FROM tollgate.features f WHERE f.feature = p_feature),
+                  format('You have used %s of %s %s on the %s plan. Upgrade to continue.',
+                         p_used, p_quota, p_feature, p_plan))
+$$;
+
 -- Builds a verdict: what remains of the quota, when the window resets (NULL
--- for lifetime), when blocked or over the quota the message (the feature's
--- own, or a default that says the numbers), and the grant units left.
+-- for lifetime), when blocked or over the quota the message, and the grant
+-- units left. A plain expression the planner inlines into the caller.
 CREATE OR REPLACE FUNCTION tollgate._verdict(
   p_allowed boolean, p_customer text, p_feature text, p_plan text,
   p_used bigint, p_quota bigint, p_end timestamptz, p_granted bigint)
 RETURNS tollgate.verdict
-LANGUAGE plpgsql STABLE
+LANGUAGE sql STABLE
 AS $$
-DECLARE
-  v_message text;
-BEGIN
-  IF NOT p_allowed OR (p_used > p_quota AND coalesce(p_granted, 0) = 0) THEN
-    SELECT f.message INTO v_message FROM tollgate.features f WHERE f.feature = p_feature;
-    v_message := coalesce(v_message, format('You have used %s of %s %s on the %s plan. Upgrade to continue.',
-                                            p_used, p_quota, p_feature, p_plan));
-  END IF;
-  RETURN ROW(p_allowed, p_customer, p_feature, p_plan, p_used, p_quota,
+  SELECT ROW(p_allowed, p_customer, p_feature, p_plan, p_used, p_quota,
              CASE WHEN p_quota IS NOT NULL THEN greatest(p_quota - p_used, 0) END,
              CASE WHEN pg_catalog.isfinite(p_end) THEN p_end END,
-             v_message, CASE WHEN p_quota IS NOT NULL THEN coalesce(p_granted, 0) END)::tollgate.verdict;
-END
+             CASE WHEN NOT p_allowed OR (p_used > p_quota AND coalesce(p_granted, 0) = 0)
+                  THEN tollgate._message(p_feature, p_plan, p_used, p_quota) END,
+             CASE WHEN p_quota IS NOT NULL THEN coalesce(p_granted, 0) END)::tollgate.verdict
 $$;
 
 -- A limit_reached event means the customer's usage is what blocked them: it
