@@ -14,10 +14,14 @@ transaction::
 
 from .db import Route, Verdict, check, consume, note_blocked, refund, require, routes, set_customer, usage
 from .decorators import gate
-from .errors import InvalidArgument, QuotaExceeded, TollgateError, UnknownFeature, translate
+from .entitlements import clear_override, customer_summary, grant, set_override
+from .errors import (AdminRequired, IdempotencyKeyError, InvalidArgument, QuotaExceeded, TollgateError,
+                     UnknownFeature, translate)
 from .middleware import TollgateMiddleware, tollgate_exempt
 
 __all__ = [
+    "AdminRequired",
+    "IdempotencyKeyError",
     "InvalidArgument",
     "QuotaExceeded",
     "Route",
@@ -26,13 +30,17 @@ __all__ = [
     "UnknownFeature",
     "Verdict",
     "check",
+    "clear_override",
     "consume",
+    "customer_summary",
     "gate",
+    "grant",
     "note_blocked",
     "refund",
     "require",
     "routes",
     "set_customer",
+    "set_override",
     "tollgate_exempt",
     "translate",
     "usage",

@@ -4,6 +4,8 @@ tollgate.E001  the tollgate database (TOLLGATE_DATABASE) is not PostgreSQL, or n
 tollgate.E002  TollgateMiddleware comes before AuthenticationMiddleware (it would see every user as anonymous)
 tollgate.E003  TOLLGATE_CUSTOMER (or a dotted TOLLGATE_ANONYMOUS) cannot be imported, or is not callable
 tollgate.E004  TOLLGATE_ANONYMOUS is not "allow", "block", a callable or a dotted path
+tollgate.E005  TOLLGATE_ADMIN_DATABASE is not in DATABASES, or not PostgreSQL
+tollgate.E006  TOLLGATE_IDEMPOTENCY_HEADER is not None, True or a header name
 tollgate.W001  routes exist and DRF authenticates with tokens (token, basic, JWT), while TOLLGATE_ANONYMOUS
                is "allow": a route on a plain Django view sees those requests as anonymous and lets them
                through unmetered (DRF views are gated after DRF's authentication). A database check: it runs
@@ -40,6 +42,30 @@ def check_database(app_configs=None, **kwargs):
                       id="tollgate.E001",
                       hint="tollgate lives in PostgreSQL: use django.db.backends.postgresql (or a backend based on it).")]
     return []
+
+
+@register()
+def check_admin_database(app_configs=None, **kwargs):
+    alias = tollgate_settings.ADMIN_DATABASE
+    if alias is None:
+        return []
+    if alias not in settings.DATABASES:
+        return [Error("TOLLGATE_ADMIN_DATABASE is %r, which is not in DATABASES" % (alias,), id="tollgate.E005",
+                      hint="Set it to the alias of a database user that is a member of tollgate_admin, or remove "
+                           "it to use TOLLGATE_DATABASE.")]
+    if connections[alias].vendor != "postgresql":
+        return [Error("the tollgate admin database %r uses %s, not PostgreSQL"
+                      % (alias, settings.DATABASES[alias].get("ENGINE")), id="tollgate.E005")]
+    return []
+
+
+@register()
+def check_idempotency_header(app_configs=None, **kwargs):
+    header = tollgate_settings.IDEMPOTENCY_HEADER
+    if header is None or isinstance(header, bool) or (isinstance(header, str) and header.strip()):
+        return []
+    return [Error("TOLLGATE_IDEMPOTENCY_HEADER is %r" % (header,), id="tollgate.E006",
+                  hint='Use True (the "Idempotency-Key" header), a header name such as "X-Request-Id", or None.')]
 
 
 @register()

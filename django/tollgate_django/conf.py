@@ -10,6 +10,12 @@ from django.conf import settings
 #: name -> (default, meaning); django/README.md has the same table.
 DEFAULTS = {
     "DATABASE": ("default", "the database alias where the tollgate schema lives"),
+    "ADMIN_DATABASE": (None, "the database alias of grant(), set_override(), clear_override(), customer_summary() "
+                             "and the tollgate_grant / tollgate_override commands, whose user is a member of "
+                             "tollgate_admin; None: TOLLGATE_DATABASE"),
+    "IDEMPOTENCY_HEADER": (None, "the request header whose value makes the middleware's routes, @gate and the DRF "
+                                 "permission count a request once per key: True for 'Idempotency-Key', or a header "
+                                 "name; None: off (a gate's idempotency_key= callable still works)"),
     "CUSTOMER": (None, "dotted path to (or a callable) request -> customer key (text, or None); "
                        "None: the authenticated user's pk"),
     "ANONYMOUS": ("block", 'what a gate does with a request that has no customer: "block" (401 JSON, or '

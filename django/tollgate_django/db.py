@@ -16,18 +16,23 @@ from .errors import QuotaExceeded, translate
 
 logger = logging.getLogger("tollgate_django")
 
-_VERDICT_COLUMNS = "allowed, customer, feature, plan, used, quota, remaining, resets_at, message"
+_VERDICT_COLUMNS = "allowed, customer, feature, plan, used, quota, remaining, resets_at, message, granted"
 
-_Verdict = namedtuple("_Verdict", _VERDICT_COLUMNS.replace(",", ""))
+# granted defaults to None: a Verdict built from the nine fields of before still works
+_Verdict = namedtuple("_Verdict", _VERDICT_COLUMNS.replace(",", ""), defaults=(None,))
 
 
 class Verdict(_Verdict):
     """One answer of tollgate: ``tollgate.verdict`` as a read-only tuple.
 
     allowed: whether the call was (or would be) allowed; plan: the customer's
-    plan; used: the usage in the current window after the call; quota and
-    remaining: None when unlimited; resets_at: an aware datetime, None when the
-    window never resets; message: the upgrade message when blocked or over.
+    plan; used: the usage in the current window after the call (it goes past
+    the quota while grants are spent); quota and remaining: the quota in force
+    (the plan's, or the customer's override) and what is left of it, None when
+    unlimited; resets_at: an aware datetime, None when the window never resets;
+    message: the upgrade message when blocked or over; granted: the units
+    granted on top of the quota that are left (grants, top-up packs), 0 when
+    none, None when unlimited.
     """
 
     __slots__ = ()
@@ -35,6 +40,13 @@ class Verdict(_Verdict):
     @property
     def unlimited(self):
         return self.quota is None
+
+    @property
+    def available(self):
+        """How many more units the customer may use now: remaining plus granted; None when unlimited."""
+        if self.remaining is None:
+            return None
+        return self.remaining + (self.granted or 0)
 
 
 class Route(namedtuple("Route", "method pattern feature amount")):
@@ -84,25 +96,39 @@ def _text(value):
     return None if value is None else str(value)
 
 
-_CALL = "SELECT %s FROM tollgate.%%s(%%%%s::text, %%%%s::text, %%%%s::bigint)" % _VERDICT_COLUMNS
-_ASYNC_CALL = ("SELECT %s FROM tollgate.%%s(%%%%s::text, %%%%s::text, %%%%s::bigint) "
+_ARGS = "%s::text, %s::text, %s::bigint"
+_KEYED_ARGS = _ARGS + ", %s::text"
+_CALL = "SELECT %s FROM tollgate.%%s(%%s)" % _VERDICT_COLUMNS
+_ASYNC_CALL = ("SELECT %s FROM tollgate.%%s(%%s) "
                "WHERE pg_catalog.set_config('synchronous_commit', 'off', true) IS NOT NULL") % _VERDICT_COLUMNS
 
 
-def _verdict_call(function, customer, feature, amount, using, writes=True):
-    rows = _fetch(using, _CALL % function, [_text(customer), feature, amount],
-                  async_sql=_ASYNC_CALL % function if writes else None)
+def _verdict_call(function, customer, feature, amount, using, writes=True, key=None):
+    params = [_text(customer), feature, amount]
+    args = _ARGS
+    if key is not None:
+        params.append(key)
+        args = _KEYED_ARGS
+    rows = _fetch(using, _CALL % (function, args), params,
+                  async_sql=_ASYNC_CALL % (function, args) if writes else None)
     return Verdict(*rows[0])
 
 
-def consume(customer, feature, amount=1, *, using=None):
+def consume(customer, feature, amount=1, *, idempotency_key=None, using=None):
     """Counts amount of feature for customer if the plan allows it; returns the Verdict.
 
     A blocked call counts nothing and returns ``allowed=False`` (it does not
     raise: see ``require``). Raises UnknownFeature (TG404) or InvalidArgument
     (TG422).
+
+    idempotency_key (text, at most 255 characters): the first call with the key
+    for this customer counts, and a later one returns the first one's Verdict
+    and counts nothing (a blocked first call stays blocked), for at least 24
+    hours. A call while the first is in flight waits for the first one's
+    transaction; if that rolls back, the waiting call counts. The same key
+    with another feature or amount raises InvalidArgument (TG422).
     """
-    return _verdict_call("consume", customer, feature, amount, using)
+    return _verdict_call("consume", customer, feature, amount, using, key=idempotency_key)
 
 
 def check(customer, feature, amount=1, *, using=None):
@@ -110,13 +136,14 @@ def check(customer, feature, amount=1, *, using=None):
     return _verdict_call("check", customer, feature, amount, using, writes=False)
 
 
-def require(customer, feature, amount=1, *, using=None):
+def require(customer, feature, amount=1, *, idempotency_key=None, using=None):
     """Like consume, but a blocked call raises QuotaExceeded (SQLSTATE TG402).
 
     The error aborts the current transaction like any database error: inside
-    ``transaction.atomic`` the block is rolled back.
+    ``transaction.atomic`` the block is rolled back. With an idempotency_key
+    (see consume), the TG402 rolls the key back too: a retry is decided again.
     """
-    return _verdict_call("require", customer, feature, amount, using)
+    return _verdict_call("require", customer, feature, amount, using, key=idempotency_key)
 
 
 def note_blocked(customer, feature, amount=1, *, using=None):

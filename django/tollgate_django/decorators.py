@@ -4,10 +4,12 @@ import asyncio
 import functools
 
 from .db import note_pending
-from .http import annotate, charge, customer_for, quota_exceeded_response
+from .errors import IdempotencyKeyError
+from .http import annotate, charge, customer_for, idempotency_key as request_key, idempotency_key_response
+from .http import quota_exceeded_response
 
 
-def gate(feature, amount=1, customer=None):
+def gate(feature, amount=1, customer=None, idempotency_key=None):
     """Gates a view on feature: each request consumes amount for its customer.
 
     A blocked request gets HTTP 402 (JSON, or a small page for browsers) and
@@ -17,6 +19,14 @@ def gate(feature, amount=1, customer=None):
     key; by default the TOLLGATE_CUSTOMER setting, else the authenticated
     user's pk. A request without a customer gets what TOLLGATE_ANONYMOUS says
     ("block" by default: 401, or the login page for browsers).
+
+    idempotency_key: a callable of the request (or a dotted path to one)
+    returning the request's key, or None for none: a request retried with the
+    same key (for the same customer, within 24 hours) counts once, and gets the
+    first one's answer (a 402 stays a 402; its view runs again: the key makes
+    the count idempotent, not the view). Without it, the header named by
+    TOLLGATE_IDEMPOTENCY_HEADER, when set; False turns even that off. A key
+    that is malformed, or was used for another amount, gets HTTP 422.
 
     A request counts once per feature: when a route of tollgate.yaml (the
     middleware) already consumed this feature for the request, the decorator
@@ -46,7 +56,11 @@ def gate(feature, amount=1, customer=None):
             if key is None:
                 return run(request, *args, **kwargs)
             units = amount(request) if callable(amount) else amount
-            verdict = charge(request, key, feature, units)
+            try:
+                verdict = charge(request, key, feature, units,
+                                 key=request_key(request, feature, idempotency_key))
+            except IdempotencyKeyError as err:
+                return idempotency_key_response(request, err)
             if not verdict.allowed:
                 return quota_exceeded_response(request, verdict)
             return annotate(run(request, *args, **kwargs), verdict)

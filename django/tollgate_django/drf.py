@@ -15,7 +15,9 @@ import functools
 import logging
 import threading
 
-from .http import _django_request, charge, customer_for, payload, resolve_customer
+from .errors import IdempotencyKeyError
+from .http import _django_request, charge, customer_for, idempotency_key, idempotency_key_payload, payload
+from .http import resolve_customer
 
 logger = logging.getLogger("tollgate_django")
 
@@ -44,6 +46,35 @@ def _api_exception():
 _QuotaExceededAPIError = None
 
 
+def _key_exception():
+    from rest_framework.exceptions import APIException
+
+    class IdempotencyKeyAPIError(APIException):
+        """HTTP 422 with the body the decorator answers for a malformed or reused idempotency key."""
+
+        status_code = 422
+        default_code = "invalid_idempotency_key"
+        default_detail = "Invalid idempotency key."
+
+        def __init__(self, err):
+            body = idempotency_key_payload(err)
+            super().__init__(detail=body["message"], code=body["error"])
+            self.detail = body
+
+    return IdempotencyKeyAPIError
+
+
+_IdempotencyKeyAPIError = None
+
+
+def idempotency_key_error(err):
+    """DRF's APIException for an IdempotencyKeyError: HTTP 422 with the decorator's JSON."""
+    global _IdempotencyKeyAPIError
+    if _IdempotencyKeyAPIError is None:
+        _IdempotencyKeyAPIError = _key_exception()
+    return _IdempotencyKeyAPIError(err)
+
+
 def quota_exceeded_error(verdict):
     """DRF's APIException for a blocked Verdict: HTTP 402 with tollgate's JSON."""
     global _QuotaExceededAPIError
@@ -55,22 +86,27 @@ def quota_exceeded_error(verdict):
 CUSTOMER_REQUIRED = "Sign in to use this feature."
 
 
-def gate(request, view, feature, amount, customer=None):
+def gate(request, view, feature, amount, customer=None, key=None):
     """Meters feature for the customer of DRF's request; raises DRF's exception when it must not pass.
 
     Returns the Verdict, or None when the request passes unmetered
     (TOLLGATE_ANONYMOUS). Raises the 402 APIException when blocked, and DRF's
     NotAuthenticated or PermissionDenied (``view.permission_denied``) when
     TOLLGATE_ANONYMOUS blocks a request without a customer (a callable's
-    HttpResponse counts as a block here: DRF answers it).
+    HttpResponse counts as a block here: DRF answers it). key: the gate's
+    idempotency_key option (see ``tollgate_django.gate``); a malformed or
+    reused key raises a 422 APIException.
     """
-    key, refused = customer_for(request, feature, customer)
+    customer_key, refused = customer_for(request, feature, customer)
     if refused is not None:
         view.permission_denied(request, message=CUSTOMER_REQUIRED, code="customer_required")
-    if key is None:
+    if customer_key is None:
         return None
     units = amount(request) if callable(amount) else amount
-    verdict = charge(request, key, feature, units)
+    try:
+        verdict = charge(request, customer_key, feature, units, key=idempotency_key(request, feature, key))
+    except IdempotencyKeyError as err:
+        raise idempotency_key_error(err) from err
     if not verdict.allowed:
         raise quota_exceeded_error(verdict)
     return verdict
@@ -113,11 +149,11 @@ def install_route_hook():
 
 def gate_route_late(request, route):
     """Counts a route whose DRF view ran without reaching the hook: it cannot block any more, only count."""
-    key = resolve_customer(request)
-    if key is None:
+    customer = resolve_customer(request)
+    if customer is None:
         return
     try:
-        charge(request, key, route.feature, route.amount)
+        charge(request, customer, route.feature, route.amount, key=idempotency_key(request, route.feature))
     except Exception:
         logger.exception("tollgate: could not count %s for the route %s %s", route.feature, route.method,
                          route.pattern)

@@ -39,9 +39,40 @@ class UnknownFeature(TollgateError):
 
 
 class InvalidArgument(TollgateError):
-    """SQLSTATE TG422: an empty customer, a non-positive amount, a malformed email or Stripe id."""
+    """SQLSTATE TG422: an empty customer, a non-positive amount, a malformed email or Stripe id, an
+    idempotency or grant key reused for another call."""
 
     sqlstate = INVALID_ARGUMENT
+
+
+class IdempotencyKeyError(InvalidArgument):
+    """A gate's idempotency key that tollgate cannot take: the gate answers HTTP 422.
+
+    Either the key is malformed (empty, over 255 characters, control
+    characters), or tollgate refused it (TG422): the key was already used for
+    another amount of the feature. ``reused`` tells which.
+    """
+
+    def __init__(self, message="", *, feature=None, reused=False, detail=None, hint=None):
+        super().__init__(message, detail=detail, hint=hint)
+        self.feature = feature
+        self.reused = reused
+
+
+class AdminRequired(TollgateError):
+    """SQLSTATE 42501: the database user may not change entitlements (grant, set_override, ...).
+
+    Those functions are granted to the role tollgate_admin only, never to
+    tollgate_app: the alias's user (TOLLGATE_ADMIN_DATABASE) must be a member
+    of tollgate_admin. ``alias`` is the database alias the call went through.
+    """
+
+    sqlstate = "42501"
+
+    def __init__(self, message="", *, alias=None, function=None, detail=None, hint=None):
+        super().__init__(message, detail=detail, hint=hint)
+        self.alias = alias
+        self.function = function
 
 
 class QuotaExceeded(TollgateError):

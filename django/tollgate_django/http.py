@@ -1,6 +1,7 @@
 """What a gate does with a request: find the customer, answer 402, add the headers."""
 
 import datetime
+import hashlib
 
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
@@ -12,9 +13,13 @@ from django.utils.html import escape
 from django.utils.module_loading import import_string
 
 from .conf import tollgate_settings
+from .errors import IdempotencyKeyError, InvalidArgument
 
 REMAINING_HEADER = "X-Tollgate-Remaining"
 RESET_HEADER = "X-Tollgate-Reset"
+GRANTED_HEADER = "X-Tollgate-Granted"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+MAX_KEY_LENGTH = 255
 DEFAULT_TEMPLATE = "tollgate/quota_exceeded.html"
 
 _customer_functions = {}
@@ -100,25 +105,118 @@ def customer_required_response(request, feature):
                          "message": "Sign in to use this feature."}, status=401)
 
 
-def charge(request, customer, feature, amount, using=None):
+def idempotency_header():
+    """The header TOLLGATE_IDEMPOTENCY_HEADER names: 'Idempotency-Key' for True, a name, or None when off."""
+    setting = tollgate_settings.IDEMPOTENCY_HEADER
+    if setting is True:
+        return IDEMPOTENCY_HEADER
+    if isinstance(setting, str) and setting.strip():
+        return setting.strip()
+    if setting in (None, False):
+        return None
+    raise ValueError("TOLLGATE_IDEMPOTENCY_HEADER is True, a header name or None, not %r" % (setting,))
+
+
+def idempotency_key(request, feature, spec=None):
+    """The idempotency key a gate of feature uses for request, or None: the request counts as usual.
+
+    spec: the gate's ``idempotency_key`` option, a callable of the request (or a
+    dotted path to one) returning the key or None; False: no key; None: the
+    header TOLLGATE_IDEMPOTENCY_HEADER names, when set and present. The key is
+    the client's, checked here (1 to 255 characters, no control characters:
+    else IdempotencyKeyError); what tollgate stores is scoped to the feature
+    (``gate_key``), so one key on a request that several features meter
+    counts each once.
+    """
+    if spec is False:
+        return None
+    if spec is None:
+        header = idempotency_header()
+        raw = _django_request(request).headers.get(header) if header else None
+    else:
+        if isinstance(spec, str):
+            spec = _customer_function(spec)
+        raw = spec(request)
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raw = str(raw)
+    if raw == "" or len(raw) > MAX_KEY_LENGTH or any(ord(c) < 32 or ord(c) == 127 for c in raw):
+        raise IdempotencyKeyError(
+            "an idempotency key must be 1 to %d characters without control characters (%d given)"
+            % (MAX_KEY_LENGTH, len(raw)), feature=feature)
+    return gate_key(feature, raw)
+
+
+def gate_key(feature, key):
+    """What a gate of feature stores for the client's key: 'feature:key' (a digest of the key when too long)."""
+    scoped = "%s:%s" % (feature, key)
+    if len(scoped) <= MAX_KEY_LENGTH:
+        return scoped
+    return "%s:sha256:%s" % (feature, hashlib.sha256(key.encode("utf-8")).hexdigest())
+
+
+def charge(request, customer, feature, amount, using=None, key=None):
     """Consumes amount of feature for customer once per request: the Verdict.
 
     The first gate of a request that meters a customer and feature consumes;
     every later gate of the same request for them (a route and @gate on the same
     view, a DRF permission checked again) gets the first one's Verdict, and counts
     nothing. The Verdict is also kept for the response's headers.
-    """
-    from .db import consume
 
+    key (``idempotency_key``): the keyed consume, so that a request retried with
+    the same key counts once; tollgate refusing the key (TG422: used for another
+    amount) raises IdempotencyKeyError. Inside a transaction the keyed call runs
+    in a savepoint, so the refusal leaves the transaction usable.
+    """
     plain = _django_request(request)
     charged = getattr(plain, "_tollgate_charged", None)
     if charged is None:
         charged = plain._tollgate_charged = {}
     verdict = charged.get((customer, feature))
     if verdict is None:
-        verdict = charged[(customer, feature)] = consume(customer, feature, amount, using=using)
+        verdict = charged[(customer, feature)] = _consume(customer, feature, amount, using, key)
         remember(plain, verdict)
     return verdict
+
+
+def _consume(customer, feature, amount, using, key):
+    from django.db import connections, transaction
+
+    from .db import consume, database_alias
+
+    if key is None:
+        return consume(customer, feature, amount, using=using)
+    alias = using or database_alias()
+    try:
+        if connections[alias].in_atomic_block:
+            with transaction.atomic(using=alias):
+                return consume(customer, feature, amount, idempotency_key=key, using=alias)
+        return consume(customer, feature, amount, idempotency_key=key, using=alias)
+    except InvalidArgument as err:
+        if not (_positive(amount) and 0 < len(customer) <= MAX_KEY_LENGTH):
+            raise  # not the key's fault: as without a key
+        # the arguments are valid and the key was checked: tollgate refused it as used for another amount
+        raise IdempotencyKeyError(err.message, feature=feature, reused=True, detail=err.detail,
+                                  hint=err.hint) from err
+
+
+def _positive(amount):
+    return isinstance(amount, int) and not isinstance(amount, bool) and amount > 0
+
+
+def idempotency_key_payload(err):
+    """The JSON body of the 422 a gate answers for an IdempotencyKeyError."""
+    return {
+        "error": "idempotency_key_reused" if err.reused else "invalid_idempotency_key",
+        "feature": err.feature,
+        "message": err.message,
+    }
+
+
+def idempotency_key_response(request, err):
+    """HTTP 422 for an IdempotencyKeyError (a malformed key, or one used for another amount)."""
+    return JsonResponse(idempotency_key_payload(err), status=422)
 
 
 def isoformat(value):
@@ -131,10 +229,11 @@ def isoformat(value):
 
 
 def annotate(response, verdict):
-    """Adds X-Tollgate-Remaining and X-Tollgate-Reset for a limited verdict.
+    """Adds X-Tollgate-Remaining, X-Tollgate-Reset and X-Tollgate-Granted for a limited verdict.
 
     Unlimited verdicts add nothing. When several gates ran, the lowest
-    remaining wins.
+    remaining wins. X-Tollgate-Granted (granted units left beyond the quota)
+    only when there are some.
     """
     if verdict.remaining is None:
         return response
@@ -150,6 +249,10 @@ def annotate(response, verdict):
         response[RESET_HEADER] = isoformat(verdict.resets_at)
     elif RESET_HEADER in response:
         del response[RESET_HEADER]
+    if verdict.granted:
+        response[GRANTED_HEADER] = str(verdict.granted)
+    elif GRANTED_HEADER in response:
+        del response[GRANTED_HEADER]
     return response
 
 

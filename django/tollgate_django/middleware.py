@@ -9,8 +9,9 @@ from django.db import connections, transaction
 
 from .conf import tollgate_settings
 from .db import blocked, database_alias, note_pending, routes
-from .errors import QuotaExceeded, translate
-from .http import annotate, charge, customer_for, quota_exceeded_response, remembered
+from .errors import IdempotencyKeyError, QuotaExceeded, translate
+from .http import (annotate, charge, customer_for, idempotency_key, idempotency_key_response, quota_exceeded_response,
+                   remembered)
 
 DEFAULT_ROUTES_CACHE_SECONDS = 30
 
@@ -99,6 +100,10 @@ class TollgateMiddleware:
     401, or the login page for browsers; "allow": through, unmetered; or your
     callable's answer).
 
+    With TOLLGATE_IDEMPOTENCY_HEADER set, a request that carries the header
+    (``Idempotency-Key``) counts once per key: a retry gets the first one's
+    answer and counts nothing (see ``gate``).
+
     With ATOMIC_REQUESTS the route's consumption is part of the request's
     transaction: the middleware opens it before consuming, and Django's view
     transaction nests in it (a savepoint); a view that raises rolls both back.
@@ -171,7 +176,11 @@ class TollgateMiddleware:
             return response
         if customer is None:
             return None
-        verdict = charge(request, customer, route.feature, route.amount, using=alias)
+        try:
+            verdict = charge(request, customer, route.feature, route.amount, using=alias,
+                             key=idempotency_key(request, route.feature))
+        except IdempotencyKeyError as err:
+            return idempotency_key_response(request, err)
         if not verdict.allowed:
             return quota_exceeded_response(request, verdict)
         return None

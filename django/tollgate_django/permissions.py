@@ -5,8 +5,8 @@
     class ExportView(APIView):
         permission_classes = [IsAuthenticated, gate_permission("exports")]
 
-or set ``tollgate_feature = "exports"`` (and ``tollgate_amount``) on the view
-and list ``TollgatePermission``. A blocked request gets HTTP 402 with the same
+or set ``tollgate_feature = "exports"`` (and ``tollgate_amount``,
+``tollgate_idempotency_key``) on the view and list ``TollgatePermission``. A blocked request gets HTTP 402 with the same
 JSON as the decorator. The customer is resolved like the decorator does, from
 the user DRF authenticated (``request.user``: token, basic, JWT or session);
 a request without one gets what TOLLGATE_ANONYMOUS says (DRF's 401 or 403 for
@@ -40,6 +40,7 @@ class TollgatePermission(BasePermission):
     feature = None
     amount = 1
     customer = None  # a callable of the request, or a dotted path; see tollgate_django.gate
+    idempotency_key = None  # a callable of the request, a dotted path, or False; see tollgate_django.gate
     message = drf.CUSTOMER_REQUIRED
 
     def has_permission(self, request, view):
@@ -47,14 +48,20 @@ class TollgatePermission(BasePermission):
         if feature is None:
             raise TypeError("%s needs tollgate_feature on %s" % (type(self).__name__, type(view).__name__))
         amount = self.amount if self.feature else getattr(view, "tollgate_amount", self.amount)
-        drf.gate(request, view, feature, amount, self.customer)
+        key = self.idempotency_key if self.feature else getattr(view, "tollgate_idempotency_key",
+                                                                self.idempotency_key)
+        drf.gate(request, view, feature, amount, self.customer, key)
         return True
 
 
-def gate_permission(feature, amount=1, customer=None):
-    """A TollgatePermission class for feature, for ``permission_classes``."""
+def gate_permission(feature, amount=1, customer=None, idempotency_key=None):
+    """A TollgatePermission class for feature, for ``permission_classes``.
+
+    amount, customer and idempotency_key as for ``tollgate_django.gate``.
+    """
     def plain(value):  # a function as a class attribute would become a method
         return staticmethod(value) if callable(value) else value
 
     return type("TollgatePermission_%s" % feature, (TollgatePermission,),
-                {"feature": feature, "amount": plain(amount), "customer": plain(customer)})
+                {"feature": feature, "amount": plain(amount), "customer": plain(customer),
+                 "idempotency_key": plain(idempotency_key)})

@@ -40,8 +40,9 @@ from .conf import tollgate_settings
 from .errors import QuotaExceeded
 
 # Tables that `tollgate apply` and the migrations write: kept by reset_usage. Every other table of schema
-# tollgate holds what customers did (usage, customers, subscriptions, events, emails, ...) and is emptied.
-CONFIGURATION_TABLES = ("settings", "plans", "features", "limits", "routes", "config_state")
+# tollgate holds what customers did or got (usage, customers, subscriptions, events, emails, overrides, grants,
+# idempotency keys, ...) and is emptied.
+CONFIGURATION_TABLES = ("settings", "plans", "features", "limits", "routes", "topups", "config_state")
 
 _state_global = {"testing": False}
 
@@ -116,9 +117,10 @@ def install_tollgate(alias=None, verbosity=1):
 
 
 def reset_usage(using=None):
-    """Empties what customers did in tollgate (usage, customers, subscriptions, events, emails, ...).
+    """Empties what customers did in tollgate (usage, customers, subscriptions, events, emails, overrides,
+    grants, idempotency keys, ...).
 
-    Keeps the configuration (plans, features, limits, routes, settings).
+    Keeps the configuration (plans, features, limits, routes, top-up packs, settings).
     Needs the rights of tollgate's owner: in a test database made by
     TollgateTestRunner that is Django's user. Also forgets blocked calls still
     waiting to be noted on the connection.

@@ -1,5 +1,6 @@
 // Package djangotest runs the Django test project next to this file (tests/django) against a fresh
-// tollgate database, with Django connecting as a member of tollgate_app, as an app would.
+// tollgate database, with Django connecting as a member of tollgate_app, as an app would (and, for grants
+// and overrides, as a member of tollgate_admin, as a support tool would).
 //
 // Go configures tollgate as the owner (plans, features, limits, routes, Stripe subscriptions), then
 // runs `manage.py test` with Debian's python3-django and python3-psycopg2. The project's test runner
@@ -78,6 +79,8 @@ func testDjango(t *testing.T, python string, v djangoVersion) {
 	cmd := exec.CommandContext(ctx, python, "manage.py", "test", "--noinput", "-v", "2")
 	cmd.Env = append(v.env(helper),
 		"TOLLGATE_DJANGO_DATABASE_URL="+db.AppURL,
+		// a member of tollgate_admin only, as a support tool's database user: grants and overrides
+		"TOLLGATE_DJANGO_ADMIN_URL="+db.AdminURL,
 		// the owner's URL, for tests that read tables the app role may not (tollgate.events)
 		"TOLLGATE_DJANGO_OWNER_URL="+db.URL,
 		"DJANGO_SETTINGS_MODULE=testproject.settings",

@@ -80,6 +80,7 @@ func TestInstallOffline(t *testing.T) {
 	venvPython := filepath.Join(dir, ".venv", "bin", "python")
 	check := exec.Command(venvPython, "-c", `
 import os, django, tollgate_django, tollgate_django.testing, tollgate_django.admin
+import tollgate_django.management.commands.tollgate_grant, tollgate_django.management.commands.tollgate_override
 here = os.path.dirname(tollgate_django.__file__)
 assert "site-packages" in here, here
 assert os.path.exists(os.path.join(here, "templates", "tollgate", "quota_exceeded.html"))

@@ -2,7 +2,8 @@
 
 ``{% tollgate_usage "api_calls" %}`` renders "80 of 100 API calls used" for
 the request's customer ("12 API calls used" when unlimited; nothing without a
-customer). ``{% tollgate_verdicts as rows %}`` gives every feature's Verdict
+customer; "80 of 100 API calls used, 50 more granted" while grants or top-up
+packs are left). ``{% tollgate_verdicts as rows %}`` gives every feature's Verdict
 for your own markup, and ``{{ verdict|tollgate_usage_text }}`` the same
 sentence for one of them. Feature names read as words ("api_calls" ->
 "API calls"); TOLLGATE_FEATURE_LABELS = {"api_calls": "API calls"} names them
@@ -33,7 +34,11 @@ def usage_text(verdict):
     label = feature_label(verdict.feature)
     if verdict.quota is None:
         return "%s %s used" % (verdict.used, label)
-    return "%s of %s %s used" % (verdict.used, verdict.quota, label)
+    text = "%s of %s %s used" % (verdict.used, verdict.quota, label)
+    granted = getattr(verdict, "granted", None)
+    if granted:
+        text += ", %s more granted" % granted
+    return text
 
 
 def _customer(context, customer):

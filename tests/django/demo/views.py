@@ -1,3 +1,5 @@
+import threading
+
 from django.db import transaction
 from django.http import JsonResponse
 from django.shortcuts import render
@@ -28,10 +30,50 @@ def explode(request):
     raise RuntimeError("the view fails after its gate consumed")
 
 
+@gate("api_calls", amount=lambda request: int(request.GET.get("amount", "1")),
+      idempotency_key=lambda request: request.GET.get("key"))
+def keyed_call(request):
+    """A key of the client's choosing, from the query string: retries with the same key count once."""
+    return JsonResponse({"ok": True})
+
+
+@gate("api_calls", idempotency_key=False)
+def unkeyed_call(request):
+    """Never keyed, even with TOLLGATE_IDEMPOTENCY_HEADER set."""
+    return JsonResponse({"ok": True})
+
+
+class Hold:
+    """Holds the requests of /api/held whose Idempotency-Key is registered, inside their view."""
+
+    def __init__(self):
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.fail = False
+
+
+HOLDS = {}
+
+
+@gate("api_calls")
+def held_call(request):
+    """@gate with TOLLGATE_IDEMPOTENCY_HEADER: the view waits (at most 60 s) until the test releases it."""
+    hold = HOLDS.get(request.headers.get("Idempotency-Key"))
+    if hold is not None and not hold.entered.is_set():
+        hold.entered.set()
+        if not hold.release.wait(60):
+            raise RuntimeError("the test never released the held request")
+        if hold.fail:
+            raise RuntimeError("the first request fails after its gate consumed")
+    return JsonResponse({"ok": True})
+
+
 def feature(request, name):
     """No decorator: the route POST /api/features/* gates it through the middleware."""
     if name == "gated":
         return gated_feature(request, name)
+    if name == "metered":
+        return metered_feature(request, name)
     if name == "explode":
         raise RuntimeError("the view fails after the middleware consumed")
     return JsonResponse({"feature": name})
@@ -40,6 +82,12 @@ def feature(request, name):
 @gate("exports")
 def gated_feature(request, name):
     """POST /api/features/gated: the route and this decorator meter exports; the request counts once."""
+    return JsonResponse({"feature": name})
+
+
+@gate("api_calls")
+def metered_feature(request, name):
+    """POST /api/features/metered: the route meters exports, this decorator api_calls."""
     return JsonResponse({"feature": name})
 
 
@@ -135,3 +183,19 @@ def drf_routed_and_permission():
             return Response({"ok": True})
 
     return Both.as_view()
+
+
+def drf_keyed():
+    """A permission with an idempotency key from the query string (?key=...)."""
+    from rest_framework.response import Response
+    from rest_framework.views import APIView
+
+    from tollgate_django.permissions import gate_permission
+
+    class Keyed(APIView):
+        permission_classes = [gate_permission("exports", idempotency_key=lambda request: request.GET.get("key"))]
+
+        def get(self, request):
+            return Response({"ok": True})
+
+    return Keyed.as_view()

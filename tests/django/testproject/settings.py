@@ -2,7 +2,9 @@
 
 The database comes from TOLLGATE_DJANGO_DATABASE_URL, a postgres:// URL of a
 throwaway database where tollgate is migrated and configured (django_test.go
-makes one), for a login role that is a member of tollgate_app. The tests run
+makes one), for a login role that is a member of tollgate_app;
+TOLLGATE_DJANGO_ADMIN_URL is the same database for a login role that is a
+member of tollgate_admin (the alias "admin"). The tests run
 in that database as it is (testproject.runner), so never point it at a
 database you care about.
 """
@@ -13,6 +15,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from django.core.exceptions import ImproperlyConfigured
 
 DATABASE_URL_ENV = "TOLLGATE_DJANGO_DATABASE_URL"
+ADMIN_URL_ENV = "TOLLGATE_DJANGO_ADMIN_URL"
 
 
 def database_from_url(url):
@@ -40,9 +43,10 @@ try:
 except ImportError:
     HAVE_DRF = False
 
-if not os.environ.get(DATABASE_URL_ENV):
-    raise ImproperlyConfigured(
-        "%s is not set: run these tests with `go test ./tests/django/`, which makes the database" % DATABASE_URL_ENV)
+for env in (DATABASE_URL_ENV, ADMIN_URL_ENV):
+    if not os.environ.get(env):
+        raise ImproperlyConfigured(
+            "%s is not set: run these tests with `go test ./tests/django/`, which makes the database" % env)
 
 SECRET_KEY = "tollgate-tests-only-not-a-secret"
 DEBUG = False
@@ -83,13 +87,20 @@ TEMPLATES = [{
 
 DATABASES = {
     "default": database_from_url(os.environ[DATABASE_URL_ENV]),
+    # the same database as a login role that is only a member of tollgate_admin, as a support tool connects:
+    # grant(), set_override() and the management commands go through it (TOLLGATE_ADMIN_DATABASE). It owns
+    # none of Django's tables: the runner never migrates it, and the router keeps Django's flush away from it.
+    "admin": dict(database_from_url(os.environ[ADMIN_URL_ENV]), TEST={"MIGRATE": False}),
     # only for the system check that the tollgate database is PostgreSQL (tollgate.E001); never connected to
     "sqlite": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
 }
 
+DATABASE_ROUTERS = ["testproject.runner.AdminAliasRouter"]
+
 TEST_RUNNER = "testproject.runner.ExistingDatabaseRunner"
 
 TOLLGATE_UPGRADE_URL = "https://acme.test/pricing"
+TOLLGATE_ADMIN_DATABASE = "admin"
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],

@@ -9,6 +9,9 @@ urlpatterns = [
     path("api/bulk", views.api_bulk),
     path("api/team", views.team_call),
     path("api/explode", views.explode),
+    path("api/keyed", views.keyed_call),
+    path("api/unkeyed", views.unkeyed_call),
+    path("api/held", views.held_call),
     path("api/features/<str:name>", views.feature),
     path("api/reports", views.reports),
     path("projects", views.create_project),
@@ -23,4 +26,5 @@ if settings.HAVE_DRF:
         path("drf/browsable", views.drf_browsable()),
         path("drf/routed", views.drf_routed()),
         path("drf/routed-and-permission", views.drf_routed_and_permission()),
+        path("drf/keyed", views.drf_keyed()),
     ]
