@@ -211,7 +211,10 @@ CREATE TABLE tollgate.usage_windows (
 -- The outbox of limit events: the sidecar turns them into upgrade prompts.
 CREATE TABLE tollgate.events (
   id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-  kind         text NOT NULL CHECK (kind IN ('threshold', 'limit_reached')),
+  -- trial_will_end: a Stripe trial ends soon without a payment method (the
+  -- sidecar writes it, for the trial prompt; feature is '' and period_start
+  -- the trial's start, so it fires once per trial)
+  kind         text NOT NULL CHECK (kind IN ('threshold', 'limit_reached', 'trial_will_end')),
   customer     text NOT NULL,
   feature      text NOT NULL,
   plan         text NOT NULL,

@@ -1,5 +1,31 @@
--- 003: what the sidecar's Stripe sync keeps besides tollgate.subscriptions (002).
+-- 003: what the sidecar's Stripe sync keeps besides tollgate.subscriptions (002),
+-- and the columns of tollgate.subscriptions that only the sync reads.
 --
+-- Subscriptions: the Connect account a subscription lives in (re-fetched with
+-- that Stripe-Account), its paused collection (which gives no plan unless the
+-- setting pause_collection_keeps_plan is true), its trial (for the trial
+-- prompt and trial -> paid conversions), whether a payment method is on file,
+-- and when Stripe last answered 404 for it (gone: it gives no plan).
+ALTER TABLE tollgate.subscriptions
+  ADD COLUMN stripe_account     text,
+  ADD COLUMN pause_collection   text,
+  ADD COLUMN pause_resumes_at   timestamptz,
+  ADD COLUMN trial_start        timestamptz,
+  ADD COLUMN trial_end          timestamptz,
+  ADD COLUMN has_payment_method boolean,
+  ADD COLUMN gone_at            timestamptz;
+CREATE INDEX subscriptions_pause_resumes_at ON tollgate.subscriptions (pause_resumes_at)
+  WHERE pause_collection IS NOT NULL AND pause_resumes_at IS NOT NULL AND gone_at IS NULL;
+-- tollgate.trial_funnel: trials by their end
+CREATE INDEX subscriptions_trial_end ON tollgate.subscriptions (trial_end) WHERE trial_end IS NOT NULL;
+COMMENT ON COLUMN tollgate.subscriptions.stripe_account IS 'Stripe Event.account (acct_...) of a connected account the subscription lives in; NULL = the platform''s own account.';
+COMMENT ON COLUMN tollgate.subscriptions.pause_collection IS 'Stripe Subscription.pause_collection.behavior (void, keep_as_draft, mark_uncollectible); NULL = collection not paused. A paused collection gives no plan unless the setting pause_collection_keeps_plan is true.';
+COMMENT ON COLUMN tollgate.subscriptions.pause_resumes_at IS 'Stripe Subscription.pause_collection.resumes_at: from then on the pause no longer counts, and the sidecar re-fetches the subscription.';
+COMMENT ON COLUMN tollgate.subscriptions.trial_start IS 'Stripe Subscription.trial_start.';
+COMMENT ON COLUMN tollgate.subscriptions.trial_end IS 'Stripe Subscription.trial_end.';
+COMMENT ON COLUMN tollgate.subscriptions.has_payment_method IS 'Whether the subscription (default_payment_method, default_source) or its customer (invoice_settings.default_payment_method, default_source) has a payment method; NULL = unknown.';
+COMMENT ON COLUMN tollgate.subscriptions.gone_at IS 'When Stripe answered 404 (resource_missing) for this subscription: it gives no plan. NULL = Stripe knows it.';
+
 -- stripe_events records each webhook event id once, in the same transaction
 -- as its effect, so a redelivered or concurrently duplicated event does
 -- nothing the second time. The payload is not stored: webhooks are a signal
@@ -65,6 +91,17 @@ END
 $$;
 
 ---- create above / drop below ----
+
+DROP INDEX tollgate.subscriptions_trial_end;
+DROP INDEX tollgate.subscriptions_pause_resumes_at;
+ALTER TABLE tollgate.subscriptions
+  DROP COLUMN stripe_account,
+  DROP COLUMN pause_collection,
+  DROP COLUMN pause_resumes_at,
+  DROP COLUMN trial_start,
+  DROP COLUMN trial_end,
+  DROP COLUMN has_payment_method,
+  DROP COLUMN gone_at;
 
 DO $$
 BEGIN

@@ -55,7 +55,35 @@ COMMENT ON VIEW tollgate.conversions IS
 -- tollgate.funnel: the prompts sent since a time, without reading older ones
 CREATE INDEX emails_sent_at ON tollgate.emails (sent_at) WHERE status = 'sent';
 
+-- Trial -> paid conversions: a Stripe subscription that went from trialing to
+-- active, written by the subscriptions trigger (sql/subscriptions_trigger.sql)
+-- in the transaction that stored the change. A trial to paid is no change of
+-- plan (trialing already gives the plan), so plan_changes does not see it.
+-- The trial prompt it is attributed to (a sent email of the trial's
+-- trial_will_end event) is copied in, like plan_changes.
+CREATE TABLE tollgate.trial_conversions (
+  id                  bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  stripe_subscription text NOT NULL,
+  customer            text NOT NULL,
+  plan                text,
+  trial_start         timestamptz,
+  trial_end           timestamptz,
+  email_id            bigint REFERENCES tollgate.emails ON DELETE SET NULL,
+  prompted_at         timestamptz,
+  converted_at        timestamptz NOT NULL DEFAULT now(),
+  UNIQUE (stripe_subscription, trial_start)
+);
+CREATE INDEX trial_conversions_trial_end ON tollgate.trial_conversions (trial_end);
+COMMENT ON TABLE tollgate.trial_conversions IS
+  'Stripe trials that turned into paid subscriptions (status trialing -> active), one row per subscription and trial.';
+COMMENT ON COLUMN tollgate.trial_conversions.plan IS 'The plan the subscription gives (NULL = no plan names its prices).';
+COMMENT ON COLUMN tollgate.trial_conversions.email_id IS 'The trial prompt sent for this trial; NULL = none was sent, or it was pruned.';
+COMMENT ON COLUMN tollgate.trial_conversions.prompted_at IS 'When that prompt was sent (emails.sent_at); NULL = none.';
+COMMENT ON COLUMN tollgate.trial_conversions.converted_at IS 'When tollgate stored the subscription as active (the start of that transaction).';
+
 ---- create above / drop below ----
+
+DROP TABLE tollgate.trial_conversions;
 
 DROP INDEX tollgate.emails_sent_at;
 DROP VIEW tollgate.conversions;
