@@ -127,7 +127,8 @@ tollgate dev is running (Ctrl-C stops it).
   configuration:     %s (tollgate apply it again after editing)
 
 `, appURL, ownerURL, *listen, *listen, emailDestination(cfg), *configPath)
-	return serveCmd(ctx, []string{"--config", *configPath, "--listen", *listen, "--database-url", ownerURL},
+	// on this machine only: every route on the one address
+	return serveCmd(ctx, []string{"--config", *configPath, "--listen", *listen, "--metrics-listen", *listen, "--database-url", ownerURL},
 		stdout, stderr, os.Getenv, nil)
 }
 
