@@ -35,7 +35,9 @@ func (h redactHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 	return redactHandler{h.next.WithAttrs(red)}
 }
 
-func (h redactHandler) WithGroup(name string) slog.Handler { return redactHandler{h.next.WithGroup(name)} }
+func (h redactHandler) WithGroup(name string) slog.Handler {
+	return redactHandler{h.next.WithGroup(name)}
+}
 
 func redactAttr(a slog.Attr) slog.Attr {
 	v := a.Value.Resolve()
