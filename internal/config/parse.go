@@ -53,6 +53,10 @@ const internalError = "internal error while parsing the file (please report it)"
 
 const periodHelp = "month | billing | lifetime | <N>d | <N>h | rolling <N>d"
 
+// maxRoutePath bounds a route's path: routes are a key of tollgate.routes, and an index entry holds at most
+// about 2.7 kB.
+const maxRoutePath = 1000
+
 // The largest N of a period, as tollgate.define_feature accepts them.
 const (
 	MaxPeriodN        = 999999
@@ -261,6 +265,10 @@ func (p *parser) str(n *yaml.Node, what string) (string, bool) {
 	}
 	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" {
 		p.errorf(n, "%s must be a string", what)
+		return "", false
+	}
+	if strings.ContainsRune(n.Value, 0) {
+		p.errorf(n, "%s must not contain a NUL character (\\0): PostgreSQL text cannot hold one", what)
 		return "", false
 	}
 	return n.Value, true
@@ -699,6 +707,10 @@ func (p *parser) route(n *yaml.Node, what string) (Route, bool) {
 		p.errorf(n, "route %s: the path must be a plain path without ? or #", quoteKey(s))
 		return Route{}, false
 	}
+	if len(path) > maxRoutePath {
+		p.errorf(n, "route %s: the path is longer than %d bytes", quoteKey(s), maxRoutePath)
+		return Route{}, false
+	}
 	return r, true
 }
 
@@ -811,6 +823,11 @@ func validPort(s string) bool {
 func (p *parser) conversions(n *yaml.Node, c *Conversions) {
 	for _, f := range p.entries(n, "conversions", conversionsKeys) {
 		if d, ok := p.duration(f.val, "conversions."+f.key.Value); ok {
+			if d < time.Second {
+				// the database keeps it as an interval (tollgate.set_setting), which has no nanoseconds
+				p.errorf(deref(f.val), "conversions.%s must be at least 1s", f.key.Value)
+				continue
+			}
 			c.AttributionWindow = d
 		}
 	}
