@@ -370,7 +370,8 @@ func IsNotFound(err error) bool {
 	return errors.As(err, &se) && se.HTTPStatusCode == http.StatusNotFound && se.Code == stripe.ErrorCodeResourceMissing
 }
 
-// errorClass is the label of a failed request in metrics: the HTTP status, or "network".
+// errorClass is the label of a failed request in metrics: the HTTP status, "invalid_response" for a success
+// whose body did not decode, or "network".
 func errorClass(err error) string {
 	var se *stripe.Error
 	if errors.As(err, &se) && se.HTTPStatusCode != 0 {
@@ -378,6 +379,9 @@ func errorClass(err error) string {
 	}
 	var he *HTTPError
 	if errors.As(err, &he) {
+		if he.Status < 300 {
+			return "invalid_response" // a success whose body did not decode
+		}
 		return strconv.Itoa(he.Status)
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {

@@ -352,3 +352,12 @@ func TestNonJSONAnswerCountedByStatus(t *testing.T) {
 	require.Equal(t, http.StatusOK, b.deliver(t, "evt_1", "customer.subscription.created", subObject("sub_a")))
 	require.Equal(t, 5, b.fake.Count("/v1/subscriptions/sub_a"))
 }
+
+// A success whose body is not a subscription is counted as invalid_response, and retried.
+func TestUndecodableAnswerCountedAsInvalidResponse(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOptions{maxAttempts: 2})
+	b.fake.FailRaw(2, "/v1/subscriptions/sub_a", http.StatusOK, "<html>a captive portal</html>")
+	require.Equal(t, http.StatusBadGateway, b.deliver(t, "evt_1", "customer.subscription.created", subObject("sub_a")))
+	b.metric(t, `tollgate_stripe_api_errors_total{op="subscriptions.get",code="invalid_response"} 2`)
+}
