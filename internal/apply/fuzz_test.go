@@ -3,6 +3,7 @@ package apply
 import (
 	"bytes"
 	"errors"
+	"flag"
 	"io"
 	"os"
 	"path/filepath"
@@ -17,18 +18,26 @@ import (
 	"github.com/tollgate/tollgate/tests/pgtest"
 )
 
-// processTB is the testing.TB of the first fuzz input, for what lives as long as the fuzzing process (one
-// database per worker): its cleanups are dropped, the process's PostgreSQL goes with the process.
+// processTB is the testing.TB of the first fuzz input in a fuzzing worker, for what lives as long as the worker
+// process (one database each): its cleanups are dropped, and the process's PostgreSQL goes with the process
+// (with TOLLGATE_TEST_DATABASE_URL, the worker's database stays on that server).
 type processTB struct{ testing.TB }
 
 func (processTB) Cleanup(func()) {}
+
+// fuzzing reports whether this process runs `go test -fuzz` (as its coordinator or a worker) rather than the
+// seeds as an ordinary test.
+func fuzzing() bool {
+	fl := flag.Lookup("test.fuzz")
+	return fl != nil && fl.Value.String() != ""
+}
 
 var fuzzDB struct {
 	once sync.Once
 	pool *pgxpool.Pool
 }
 
-// fuzzDatabase is a pool on a migrated database shared by the inputs of one fuzzing process, made at the first
+// fuzzDatabase is a pool on a migrated database shared by the inputs of one fuzzing worker, made at its first
 // input (never in the coordinating process, which runs no input).
 func fuzzDatabase(t *testing.T) *pgxpool.Pool {
 	fuzzDB.once.Do(func() { fuzzDB.pool = pgtest.NewDB(processTB{t}).Pool(processTB{t}) })
@@ -79,11 +88,20 @@ func FuzzApply(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
+	var seedPool *pgxpool.Pool
+	if !fuzzing() {
+		db := pgtest.NewDB(f) // the seeds, as an ordinary test: cleaned up with f
+		seedPool = db.Pool(f)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, parseErr := config.Parse("f.yaml", data)
 		if parseErr == nil {
+			pool := seedPool
+			if pool == nil {
+				pool = fuzzDatabase(t)
+			}
 			// what `tollgate apply --dry-run --prune` does with it, on a connection kept across inputs
-			if _, err := Apply(t.Context(), fuzzDatabase(t), cfg, Options{DryRun: true, Prune: true}, io.Discard); err != nil {
+			if _, err := Apply(t.Context(), pool, cfg, Options{DryRun: true, Prune: true}, io.Discard); err != nil {
 				t.Fatalf("the file check accepted the file, the database refused it:\n%s\nfile:\n%q", describe(err), data)
 			}
 			return

@@ -2,6 +2,7 @@ package stripesync_test
 
 import (
 	"bytes"
+	"flag"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -11,37 +12,48 @@ import (
 	"github.com/tollgate/tollgate/sidecar/stripesync/stripetest"
 )
 
-// processTB is the testing.TB of the first fuzz input, for what lives as long as the fuzzing process (one
-// database, fake Stripe and Syncer per worker): its cleanups are dropped, and everything goes with the process.
+// processTB is the testing.TB of the first fuzz input in a fuzzing worker, for what lives as long as the worker
+// process (one database, fake Stripe and Syncer each): its cleanups are dropped, and everything goes with the
+// process (with TOLLGATE_TEST_DATABASE_URL, the worker's database stays on that server).
 type processTB struct{ testing.TB }
 
 func (processTB) Cleanup(func()) {}
+
+// fuzzing reports whether this process runs `go test -fuzz` (as its coordinator or a worker) rather than the
+// seeds as an ordinary test.
+func fuzzing() bool {
+	fl := flag.Lookup("test.fuzz")
+	return fl != nil && fl.Value.String() != ""
+}
 
 var fuzzBundle struct {
 	once sync.Once
 	b    *testBundle
 }
 
-// fuzzSetup is a testBundle shared by the inputs of one fuzzing process, made at the first input (never in the
-// coordinating process, which runs no input): a customer with a subscription, a Checkout Session and a
-// connected account's subscription, so signed events reach every path.
+// fuzzSetup is the testBundle shared by the inputs of one fuzzing worker, made at its first input (never in the
+// coordinating process, which runs no input).
 func fuzzSetup(t *testing.T) *testBundle {
-	fuzzBundle.once.Do(func() {
-		b := setup(processTB{t})
-		b.exec(t, `SELECT tollgate.set_customer('alice', 'alice@example.test', 'cus_alice')`)
-		b.exec(t, `SELECT tollgate.set_setting('trial_prompt', 'trial_ending')`)
-		b.fake.PutSubscription(stripetest.Subscription{ID: "sub_a", Customer: "cus_alice", Status: "trialing", Items: proItems,
-			TrialStart: time.Now().Add(-time.Hour).Unix(), TrialEnd: time.Now().Add(72 * time.Hour).Unix()})
-		b.fake.PutSubscription(stripetest.Subscription{ID: "sub_c", Account: "acct_1", Customer: "cus_alice", Status: "active",
-			Items: proItems, PauseBehavior: "void"})
-		b.fake.PutCheckoutSession(stripetest.CheckoutSession{ID: "cs_test_a", ClientReferenceID: "alice", Customer: "cus_alice",
-			Subscription: "sub_a"})
-		fuzzBundle.b = b
-	})
+	fuzzBundle.once.Do(func() { fuzzBundle.b = newFuzzBundle(processTB{t}) })
 	if fuzzBundle.b == nil {
 		t.Fatal("no test bundle: the first input failed to make one")
 	}
 	return fuzzBundle.b
+}
+
+// newFuzzBundle is a testBundle with a customer with a trialing subscription, a Checkout Session and a connected
+// account's subscription, so signed events reach every path.
+func newFuzzBundle(t testing.TB) *testBundle {
+	b := setup(t)
+	b.exec(t, `SELECT tollgate.set_customer('alice', 'alice@example.test', 'cus_alice')`)
+	b.exec(t, `SELECT tollgate.set_setting('trial_prompt', 'trial_ending')`)
+	b.fake.PutSubscription(stripetest.Subscription{ID: "sub_a", Customer: "cus_alice", Status: "trialing", Items: proItems,
+		TrialStart: time.Now().Add(-time.Hour).Unix(), TrialEnd: time.Now().Add(72 * time.Hour).Unix()})
+	b.fake.PutSubscription(stripetest.Subscription{ID: "sub_c", Account: "acct_1", Customer: "cus_alice", Status: "active",
+		Items: proItems, PauseBehavior: "void"})
+	b.fake.PutCheckoutSession(stripetest.CheckoutSession{ID: "cs_test_a", ClientReferenceID: "alice", Customer: "cus_alice",
+		Subscription: "sub_a"})
+	return b
 }
 
 // FuzzWebhook sends any body with any Stripe-Signature header to the webhook handler, against a real database
@@ -76,8 +88,15 @@ func FuzzWebhook(f *testing.F) {
 		}
 		f.Add(s, "t=1,v1=00", uint8(2), int64(400))
 	}
+	var seedBundle *testBundle
+	if !fuzzing() {
+		seedBundle = newFuzzBundle(f) // the seeds, as an ordinary test: cleaned up with f
+	}
 	f.Fuzz(func(t *testing.T, body []byte, header string, mode uint8, skew int64) {
-		b := fuzzSetup(t)
+		b := seedBundle
+		if b == nil {
+			b = fuzzSetup(t)
+		}
 		at := time.Now()
 		signed, known := true, true
 		switch mode % 4 {
