@@ -8,10 +8,11 @@ GO ?= go
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-test: ## run every test: installs what is missing first (Debian packages as root, pinned test tools), then go test
+test: ## run every test: installs what is missing first (Debian packages as root, pinned test tools), then go test and every fuzz target for 10s
 	scripts/deps.sh test
 	scripts/tools.sh
 	$(GO) test -race -count=1 ./...
+	scripts/fuzz.sh 10s
 
 build: ## build the tollgate CLI into bin/tollgate
 	$(GO) build -o bin/tollgate ./cmd/tollgate
@@ -36,8 +37,8 @@ bench: ## tollgate bench (consume against baselines, 10s per scenario) and the G
 	$(GO) run ./cmd/tollgate bench
 	$(GO) test -run '^$$' -bench . ./sidecar/...
 
-fuzz: ## search for inputs that crash the tollgate.yaml parser (60s)
-	$(GO) test ./internal/config -run '^$$' -fuzz=FuzzParse -fuzztime=60s
+fuzz: ## run every Go fuzz target (tollgate.yaml, tollgate apply, the Stripe webhook) for FUZZTIME each (2m)
+	scripts/fuzz.sh $(or $(FUZZTIME),2m)
 
 schema: ## regenerate schema/tollgate.sql: the pg_dump of a freshly migrated database (TestSchemaDumpCurrent checks it)
 	$(GO) run ./internal/cmd/schemadump

@@ -267,6 +267,22 @@ END
 $$;
 
 --
+-- Name: _check_claim(bigint, integer); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate._check_claim(p_id bigint, p_attempt integer) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    AS $$
+BEGIN
+  IF p_id IS NULL OR p_id < 1 OR p_attempt IS NULL OR p_attempt < 1 THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422',
+      MESSAGE = pg_catalog.format('id and attempt must be positive, as tollgate.outbox_claim gives them, not %s and %s',
+                                  coalesce(p_id::text, 'NULL'), coalesce(p_attempt::text, 'NULL'));
+  END IF;
+END
+$$;
+
+--
 -- Name: _check_entitlement(text, text, text, boolean); Type: FUNCTION; Schema: tollgate; Owner: -
 --
 
@@ -308,6 +324,44 @@ END
 $$;
 
 --
+-- Name: _check_stripe_id(text, text, text, text); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate._check_stripe_id(p_value text, p_what text, p_prefix text, p_hint text) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    AS $_$
+BEGIN
+  IF p_value IS NULL OR pg_catalog.length(p_value) > 255
+     OR p_value !~ ('^' || p_prefix || '_[A-Za-z0-9_]+$') THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422',
+      MESSAGE = pg_catalog.format('%s %s is not a Stripe %s id', p_what,
+                                  coalesce(pg_catalog.quote_literal(pg_catalog.left(p_value, 64)), 'NULL'), p_prefix),
+      HINT = p_hint || ' (at most 255 characters)';
+  END IF;
+END
+$_$;
+
+--
+-- Name: _check_stripe_time(timestamp with time zone, text, boolean); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate._check_stripe_time(p_value timestamp with time zone, p_what text, p_nullable boolean) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    AS $$
+BEGIN
+  IF p_value IS NULL AND p_nullable THEN
+    RETURN;
+  END IF;
+  IF p_value IS NULL OR NOT pg_catalog.isfinite(p_value) OR p_value <= 'epoch'::timestamptz THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422',
+      MESSAGE = pg_catalog.format('%s must be a finite time after 1970-01-01, not %s', p_what,
+                                  coalesce(p_value::text, 'NULL')),
+      HINT = 'Pass NULL for a time Stripe did not give; read periods from the subscription items on newer APIs.';
+  END IF;
+END
+$$;
+
+--
 -- Name: _check_text(text, text, integer); Type: FUNCTION; Schema: tollgate; Owner: -
 --
 
@@ -321,6 +375,27 @@ BEGIN
   IF pg_catalog.length(p_value) > p_max THEN
     RAISE EXCEPTION USING ERRCODE = 'TG422',
       MESSAGE = format('%s must be at most %s characters long, not %s', p_what, p_max, pg_catalog.length(p_value));
+  END IF;
+END
+$$;
+
+--
+-- Name: _check_text(text, text, integer, boolean); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate._check_text(p_value text, p_what text, p_max integer, p_nullable boolean) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    AS $$
+BEGIN
+  IF p_value IS NULL AND p_nullable THEN
+    RETURN;
+  END IF;
+  IF p_value IS NULL OR p_value = '' OR pg_catalog.length(p_value) > p_max THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422',
+      MESSAGE = pg_catalog.format('%s must be a text of 1 to %s characters, not %s', p_what, p_max,
+                                  CASE WHEN p_value IS NULL THEN 'NULL'
+                                       WHEN p_value = '' THEN 'empty'
+                                       ELSE pg_catalog.length(p_value) || ' characters' END);
   END IF;
 END
 $$;
@@ -829,6 +904,7 @@ DECLARE
   v_start timestamptz;
   v_end timestamptz;
   v_grace boolean;
+  v_paused_keeps boolean;
 BEGIN
   IF p_customer IS NULL THEN
     RETURN;
@@ -838,12 +914,15 @@ BEGIN
   -- instead of each deciding from a snapshot without the other.
   PERFORM FROM tollgate.customers c WHERE c.customer = p_customer FOR NO KEY UPDATE;
   SELECT s.value = 'true' INTO v_grace FROM tollgate.settings s WHERE s.key = 'past_due_is_grace';
+  SELECT s.value = 'true' INTO v_paused_keeps FROM tollgate.settings s WHERE s.key = 'pause_collection_keeps_plan';
   SELECT s.plan, s.current_period_start, s.current_period_end
     INTO v_plan, v_start, v_end
     FROM tollgate.subscriptions s
     JOIN tollgate.plans p ON p.plan = s.plan AND NOT p.is_default
    WHERE s.customer = p_customer
      AND (s.status IN ('active', 'trialing') OR (s.status = 'past_due' AND coalesce(v_grace, false)))
+     AND s.gone_at IS NULL
+     AND (s.pause_collection IS NULL OR coalesce(v_paused_keeps, false) OR s.pause_resumes_at <= now())
    ORDER BY p.rank DESC, s.current_period_end DESC NULLS LAST, s.stripe_subscription
    LIMIT 1;
   -- A new epoch makes every usage row that copied the old plan stale (consume
@@ -1071,12 +1150,28 @@ $$;
 CREATE FUNCTION tollgate._subscriptions_after() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
+DECLARE
+  v_email bigint;
+  v_prompted timestamptz;
 BEGIN
   IF TG_OP IN ('UPDATE', 'DELETE') THEN
     PERFORM tollgate._refresh_customer(OLD.customer);
   END IF;
   IF TG_OP IN ('INSERT', 'UPDATE') AND NEW.customer IS DISTINCT FROM OLD.customer THEN
     PERFORM tollgate._refresh_customer(NEW.customer);
+  END IF;
+  IF TG_OP = 'UPDATE' AND OLD.status = 'trialing' AND NEW.status = 'active' AND NEW.customer IS NOT NULL THEN
+    SELECT m.id, m.sent_at INTO v_email, v_prompted
+      FROM tollgate.emails m
+      JOIN tollgate.events e ON e.id = m.event_id
+     WHERE m.customer = NEW.customer AND m.feature = '' AND m.status = 'sent'
+       AND e.kind = 'trial_will_end' AND e.period_start = OLD.trial_start
+     ORDER BY m.sent_at DESC
+     LIMIT 1;
+    INSERT INTO tollgate.trial_conversions AS t
+      (stripe_subscription, customer, plan, trial_start, trial_end, email_id, prompted_at)
+    VALUES (NEW.stripe_subscription, NEW.customer, NEW.plan, OLD.trial_start, OLD.trial_end, v_email, v_prompted)
+    ON CONFLICT (stripe_subscription, trial_start) DO NOTHING;
   END IF;
   RETURN NULL;
 END
@@ -1695,8 +1790,17 @@ CREATE FUNCTION tollgate.finish_sync_run(run bigint, subscriptions integer, erro
     SET search_path TO 'tollgate', 'pg_temp'
     AS $_$
 BEGIN
+  IF $1 IS NULL OR $1 < 1 THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422',
+      MESSAGE = pg_catalog.format('run must be a run id from start_sync_run, not %s', coalesce($1::text, 'NULL'));
+  END IF;
+  IF $2 IS NULL OR $2 < 0 THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422',
+      MESSAGE = pg_catalog.format('subscriptions must be 0 or more, not %s', coalesce($2::text, 'NULL'));
+  END IF;
+  PERFORM tollgate._check_text($3, 'error', 10000, true);
   UPDATE tollgate.sync_runs r
-     SET finished_at = now(), subscriptions = coalesce($2, 0), error = $3
+     SET finished_at = now(), subscriptions = $2, error = $3
    WHERE r.id = $1 AND r.finished_at IS NULL;
   IF NOT FOUND THEN
     RAISE EXCEPTION USING ERRCODE = 'TG404', MESSAGE = format('no running reconcile run %s', $1);
@@ -1712,7 +1816,7 @@ $_$;
 -- Name: FUNCTION finish_sync_run(run bigint, subscriptions integer, error text); Type: COMMENT; Schema: tollgate; Owner: -
 --
 
-COMMENT ON FUNCTION tollgate.finish_sync_run(run bigint, subscriptions integer, error text) IS 'Sidecar: ends reconcile run (from start_sync_run, on the same connection) with the number of subscriptions it synced and, when it stopped early, the error; releases the reconcile lock. Forgets webhook event ids older than 30 days and runs older than 90. Errors: TG404 when the run is unknown or finished.';
+COMMENT ON FUNCTION tollgate.finish_sync_run(run bigint, subscriptions integer, error text) IS 'Sidecar: ends reconcile run (from start_sync_run, on the same connection) with the number of subscriptions it synced and, when it stopped early, the error; releases the reconcile lock. Forgets webhook event ids older than 30 days and runs older than 90. Errors: TG422 for a NULL or negative run or subscriptions, or an empty or over-long (10000) error; TG404 when the run is unknown or finished.';
 
 --
 -- Name: funnel(timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: tollgate; Owner: -
@@ -1887,19 +1991,10 @@ DECLARE
   v_stripe text := $2;
   v_customer text := $3;
 BEGIN
-  IF v_session IS NULL OR v_session !~ '^cs_[A-Za-z0-9_]+$' THEN
-    RAISE EXCEPTION USING ERRCODE = 'TG422',
-      MESSAGE = format('stripe_checkout_session %L is not a Stripe Checkout Session id', v_session),
-      HINT = 'Checkout Session ids look like cs_test_a1b2c3.';
-  END IF;
-  IF v_stripe IS NULL OR v_stripe !~ '^cus_[A-Za-z0-9]+$' THEN
-    RAISE EXCEPTION USING ERRCODE = 'TG422',
-      MESSAGE = format('stripe_customer %L is not a Stripe customer id', v_stripe),
-      HINT = 'Stripe customer ids look like cus_NffrFeUfNV2Hib.';
-  END IF;
-  IF v_customer IS NULL OR v_customer = '' THEN
-    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'client_reference_id must be a non-empty text';
-  END IF;
+  PERFORM tollgate._check_stripe_id(v_session, 'stripe_checkout_session', 'cs',
+                                    'Checkout Session ids look like cs_test_a1b2c3');
+  PERFORM tollgate._check_stripe_id(v_stripe, 'stripe_customer', 'cus', 'Stripe customer ids look like cus_NffrFeUfNV2Hib');
+  PERFORM tollgate._check_text(v_customer, 'client_reference_id', 255, false);
   RETURN tollgate._link_stripe_customer(v_stripe, v_customer, 'checkout', v_session);
 END
 $_$;
@@ -1908,7 +2003,7 @@ $_$;
 -- Name: FUNCTION link_checkout_session(stripe_checkout_session text, stripe_customer text, client_reference_id text); Type: COMMENT; Schema: tollgate; Owner: -
 --
 
-COMMENT ON FUNCTION tollgate.link_checkout_session(stripe_checkout_session text, stripe_customer text, client_reference_id text) IS 'Sidecar: records that a completed Checkout Session (stripe_checkout_session) with client_reference_id was paid by stripe_customer, so that Stripe customer''s subscriptions belong to that customer unless the app''s own link (set_customer) or the Stripe customer''s metadata.tollgate_customer says otherwise. Registers the customer when new. Returns the customer the Stripe customer now belongs to. Errors: TG422 for malformed ids.';
+COMMENT ON FUNCTION tollgate.link_checkout_session(stripe_checkout_session text, stripe_customer text, client_reference_id text) IS 'Sidecar: records that a completed Checkout Session (stripe_checkout_session) with client_reference_id was paid by stripe_customer, so that Stripe customer''s subscriptions belong to that customer unless the app''s own link (set_customer) or the Stripe customer''s metadata.tollgate_customer says otherwise. Registers the customer when new. Returns the customer the Stripe customer now belongs to. Errors: TG422 for a NULL, empty, malformed or over-long (255) id or client_reference_id.';
 
 --
 -- Name: note_blocked(text, text, bigint); Type: FUNCTION; Schema: tollgate; Owner: -
@@ -1942,11 +2037,17 @@ DECLARE
   v_attempt integer := $2;
   v_provider text := $3;
 BEGIN
-  IF v_provider IS NULL OR v_provider = '' THEN
-    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'provider must be a non-empty text';
+  PERFORM tollgate._check_claim(v_id, v_attempt);
+  IF v_provider IS NULL OR v_provider = '' OR pg_catalog.length(v_provider) > 255 THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'provider must be a text of 1 to 255 characters';
   END IF;
   IF $4 IS NULL OR $5 IS NULL OR $6 IS NULL OR $7 IS NULL THEN
     RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'sender, subject, body_text and body_html must not be NULL';
+  END IF;
+  IF pg_catalog.length($4) > 1000 OR pg_catalog.length($5) > 10000
+     OR pg_catalog.length($6) > 1048576 OR pg_catalog.length($7) > 1048576 THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422',
+      MESSAGE = 'sender (1000), subject (10000), body_text and body_html (1048576 characters each) are too long';
   END IF;
   -- The first hand-off stores the rendering; later ones get it back.
   RETURN QUERY
@@ -1966,7 +2067,7 @@ $_$;
 -- Name: FUNCTION outbox_begin(id bigint, attempt integer, provider text, sender text, subject text, body_text text, body_html text); Type: COMMENT; Schema: tollgate; Owner: -
 --
 
-COMMENT ON FUNCTION tollgate.outbox_begin(id bigint, attempt integer, provider text, sender text, subject text, body_text text, body_html text) IS 'Records that the claim (id, attempt) starts handing the email to provider, and returns the email to send: the one stored by the first hand-off of this row if there was one, otherwise the given rendering, which is stored. Returns no row when the claim was lost (another worker took the row over): then do not send. Errors: TG422 for an empty provider or a NULL part.';
+COMMENT ON FUNCTION tollgate.outbox_begin(id bigint, attempt integer, provider text, sender text, subject text, body_text text, body_html text) IS 'Records that the claim (id, attempt) starts handing the email to provider, and returns the email to send: the one stored by the first hand-off of this row if there was one, otherwise the given rendering, which is stored. Returns no row when the claim was lost (another worker took the row over): then do not send. Errors: TG422 for a NULL or non-positive id or attempt, an empty or over-long (255) provider, or a NULL or over-long part (sender 1000, subject 10000, bodies 1048576 characters).';
 
 --
 -- Name: outbox_claim(text, integer, interval); Type: FUNCTION; Schema: tollgate; Owner: -
@@ -1981,16 +2082,17 @@ DECLARE
   v_n integer := $2;
   v_stale interval := $3;
 BEGIN
-  IF v_worker IS NULL OR v_worker = '' THEN
-    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'worker must be a non-empty text';
+  IF v_worker IS NULL OR v_worker = '' OR pg_catalog.length(v_worker) > 255 THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'worker must be a text of 1 to 255 characters';
   END IF;
-  IF v_n IS NULL OR v_n < 1 THEN
+  IF v_n IS NULL OR v_n < 1 OR v_n > 10000 THEN
     RAISE EXCEPTION USING ERRCODE = 'TG422',
-      MESSAGE = format('n must be a positive integer, not %s', coalesce(v_n::text, 'NULL'));
+      MESSAGE = pg_catalog.format('n must be from 1 to 10000, not %s', coalesce(v_n::text, 'NULL'));
   END IF;
-  IF v_stale IS NULL OR v_stale <= interval '0' THEN
+  IF v_stale IS NULL OR v_stale <= interval '0' OR v_stale > interval '366 days' THEN
     RAISE EXCEPTION USING ERRCODE = 'TG422',
-      MESSAGE = format('stale must be a positive interval, not %s', coalesce(v_stale::text, 'NULL'));
+      MESSAGE = pg_catalog.format('stale must be a positive interval of at most 366 days, not %s',
+                                  coalesce(v_stale::text, 'NULL'));
   END IF;
 
   RETURN QUERY
@@ -2043,7 +2145,7 @@ $_$;
 -- Name: FUNCTION outbox_claim(worker text, n integer, stale interval); Type: COMMENT; Schema: tollgate; Owner: -
 --
 
-COMMENT ON FUNCTION tollgate.outbox_claim(worker text, n integer, stale interval) IS 'Claims up to n emails that are due for worker (FOR UPDATE SKIP LOCKED: replicas never get the same row) and returns what rendering and sending them needs. Due: pending, failed whose next_attempt_at has come, and sending rows whose worker is gone (see tollgate.outbox_register) or whose claim is older than stale. attempt identifies this claim in tollgate.outbox_begin and tollgate.outbox_failed. interrupted says that an earlier claim was cut off while handing the email to last_provider; sender, subject, body_text and body_html are then the email as it was handed off, to be sent byte for byte. Emails whose customer opted out or has no address any more are skipped instead of returned. Errors: TG422 for an empty worker, an n below 1 or a stale interval that is not positive.';
+COMMENT ON FUNCTION tollgate.outbox_claim(worker text, n integer, stale interval) IS 'Claims up to n emails that are due for worker (FOR UPDATE SKIP LOCKED: replicas never get the same row) and returns what rendering and sending them needs. Due: pending, failed whose next_attempt_at has come, and sending rows whose worker is gone (see tollgate.outbox_register) or whose claim is older than stale. attempt identifies this claim in tollgate.outbox_begin and tollgate.outbox_failed. interrupted says that an earlier claim was cut off while handing the email to last_provider; sender, subject, body_text and body_html are then the email as it was handed off, to be sent byte for byte. Emails whose customer opted out or has no address any more are skipped instead of returned. Errors: TG422 for a NULL, empty or over-long (255) worker, an n outside 1 to 10000 or a stale interval that is not positive or over 366 days.';
 
 --
 -- Name: outbox_collect(integer); Type: FUNCTION; Schema: tollgate; Owner: -
@@ -2055,11 +2157,13 @@ CREATE FUNCTION tollgate.outbox_collect(max_events integer DEFAULT 500) RETURNS 
     AS $$
 DECLARE
   v_n integer;
+  v_trial_prompt text;
 BEGIN
   IF max_events IS NULL OR max_events < 1 THEN
     RAISE EXCEPTION USING ERRCODE = 'TG422',
       MESSAGE = format('max_events must be a positive integer, not %s', coalesce(max_events::text, 'NULL'));
   END IF;
+  SELECT nullif(st.value, '') INTO v_trial_prompt FROM tollgate.settings st WHERE st.key = 'trial_prompt';
   -- Replicas collecting at once take disjoint events (SKIP LOCKED); the
   -- unique key of emails keeps one email per customer, feature and window
   -- even for events of one window collected by different replicas.
@@ -2077,14 +2181,16 @@ BEGIN
     RETURNING e.id, e.kind, e.customer, e.feature, e.period_start
   ), emails AS (
     INSERT INTO tollgate.emails AS m (event_id, customer, feature, period_start, template, to_email, status, last_error)
-    SELECT d.id, d.customer, d.feature, d.period_start, f.upgrade_prompt, c.email,
+    SELECT d.id, d.customer, d.feature, d.period_start,
+           CASE d.kind WHEN 'trial_will_end' THEN v_trial_prompt ELSE f.upgrade_prompt END, c.email,
            CASE WHEN c.email IS NULL OR c.email_opt_out THEN 'skipped' ELSE 'pending' END,
            CASE WHEN c.email IS NULL THEN 'the customer has no email address'
                 WHEN c.email_opt_out THEN 'the customer opted out of upgrade prompts' END
       FROM done d
-      JOIN tollgate.features f ON f.feature = d.feature
+      LEFT JOIN tollgate.features f ON f.feature = d.feature AND d.kind = 'limit_reached'
       LEFT JOIN tollgate.customers c ON c.customer = d.customer
-     WHERE d.kind = 'limit_reached' AND f.upgrade_prompt IS NOT NULL
+     WHERE (d.kind = 'limit_reached' AND f.upgrade_prompt IS NOT NULL)
+        OR (d.kind = 'trial_will_end' AND v_trial_prompt IS NOT NULL)
      ORDER BY d.id
     ON CONFLICT (customer, feature, period_start) DO NOTHING
   )
@@ -2097,7 +2203,7 @@ $$;
 -- Name: FUNCTION outbox_collect(max_events integer); Type: COMMENT; Schema: tollgate; Owner: -
 --
 
-COMMENT ON FUNCTION tollgate.outbox_collect(max_events integer) IS 'Turns up to max_events unprocessed events into outbox rows and returns how many events it processed (call it until it returns less than max_events). A limit_reached event of a feature with an upgrade prompt becomes one pending email, or a skipped one when the customer has no email address or opted out; at most one per customer, feature and window. Threshold events and features without a prompt are marked processed with no email. Safe to run from any number of replicas at once. Errors: TG422 for a max_events below 1.';
+COMMENT ON FUNCTION tollgate.outbox_collect(max_events integer) IS 'Turns up to max_events unprocessed events into outbox rows and returns how many events it processed (call it until it returns less than max_events). A limit_reached event of a feature with an upgrade prompt becomes one pending email, or a skipped one when the customer has no email address or opted out; at most one per customer, feature and window. A trial_will_end event becomes the trial prompt (the template of the setting trial_prompt), the same way, once per trial. Threshold events, features without a prompt and trial events while trial_prompt is not set are marked processed with no email. Safe to run from any number of replicas at once. Errors: TG422 for a max_events below 1.';
 
 --
 -- Name: outbox_counts(); Type: FUNCTION; Schema: tollgate; Owner: -
@@ -2137,6 +2243,13 @@ DECLARE
   v_max integer := $6;
   v_status text;
 BEGIN
+  PERFORM tollgate._check_claim(v_id, v_attempt);
+  IF pg_catalog.length(v_error) > 10000 THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'error must be at most 10000 characters';
+  END IF;
+  IF v_retry_in > interval '366 days' THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'retry_in must be at most 366 days';
+  END IF;
   IF v_permanent IS NULL THEN
     RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'permanent must be true or false, not NULL';
   END IF;
@@ -2159,7 +2272,7 @@ $_$;
 -- Name: FUNCTION outbox_failed(id bigint, attempt integer, error text, retry_in interval, permanent boolean, max_attempts integer); Type: COMMENT; Schema: tollgate; Owner: -
 --
 
-COMMENT ON FUNCTION tollgate.outbox_failed(id bigint, attempt integer, error text, retry_in interval, permanent boolean, max_attempts integer) IS 'Records that the claim (id, attempt) failed with error (the provider''s message). The row is retried after retry_in (the database''s clock), or is dead when permanent or once it has had max_attempts attempts. Returns the new status, failed or dead, or NULL when the claim was lost meanwhile (nothing changes). Errors: TG422 for a NULL permanent or a max_attempts below 1.';
+COMMENT ON FUNCTION tollgate.outbox_failed(id bigint, attempt integer, error text, retry_in interval, permanent boolean, max_attempts integer) IS 'Records that the claim (id, attempt) failed with error (the provider''s message). The row is retried after retry_in (the database''s clock), or is dead when permanent or once it has had max_attempts attempts. Returns the new status, failed or dead, or NULL when the claim was lost meanwhile (nothing changes). Errors: TG422 for a NULL or non-positive id or attempt, an error over 10000 characters, a retry_in over 366 days, a NULL permanent or a max_attempts below 1.';
 
 --
 -- Name: outbox_register(text); Type: FUNCTION; Schema: tollgate; Owner: -
@@ -2170,8 +2283,8 @@ CREATE FUNCTION tollgate.outbox_register(worker text) RETURNS void
     SET search_path TO 'tollgate', 'pg_temp'
     AS $$
 BEGIN
-  IF worker IS NULL OR worker = '' THEN
-    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'worker must be a non-empty text';
+  IF worker IS NULL OR worker = '' OR pg_catalog.length(worker) > 255 THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'worker must be a text of 1 to 255 characters';
   END IF;
   -- Waits only while a claim is checking whether this name is alive (until
   -- that claim commits). Repeated calls on one session are harmless.
@@ -2183,7 +2296,7 @@ $$;
 -- Name: FUNCTION outbox_register(worker text); Type: COMMENT; Schema: tollgate; Owner: -
 --
 
-COMMENT ON FUNCTION tollgate.outbox_register(worker text) IS 'Marks worker as alive for as long as the calling session lasts (a session advisory lock), so that when it dies its claimed emails are taken over at once by the next tollgate.outbox_claim. Call it on a connection the worker keeps open, such as its LISTEN connection, before claiming. Worker names must be unique per process. Errors: TG422 for an empty name.';
+COMMENT ON FUNCTION tollgate.outbox_register(worker text) IS 'Marks worker as alive for as long as the calling session lasts (a session advisory lock), so that when it dies its claimed emails are taken over at once by the next tollgate.outbox_claim. Call it on a connection the worker keeps open, such as its LISTEN connection, before claiming. Worker names must be unique per process. Errors: TG422 for a NULL, empty or over-long (255) name.';
 
 --
 -- Name: outbox_sent(bigint, text, text); Type: FUNCTION; Schema: tollgate; Owner: -
@@ -2199,8 +2312,12 @@ DECLARE
   v_provider_id text := $3;
   v_seconds double precision;
 BEGIN
-  IF v_provider IS NULL OR v_provider = '' THEN
-    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'provider must be a non-empty text';
+  PERFORM tollgate._check_claim(v_id, 1);
+  IF v_provider IS NULL OR v_provider = '' OR pg_catalog.length(v_provider) > 255 THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'provider must be a text of 1 to 255 characters';
+  END IF;
+  IF pg_catalog.length(v_provider_id) > 1000 THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'provider_id must be at most 1000 characters';
   END IF;
   -- The provider accepted the email, so this holds whoever claims the row
   -- now: even a row given up as dead meanwhile was in fact sent.
@@ -2218,7 +2335,7 @@ $_$;
 -- Name: FUNCTION outbox_sent(id bigint, provider text, provider_id text); Type: COMMENT; Schema: tollgate; Owner: -
 --
 
-COMMENT ON FUNCTION tollgate.outbox_sent(id bigint, provider text, provider_id text) IS 'Marks email id as sent by provider (resend, smtp or log) with the provider''s message id, and returns the seconds from its event to now; NULL when it was marked sent already. Errors: TG422 for an empty provider.';
+COMMENT ON FUNCTION tollgate.outbox_sent(id bigint, provider text, provider_id text) IS 'Marks email id as sent by provider (resend, smtp or log) with the provider''s message id, and returns the seconds from its event to now; NULL when it was marked sent already. Errors: TG422 for a NULL or non-positive id, an empty or over-long (255) provider, or a provider_id over 1000 characters.';
 
 --
 -- Name: prune_idempotency_keys(interval); Type: FUNCTION; Schema: tollgate; Owner: -
@@ -2258,14 +2375,11 @@ DECLARE
   v_id text := $1;
   v_type text := $2;
 BEGIN
-  IF v_id IS NULL OR v_id !~ '^evt_[A-Za-z0-9_]+$' THEN
-    RAISE EXCEPTION USING ERRCODE = 'TG422',
-      MESSAGE = format('id %L is not a Stripe event id', v_id),
-      HINT = 'Stripe event ids look like evt_1NG8Du2eZvKYlo2CUI79vXWy.';
-  END IF;
-  IF v_type IS NULL OR v_type = '' THEN
-    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'type must be a non-empty text';
-  END IF;
+  PERFORM tollgate._check_stripe_id(v_id, 'id', 'evt', 'Stripe event ids look like evt_1NG8Du2eZvKYlo2CUI79vXWy');
+  PERFORM tollgate._check_text(v_type, 'type', 255, false);
+  PERFORM tollgate._check_text($3, 'api_version', 255, true);
+  PERFORM tollgate._check_text($4, 'object_id', 255, true);
+  PERFORM tollgate._check_stripe_time($5, 'stripe_created', true);
   -- A concurrent delivery of the same event waits here for the first one's
   -- transaction, then finds the row (false) or, if that one rolled back,
   -- records the event itself.
@@ -2280,7 +2394,7 @@ $_$;
 -- Name: FUNCTION record_stripe_event(id text, type text, api_version text, object_id text, stripe_created timestamp with time zone); Type: COMMENT; Schema: tollgate; Owner: -
 --
 
-COMMENT ON FUNCTION tollgate.record_stripe_event(id text, type text, api_version text, object_id text, stripe_created timestamp with time zone) IS 'Sidecar: records a Stripe webhook event (Event.id, .type, .api_version, .data.object.id, .created) once. Returns true the first time and false for a duplicate. Call it in the transaction that applies the event''s effect, so a rolled-back effect leaves the event unrecorded and a retry applies it. Errors: TG422 for a malformed id.';
+COMMENT ON FUNCTION tollgate.record_stripe_event(id text, type text, api_version text, object_id text, stripe_created timestamp with time zone) IS 'Sidecar: records a Stripe webhook event (Event.id, .type, .api_version, .data.object.id, .created) once. Returns true the first time and false for a duplicate. Call it in the transaction that applies the event''s effect, so a rolled-back effect leaves the event unrecorded and a retry applies it. Errors: TG422 for a NULL, malformed or over-long (255) id, type, api_version or object_id, or a created time at the epoch or infinite.';
 
 --
 -- Name: record_topup(text, text, text[], bigint[]); Type: FUNCTION; Schema: tollgate; Owner: -
@@ -2566,8 +2680,8 @@ DECLARE
   v_customer text := $1;
   v_opted_out boolean := $2;
 BEGIN
-  IF v_customer IS NULL OR v_customer = '' THEN
-    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'customer must be a non-empty text';
+  IF v_customer IS NULL OR v_customer = '' OR pg_catalog.length(v_customer) > 255 THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'customer must be a text of 1 to 255 characters';
   END IF;
   IF v_opted_out IS NULL THEN
     RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'opted_out must be true or false, not NULL';
@@ -2586,7 +2700,7 @@ $_$;
 -- Name: FUNCTION set_email_opt_out(customer text, opted_out boolean); Type: COMMENT; Schema: tollgate; Owner: -
 --
 
-COMMENT ON FUNCTION tollgate.set_email_opt_out(customer text, opted_out boolean) IS 'Opts customer out of upgrade-prompt emails (opted_out = true) or back in (false). Takes effect for emails not yet handed to the provider: those are skipped. An unknown customer is registered on the default plan. Errors: TG422 for an empty customer or a NULL opted_out.';
+COMMENT ON FUNCTION tollgate.set_email_opt_out(customer text, opted_out boolean) IS 'Opts customer out of upgrade-prompt emails (opted_out = true) or back in (false). Takes effect for emails not yet handed to the provider: those are skipped. An unknown customer is registered on the default plan. Errors: TG422 for a NULL, empty or over-long (255) customer or a NULL opted_out.';
 
 --
 -- Name: set_limit(text, text, bigint); Type: FUNCTION; Schema: tollgate; Owner: -
@@ -2723,12 +2837,23 @@ CREATE FUNCTION tollgate.set_setting(key text, value text) RETURNS void
 DECLARE
   v_window interval;
 BEGIN
-  IF $1 IS NULL OR $1 NOT IN ('past_due_is_grace', 'attribution_window') THEN
-    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = format('unknown setting %L', $1),
-      HINT = 'Known settings: past_due_is_grace, attribution_window.';
+  IF $1 IS NULL OR $1 NOT IN ('past_due_is_grace', 'attribution_window', 'pause_collection_keeps_plan', 'trial_prompt') THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422',
+      MESSAGE = pg_catalog.format('unknown setting %s', coalesce(pg_catalog.quote_literal(pg_catalog.left($1, 64)), 'NULL')),
+      HINT = 'Known settings: past_due_is_grace, attribution_window, pause_collection_keeps_plan, trial_prompt.';
   END IF;
-  IF $1 = 'past_due_is_grace' AND $2 IS DISTINCT FROM 'true' AND $2 IS DISTINCT FROM 'false' THEN
-    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'past_due_is_grace is true or false';
+  IF $2 IS NULL OR pg_catalog.length($2) > 255 THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422',
+      MESSAGE = pg_catalog.format('the value of %s must be a text of at most 255 characters, not %s', $1,
+                                  CASE WHEN $2 IS NULL THEN 'NULL' ELSE pg_catalog.length($2) || ' characters' END);
+  END IF;
+  IF $1 IN ('past_due_is_grace', 'pause_collection_keeps_plan') AND $2 NOT IN ('true', 'false') THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = pg_catalog.format('%s is true or false', $1);
+  END IF;
+  IF $1 = 'trial_prompt' AND $2 <> '' AND $2 !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422',
+      MESSAGE = 'trial_prompt is an email template name, or empty for none',
+      HINT = 'Lower-case letters, digits and _, starting with a letter (at most 63).';
   END IF;
   IF $1 = 'attribution_window' THEN
     BEGIN
@@ -2736,9 +2861,10 @@ BEGIN
     EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow OR interval_field_overflow THEN
       v_window := NULL;
     END;
-    IF v_window IS NULL OR v_window <= interval '0' THEN
+    IF v_window IS NULL OR v_window <= interval '0' OR v_window > interval '1000 years' THEN
       RAISE EXCEPTION USING ERRCODE = 'TG422',
-        MESSAGE = format('attribution_window is a positive interval, not %L', $2),
+        MESSAGE = pg_catalog.format('attribution_window is a positive interval of at most 1000 years, not %s',
+                                    pg_catalog.quote_literal(pg_catalog.left($2, 64))),
         HINT = 'For example ''30 days''.';
     END IF;
   END IF;
@@ -2747,6 +2873,9 @@ BEGIN
   IF $1 = 'past_due_is_grace' THEN
     PERFORM tollgate._refresh_customer(s.customer)
        FROM tollgate.subscriptions s WHERE s.status = 'past_due' AND s.customer IS NOT NULL;
+  ELSIF $1 = 'pause_collection_keeps_plan' THEN
+    PERFORM tollgate._refresh_customer(s.customer)
+       FROM tollgate.subscriptions s WHERE s.pause_collection IS NOT NULL AND s.customer IS NOT NULL;
   END IF;
 END
 $_$;
@@ -2755,7 +2884,7 @@ $_$;
 -- Name: FUNCTION set_setting(key text, value text); Type: COMMENT; Schema: tollgate; Owner: -
 --
 
-COMMENT ON FUNCTION tollgate.set_setting(key text, value text) IS 'Sets a behaviour setting (owner only): past_due_is_grace (true/false: a past_due subscription keeps its plan); attribution_window (a positive interval, default 30 days: how long after an upgrade prompt a conversion is attributed to it). Errors: TG422 for an unknown setting or a bad value.';
+COMMENT ON FUNCTION tollgate.set_setting(key text, value text) IS 'Sets a behaviour setting (owner only): past_due_is_grace (true/false: a past_due subscription keeps its plan); pause_collection_keeps_plan (true/false: a subscription whose payment collection is paused keeps its plan; false by default: it gives no plan until the pause resumes); attribution_window (a positive interval, default 30 days: how long after an upgrade prompt a conversion is attributed to it); trial_prompt (the email template of the prompt sent when a trial ends soon without a payment method; empty for none). Errors: TG422 for an unknown setting or a bad, NULL or over-long (255) value.';
 
 --
 -- Name: start_sync_run(); Type: FUNCTION; Schema: tollgate; Owner: -
@@ -2783,27 +2912,117 @@ $$;
 COMMENT ON FUNCTION tollgate.start_sync_run() IS 'Sidecar: starts a reconcile run if no other session runs one, and returns its id; NULL when another session holds the reconcile lock. The lock belongs to the calling session: call finish_sync_run on the same connection.';
 
 --
+-- Name: stripe_customer_subscriptions(text); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate.stripe_customer_subscriptions(stripe_customer text) RETURNS TABLE(stripe_subscription text, stripe_account text)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'tollgate', 'pg_temp'
+    AS $_$
+BEGIN
+  PERFORM tollgate._check_stripe_id($1, 'stripe_customer', 'cus', 'Stripe customer ids look like cus_NffrFeUfNV2Hib');
+  RETURN QUERY
+  SELECT s.stripe_subscription, s.stripe_account
+    FROM tollgate.subscriptions s
+   WHERE s.stripe_customer = $1 AND s.gone_at IS NULL
+     AND s.status NOT IN ('canceled', 'incomplete_expired')
+   ORDER BY s.stripe_subscription;
+END
+$_$;
+
+--
+-- Name: FUNCTION stripe_customer_subscriptions(stripe_customer text); Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON FUNCTION tollgate.stripe_customer_subscriptions(stripe_customer text) IS 'Sidecar: the stored subscriptions of a Stripe customer that may still give a plan (not canceled, incomplete_expired or gone), with their Connect account: what a customer.deleted event re-fetches. Errors: TG422 for a NULL, malformed or over-long id.';
+
+--
+-- Name: stripe_due_resumes(integer); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate.stripe_due_resumes(max_subscriptions integer DEFAULT 100) RETURNS TABLE(stripe_subscription text, stripe_account text)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'tollgate', 'pg_temp'
+    AS $_$
+BEGIN
+  IF $1 IS NULL OR $1 < 1 OR $1 > 10000 THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422',
+      MESSAGE = pg_catalog.format('max_subscriptions must be from 1 to 10000, not %s', coalesce($1::text, 'NULL'));
+  END IF;
+  RETURN QUERY
+  SELECT s.stripe_subscription, s.stripe_account
+    FROM tollgate.subscriptions s
+   WHERE s.pause_collection IS NOT NULL AND s.pause_resumes_at IS NOT NULL AND s.gone_at IS NULL
+     AND s.pause_resumes_at <= pg_catalog.now()
+   ORDER BY s.pause_resumes_at, s.stripe_subscription
+   LIMIT $1;
+END
+$_$;
+
+--
+-- Name: FUNCTION stripe_due_resumes(max_subscriptions integer); Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON FUNCTION tollgate.stripe_due_resumes(max_subscriptions integer) IS 'Sidecar: up to max_subscriptions stored subscriptions whose paused collection was due to resume (pause_collection.resumes_at has passed) but that are still stored as paused: the sidecar re-fetches them. Errors: TG422 for a max_subscriptions that is NULL or outside 1 to 10000.';
+
+--
 -- Name: stripe_event_seen(text); Type: FUNCTION; Schema: tollgate; Owner: -
 --
 
 CREATE FUNCTION tollgate.stripe_event_seen(id text) RETURNS boolean
-    LANGUAGE sql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'tollgate', 'pg_temp'
     AS $_$
-  SELECT EXISTS (SELECT FROM tollgate.stripe_events e WHERE e.id = $1)
+BEGIN
+  PERFORM tollgate._check_stripe_id($1, 'id', 'evt', 'Stripe event ids look like evt_1NG8Du2eZvKYlo2CUI79vXWy');
+  RETURN EXISTS (SELECT FROM tollgate.stripe_events e WHERE e.id = $1);
+END
 $_$;
 
 --
 -- Name: FUNCTION stripe_event_seen(id text); Type: COMMENT; Schema: tollgate; Owner: -
 --
 
-COMMENT ON FUNCTION tollgate.stripe_event_seen(id text) IS 'Sidecar: whether the Stripe event (Event.id) was recorded already: a redelivery can be answered without re-fetching anything.';
+COMMENT ON FUNCTION tollgate.stripe_event_seen(id text) IS 'Sidecar: whether the Stripe event (Event.id) was recorded already: a redelivery can be answered without re-fetching anything. Errors: TG422 for a NULL, malformed or over-long (255) id.';
 
 --
--- Name: sync_subscription(text, text, text, text[], text[], timestamp with time zone, timestamp with time zone, boolean, timestamp with time zone, timestamp with time zone, text); Type: FUNCTION; Schema: tollgate; Owner: -
+-- Name: stripe_subscription_gone(text, timestamp with time zone); Type: FUNCTION; Schema: tollgate; Owner: -
 --
 
-CREATE FUNCTION tollgate.sync_subscription(stripe_subscription text, stripe_customer text, status text, price_ids text[], product_ids text[], current_period_start timestamp with time zone, current_period_end timestamp with time zone, cancel_at_period_end boolean, stripe_created timestamp with time zone, fetched_at timestamp with time zone, tollgate_customer text DEFAULT NULL::text, OUT customer text, OUT plan text, OUT applied boolean) RETURNS record
+CREATE FUNCTION tollgate.stripe_subscription_gone(stripe_subscription text, fetched_at timestamp with time zone, OUT customer text, OUT applied boolean) RETURNS record
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'tollgate', 'pg_temp'
+    AS $_$
+DECLARE
+  v_sub text := $1;
+  v_fetched timestamptz := least($2, pg_catalog.clock_timestamp());
+BEGIN
+  PERFORM tollgate._check_stripe_id(v_sub, 'stripe_subscription', 'sub',
+                                    'Stripe subscription ids look like sub_1MowQVLkdIwHu7ixeRlqHVzs');
+  IF $2 IS NULL OR NOT pg_catalog.isfinite($2) THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'fetched_at must be a finite time, not NULL or infinity',
+      HINT = 'Pass the time the fetch from Stripe started.';
+  END IF;
+  -- as sync_subscription: a fetch that started before the stored one loses
+  UPDATE tollgate.subscriptions s
+     SET gone_at = coalesce(s.gone_at, v_fetched), synced_at = v_fetched
+   WHERE s.stripe_subscription = v_sub AND s.synced_at <= v_fetched
+  RETURNING s.customer INTO customer;
+  applied := FOUND;
+END
+$_$;
+
+--
+-- Name: FUNCTION stripe_subscription_gone(stripe_subscription text, fetched_at timestamp with time zone, OUT customer text, OUT applied boolean); Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON FUNCTION tollgate.stripe_subscription_gone(stripe_subscription text, fetched_at timestamp with time zone, OUT customer text, OUT applied boolean) IS 'Sidecar: records that Stripe answered 404 (resource_missing) for a stored subscription, in a fetch that started at fetched_at: it gives no plan from now on (its customer''s plan is recomputed), until a later fetch finds it again. applied is false when the subscription is not stored or a later fetch was stored already. Returns the customer it belonged to. Errors: TG422 for a NULL, malformed or over-long id, or a NULL or infinite fetched_at.';
+
+--
+-- Name: sync_subscription(text, text, text, text[], text[], timestamp with time zone, timestamp with time zone, boolean, timestamp with time zone, timestamp with time zone, text, text, text, timestamp with time zone, timestamp with time zone, timestamp with time zone, boolean); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate.sync_subscription(stripe_subscription text, stripe_customer text, status text, price_ids text[], product_ids text[], current_period_start timestamp with time zone, current_period_end timestamp with time zone, cancel_at_period_end boolean, stripe_created timestamp with time zone, fetched_at timestamp with time zone, tollgate_customer text DEFAULT NULL::text, stripe_account text DEFAULT NULL::text, pause_collection text DEFAULT NULL::text, pause_resumes_at timestamp with time zone DEFAULT NULL::timestamp with time zone, trial_start timestamp with time zone DEFAULT NULL::timestamp with time zone, trial_end timestamp with time zone DEFAULT NULL::timestamp with time zone, has_payment_method boolean DEFAULT NULL::boolean, OUT customer text, OUT plan text, OUT applied boolean) RETURNS record
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'tollgate', 'pg_temp'
     AS $_$
@@ -2819,35 +3038,55 @@ DECLARE
   v_created timestamptz := $9;
   -- a replica whose clock runs ahead must not make its fetches win forever
   -- (least ignores NULL: a NULL fetched_at is rejected below)
-  v_fetched timestamptz := least($10, clock_timestamp());
+  v_fetched timestamptz := least($10, pg_catalog.clock_timestamp());
   v_meta text := nullif($11, '');
+  v_account text := $12;
+  v_pause text := $13;
+  v_resumes timestamptz := $14;
+  v_trial_start timestamptz := $15;
+  v_trial_end timestamptz := $16;
+  v_payment boolean := $17;
   v_owner text;
 BEGIN
-  IF v_sub IS NULL OR v_sub !~ '^sub_[A-Za-z0-9_]+$' THEN
+  PERFORM tollgate._check_stripe_id(v_sub, 'stripe_subscription', 'sub',
+                                    'Stripe subscription ids look like sub_1MowQVLkdIwHu7ixeRlqHVzs');
+  PERFORM tollgate._check_stripe_id(v_stripe, 'stripe_customer', 'cus', 'Stripe customer ids look like cus_NffrFeUfNV2Hib');
+  IF v_status IS NULL OR pg_catalog.length(v_status) > 64 OR v_status !~ '^[a-z_]+$' THEN
     RAISE EXCEPTION USING ERRCODE = 'TG422',
-      MESSAGE = format('stripe_subscription %L is not a Stripe subscription id', v_sub),
-      HINT = 'Stripe subscription ids look like sub_1MowQVLkdIwHu7ixeRlqHVzs.';
+      MESSAGE = pg_catalog.format('status %s is not a Stripe subscription status',
+                                  coalesce(pg_catalog.quote_literal(pg_catalog.left(v_status, 64)), 'NULL'));
   END IF;
-  IF v_stripe IS NULL OR v_stripe !~ '^cus_[A-Za-z0-9]+$' THEN
+  IF pg_catalog.cardinality(v_prices) > 1000 OR pg_catalog.cardinality(v_products) > 1000
+     OR coalesce(pg_catalog.array_ndims(v_prices), 1) <> 1 OR coalesce(pg_catalog.array_ndims(v_products), 1) <> 1 THEN
     RAISE EXCEPTION USING ERRCODE = 'TG422',
-      MESSAGE = format('stripe_customer %L is not a Stripe customer id', v_stripe),
-      HINT = 'Stripe customer ids look like cus_NffrFeUfNV2Hib.';
+      MESSAGE = 'price_ids and product_ids are lists of at most 1000 ids of 1 to 255 characters, without NULL';
   END IF;
-  IF v_status IS NULL OR v_status !~ '^[a-z_]+$' THEN
-    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = format('status %L is not a Stripe subscription status', v_status);
-  END IF;
-  IF array_position(v_prices, NULL) IS NOT NULL OR array_position(v_products, NULL) IS NOT NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'price_ids and product_ids must not contain NULL';
+  IF EXISTS (SELECT FROM pg_catalog.unnest(v_prices) AS x(id) WHERE x.id IS NULL OR x.id = '' OR pg_catalog.length(x.id) > 255)
+     OR EXISTS (SELECT FROM pg_catalog.unnest(v_products) AS x(id) WHERE x.id IS NULL OR x.id = '' OR pg_catalog.length(x.id) > 255) THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422',
+      MESSAGE = 'price_ids and product_ids are lists of at most 1000 ids of 1 to 255 characters, without NULL';
   END IF;
   -- Stripe timestamps are never 0: a period at the epoch is a missing field
   -- read as 0 (API 2025-03-31 moved the periods to the subscription items)
-  IF v_start <= 'epoch' OR v_end <= 'epoch' OR v_created <= 'epoch' THEN
-    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'a Stripe timestamp is at or before 1970-01-01',
-      HINT = 'Pass NULL for a period Stripe did not give; read periods from the subscription items on newer APIs.';
-  END IF;
-  IF $10 IS NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'fetched_at must not be NULL',
+  PERFORM tollgate._check_stripe_time(v_start, 'current_period_start', true);
+  PERFORM tollgate._check_stripe_time(v_end, 'current_period_end', true);
+  PERFORM tollgate._check_stripe_time(v_created, 'stripe_created', true);
+  PERFORM tollgate._check_stripe_time(v_resumes, 'pause_resumes_at', true);
+  PERFORM tollgate._check_stripe_time(v_trial_start, 'trial_start', true);
+  PERFORM tollgate._check_stripe_time(v_trial_end, 'trial_end', true);
+  IF $10 IS NULL OR NOT pg_catalog.isfinite($10) THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'fetched_at must be a finite time, not NULL or infinity',
       HINT = 'Pass the time the fetch from Stripe started.';
+  END IF;
+  PERFORM tollgate._check_text(v_meta, 'tollgate_customer', 255, true);
+  IF v_account IS NOT NULL THEN
+    PERFORM tollgate._check_stripe_id(v_account, 'stripe_account', 'acct', 'Connect account ids look like acct_1032D82eZvKYlo2C');
+  END IF;
+  IF v_pause IS NOT NULL AND (pg_catalog.length(v_pause) > 64 OR v_pause !~ '^[a-z_]+$') THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422',
+      MESSAGE = pg_catalog.format('pause_collection %s is not a pause_collection.behavior',
+                                  pg_catalog.quote_literal(pg_catalog.left(v_pause, 64))),
+      HINT = 'void, keep_as_draft or mark_uncollectible; NULL when collection is not paused.';
   END IF;
 
   -- An older fetch never overwrites a newer one: the fetch that started last
@@ -2870,8 +3109,10 @@ BEGIN
 
   INSERT INTO tollgate.subscriptions AS s (
     stripe_subscription, stripe_customer, customer, status, price_ids, product_ids,
-    current_period_start, current_period_end, cancel_at_period_end, stripe_created, synced_at)
-  VALUES (v_sub, v_stripe, v_owner, v_status, v_prices, v_products, v_start, v_end, v_cancel, v_created, v_fetched)
+    current_period_start, current_period_end, cancel_at_period_end, stripe_created, synced_at,
+    stripe_account, pause_collection, pause_resumes_at, trial_start, trial_end, has_payment_method, gone_at)
+  VALUES (v_sub, v_stripe, v_owner, v_status, v_prices, v_products, v_start, v_end, v_cancel, v_created, v_fetched,
+          v_account, v_pause, CASE WHEN v_pause IS NOT NULL THEN v_resumes END, v_trial_start, v_trial_end, v_payment, NULL)
   ON CONFLICT ON CONSTRAINT subscriptions_pkey DO UPDATE
     SET stripe_customer = EXCLUDED.stripe_customer,
         customer = EXCLUDED.customer,
@@ -2882,7 +3123,14 @@ BEGIN
         current_period_end = EXCLUDED.current_period_end,
         cancel_at_period_end = EXCLUDED.cancel_at_period_end,
         stripe_created = EXCLUDED.stripe_created,
-        synced_at = EXCLUDED.synced_at
+        synced_at = EXCLUDED.synced_at,
+        stripe_account = EXCLUDED.stripe_account,
+        pause_collection = EXCLUDED.pause_collection,
+        pause_resumes_at = EXCLUDED.pause_resumes_at,
+        trial_start = EXCLUDED.trial_start,
+        trial_end = EXCLUDED.trial_end,
+        has_payment_method = EXCLUDED.has_payment_method,
+        gone_at = NULL
   WHERE s.synced_at <= EXCLUDED.synced_at
   RETURNING s.customer, s.plan INTO customer, plan;
   applied := FOUND;
@@ -2894,10 +3142,101 @@ END
 $_$;
 
 --
--- Name: FUNCTION sync_subscription(stripe_subscription text, stripe_customer text, status text, price_ids text[], product_ids text[], current_period_start timestamp with time zone, current_period_end timestamp with time zone, cancel_at_period_end boolean, stripe_created timestamp with time zone, fetched_at timestamp with time zone, tollgate_customer text, OUT customer text, OUT plan text, OUT applied boolean); Type: COMMENT; Schema: tollgate; Owner: -
+-- Name: FUNCTION sync_subscription(stripe_subscription text, stripe_customer text, status text, price_ids text[], product_ids text[], current_period_start timestamp with time zone, current_period_end timestamp with time zone, cancel_at_period_end boolean, stripe_created timestamp with time zone, fetched_at timestamp with time zone, tollgate_customer text, stripe_account text, pause_collection text, pause_resumes_at timestamp with time zone, trial_start timestamp with time zone, trial_end timestamp with time zone, has_payment_method boolean, OUT customer text, OUT plan text, OUT applied boolean); Type: COMMENT; Schema: tollgate; Owner: -
 --
 
-COMMENT ON FUNCTION tollgate.sync_subscription(stripe_subscription text, stripe_customer text, status text, price_ids text[], product_ids text[], current_period_start timestamp with time zone, current_period_end timestamp with time zone, cancel_at_period_end boolean, stripe_created timestamp with time zone, fetched_at timestamp with time zone, tollgate_customer text, OUT customer text, OUT plan text, OUT applied boolean) IS 'Sidecar: stores a subscription as just fetched from Stripe (Subscription.id, .customer, .status, items.data[].price.id and .product, current_period_start/end from the subscription or, on API 2025-03-31 and later, its items; NULL when Stripe gives none, .cancel_at_period_end, .created). fetched_at is when the fetch started: a fetch older than the stored one changes nothing (applied = false). tollgate_customer is the Stripe customer''s metadata.tollgate_customer, recorded as a link. The plan comes from the prices and products, the customer from the links (set_customer first, then metadata, then Checkout); the customer''s plan is recomputed. Returns the customer (NULL = nobody yet: linked when a mapping appears) and plan (NULL = no plan names these prices). Errors: TG422 for malformed ids, NULL fetched_at, or a timestamp at the epoch.';
+COMMENT ON FUNCTION tollgate.sync_subscription(stripe_subscription text, stripe_customer text, status text, price_ids text[], product_ids text[], current_period_start timestamp with time zone, current_period_end timestamp with time zone, cancel_at_period_end boolean, stripe_created timestamp with time zone, fetched_at timestamp with time zone, tollgate_customer text, stripe_account text, pause_collection text, pause_resumes_at timestamp with time zone, trial_start timestamp with time zone, trial_end timestamp with time zone, has_payment_method boolean, OUT customer text, OUT plan text, OUT applied boolean) IS 'Sidecar: stores a subscription as just fetched from Stripe (Subscription.id, .customer, .status, items.data[].price.id and .product, current_period_start/end from the subscription or, on API 2025-03-31 and later, its items; NULL when Stripe gives none, .cancel_at_period_end, .created). fetched_at is when the fetch started: a fetch older than the stored one changes nothing (applied = false). tollgate_customer is the Stripe customer''s metadata.tollgate_customer, recorded as a link. stripe_account is the connected account (Connect) it was fetched from; pause_collection and pause_resumes_at are .pause_collection.behavior and .resumes_at (NULL when collection is not paused); trial_start and trial_end are the trial''s; has_payment_method says whether the subscription or its customer has a default payment method. A subscription marked gone (stripe_subscription_gone) is known again. The plan comes from the prices and products, the customer from the links (set_customer first, then metadata, then Checkout); the customer''s plan is recomputed. Returns the customer (NULL = nobody yet: linked when a mapping appears) and plan (NULL = no plan names these prices). Errors: TG422 for a NULL, malformed or over-long (255) id, status or tollgate_customer, more than 1000 prices or products, a NULL or infinite fetched_at, or a timestamp at the epoch or infinite.';
+
+--
+-- Name: trial_funnel(timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate.trial_funnel(since timestamp with time zone, until timestamp with time zone) RETURNS TABLE(trials bigint, prompted bigint, converted bigint, attributed bigint, organic bigint, conversion_rate double precision, prompted_rate double precision)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'tollgate', 'pg_temp'
+    AS $_$
+#variable_conflict use_column
+DECLARE
+  v_since timestamptz := $1;
+  v_until timestamptz := $2;
+BEGIN
+  IF v_since IS NULL OR v_until IS NULL OR v_since > v_until THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422',
+      MESSAGE = pg_catalog.format('trial_funnel wants since <= until, not %s to %s',
+                                  coalesce(v_since::text, 'NULL'), coalesce(v_until::text, 'NULL')),
+      HINT = 'For the last 30 days: tollgate.trial_funnel(now() - interval ''30 days'', now()).';
+  END IF;
+  RETURN QUERY
+  WITH t AS (
+    SELECT s.stripe_subscription, s.customer, s.trial_start,
+           EXISTS (SELECT FROM tollgate.emails m JOIN tollgate.events e ON e.id = m.event_id
+                    WHERE m.customer = s.customer AND m.feature = '' AND m.status = 'sent'
+                      AND e.kind = 'trial_will_end' AND e.period_start = s.trial_start) AS prompted,
+           tc.id IS NOT NULL AS converted,
+           tc.email_id IS NOT NULL OR tc.prompted_at IS NOT NULL AS attributed
+      FROM tollgate.subscriptions s
+      LEFT JOIN tollgate.trial_conversions tc
+        ON tc.stripe_subscription = s.stripe_subscription AND tc.trial_start IS NOT DISTINCT FROM s.trial_start
+     WHERE s.trial_end >= v_since AND s.trial_end < v_until AND s.customer IS NOT NULL
+  )
+  SELECT count(*), count(*) FILTER (WHERE t.prompted), count(*) FILTER (WHERE t.converted),
+         count(*) FILTER (WHERE t.attributed), count(*) FILTER (WHERE t.converted AND NOT t.attributed),
+         (count(*) FILTER (WHERE t.converted))::double precision / nullif(count(*), 0),
+         (count(*) FILTER (WHERE t.attributed))::double precision / nullif(count(*) FILTER (WHERE t.prompted), 0)
+    FROM t;
+END
+$_$;
+
+--
+-- Name: FUNCTION trial_funnel(since timestamp with time zone, until timestamp with time zone); Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON FUNCTION tollgate.trial_funnel(since timestamp with time zone, until timestamp with time zone) IS 'The trials (Stripe subscriptions of known customers) whose trial ended in [since, until), one row: trials; prompted: were sent the trial prompt (stripe.trial_prompt) for that trial; converted: went from trialing to active, at any time (tollgate.trial_conversions); attributed: converted after a trial prompt; organic: converted without one; conversion_rate: converted / trials; prompted_rate: attributed / prompted (NULL when none). Errors: TG422 for a NULL bound or since after until.';
+
+--
+-- Name: trial_will_end(text); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate.trial_will_end(stripe_subscription text) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'tollgate', 'pg_temp'
+    AS $_$
+DECLARE
+  v_sub text := $1;
+  v_template text;
+  v_id bigint;
+BEGIN
+  PERFORM tollgate._check_stripe_id(v_sub, 'stripe_subscription', 'sub',
+                                    'Stripe subscription ids look like sub_1MowQVLkdIwHu7ixeRlqHVzs');
+  SELECT st.value INTO v_template FROM tollgate.settings st WHERE st.key = 'trial_prompt';
+  IF coalesce(v_template, '') = '' THEN
+    RETURN false;
+  END IF;
+  -- once per trial: the event's key is (customer, '', trial_start, kind, 100)
+  INSERT INTO tollgate.events AS e
+    (kind, customer, feature, plan, used, quota, threshold, period_start, period_end)
+  SELECT 'trial_will_end', s.customer, '', s.plan, 0, NULL, 100, s.trial_start, s.trial_end
+    FROM tollgate.subscriptions s
+   WHERE s.stripe_subscription = v_sub
+     AND s.status = 'trialing' AND s.gone_at IS NULL
+     AND s.customer IS NOT NULL AND s.plan IS NOT NULL
+     AND s.has_payment_method IS FALSE
+     AND s.trial_start IS NOT NULL AND s.trial_end > pg_catalog.now()
+  ON CONFLICT (customer, feature, period_start, kind, threshold) DO NOTHING
+  RETURNING e.id INTO v_id;
+  IF v_id IS NULL THEN
+    RETURN false;
+  END IF;
+  PERFORM pg_catalog.pg_notify('tollgate_events', v_id::text);
+  RETURN true;
+END
+$_$;
+
+--
+-- Name: FUNCTION trial_will_end(stripe_subscription text); Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON FUNCTION tollgate.trial_will_end(stripe_subscription text) IS 'Sidecar: on customer.subscription.trial_will_end, after storing the re-fetched subscription: when the setting trial_prompt names an email template and the stored subscription is trialing, belongs to a customer, means a plan, has no payment method and its trial ends in the future, writes a trial_will_end event (feature '''', period_start the trial''s start, period_end its end) that the outbox turns into the trial prompt, once per trial, and wakes the sidecar. Returns whether it wrote the event. Errors: TG422 for a NULL, malformed or over-long id.';
 
 --
 -- Name: unmapped_subscriptions(); Type: FUNCTION; Schema: tollgate; Owner: -
@@ -2913,7 +3252,7 @@ CREATE FUNCTION tollgate.unmapped_subscriptions() RETURNS TABLE(stripe_subscript
               ELSE 'no plan' END
     FROM tollgate.subscriptions s
    WHERE (s.customer IS NULL OR s.plan IS NULL)
-     AND s.status NOT IN ('canceled', 'incomplete_expired')
+     AND s.status NOT IN ('canceled', 'incomplete_expired') AND s.gone_at IS NULL
    ORDER BY s.stripe_subscription
 $$;
 
@@ -2921,7 +3260,7 @@ $$;
 -- Name: FUNCTION unmapped_subscriptions(); Type: COMMENT; Schema: tollgate; Owner: -
 --
 
-COMMENT ON FUNCTION tollgate.unmapped_subscriptions() IS 'Stripe subscriptions that give nobody a plan because tollgate knows no customer for their Stripe customer (link it: set_customer, metadata.tollgate_customer or Checkout) or no plan names their prices or products (add them to a plan); ended ones (canceled, incomplete_expired) are left out. problem says which: no customer, no plan, or no customer, no plan.';
+COMMENT ON FUNCTION tollgate.unmapped_subscriptions() IS 'Stripe subscriptions that give nobody a plan because tollgate knows no customer for their Stripe customer (link it: set_customer, metadata.tollgate_customer or Checkout) or no plan names their prices or products (add them to a plan); ended ones (canceled, incomplete_expired, gone) are left out. problem says which: no customer, no plan, or no customer, no plan.';
 
 --
 -- Name: usage(text); Type: FUNCTION; Schema: tollgate; Owner: -
@@ -3253,7 +3592,7 @@ CREATE TABLE tollgate.events (
     period_end timestamp with time zone,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     processed_at timestamp with time zone,
-    CONSTRAINT events_kind_check CHECK ((kind = ANY (ARRAY['threshold'::text, 'limit_reached'::text])))
+    CONSTRAINT events_kind_check CHECK ((kind = ANY (ARRAY['threshold'::text, 'limit_reached'::text, 'trial_will_end'::text])))
 );
 
 --
@@ -3575,7 +3914,14 @@ CREATE TABLE tollgate.subscriptions (
     current_period_end timestamp with time zone,
     cancel_at_period_end boolean DEFAULT false NOT NULL,
     stripe_created timestamp with time zone,
-    synced_at timestamp with time zone DEFAULT now() NOT NULL
+    synced_at timestamp with time zone DEFAULT now() NOT NULL,
+    stripe_account text,
+    pause_collection text,
+    pause_resumes_at timestamp with time zone,
+    trial_start timestamp with time zone,
+    trial_end timestamp with time zone,
+    has_payment_method boolean,
+    gone_at timestamp with time zone
 );
 
 --
@@ -3645,6 +3991,48 @@ COMMENT ON COLUMN tollgate.subscriptions.cancel_at_period_end IS 'Stripe Subscri
 COMMENT ON COLUMN tollgate.subscriptions.stripe_created IS 'Stripe Subscription.created.';
 
 --
+-- Name: COLUMN subscriptions.stripe_account; Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON COLUMN tollgate.subscriptions.stripe_account IS 'Stripe Event.account (acct_...) of a connected account the subscription lives in; NULL = the platform''s own account.';
+
+--
+-- Name: COLUMN subscriptions.pause_collection; Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON COLUMN tollgate.subscriptions.pause_collection IS 'Stripe Subscription.pause_collection.behavior (void, keep_as_draft, mark_uncollectible); NULL = collection not paused. A paused collection gives no plan unless the setting pause_collection_keeps_plan is true.';
+
+--
+-- Name: COLUMN subscriptions.pause_resumes_at; Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON COLUMN tollgate.subscriptions.pause_resumes_at IS 'Stripe Subscription.pause_collection.resumes_at: from then on the pause no longer counts, and the sidecar re-fetches the subscription.';
+
+--
+-- Name: COLUMN subscriptions.trial_start; Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON COLUMN tollgate.subscriptions.trial_start IS 'Stripe Subscription.trial_start.';
+
+--
+-- Name: COLUMN subscriptions.trial_end; Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON COLUMN tollgate.subscriptions.trial_end IS 'Stripe Subscription.trial_end.';
+
+--
+-- Name: COLUMN subscriptions.has_payment_method; Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON COLUMN tollgate.subscriptions.has_payment_method IS 'Whether the subscription (default_payment_method, default_source) or its customer (invoice_settings.default_payment_method, default_source) has a payment method; NULL = unknown.';
+
+--
+-- Name: COLUMN subscriptions.gone_at; Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON COLUMN tollgate.subscriptions.gone_at IS 'When Stripe answered 404 (resource_missing) for this subscription: it gives no plan. NULL = Stripe knows it.';
+
+--
 -- Name: sync_runs; Type: TABLE; Schema: tollgate; Owner: -
 --
 
@@ -3707,6 +4095,65 @@ CREATE TABLE tollgate.topups (
 --
 
 COMMENT ON COLUMN tollgate.topups.stripe_price IS 'Stripe Price.id (price_...) of the pack.';
+
+--
+-- Name: trial_conversions; Type: TABLE; Schema: tollgate; Owner: -
+--
+
+CREATE TABLE tollgate.trial_conversions (
+    id bigint NOT NULL,
+    stripe_subscription text NOT NULL,
+    customer text NOT NULL,
+    plan text,
+    trial_start timestamp with time zone,
+    trial_end timestamp with time zone,
+    email_id bigint,
+    prompted_at timestamp with time zone,
+    converted_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+--
+-- Name: TABLE trial_conversions; Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON TABLE tollgate.trial_conversions IS 'Stripe trials that turned into paid subscriptions (status trialing -> active), one row per subscription and trial.';
+
+--
+-- Name: COLUMN trial_conversions.plan; Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON COLUMN tollgate.trial_conversions.plan IS 'The plan the subscription gives (NULL = no plan names its prices).';
+
+--
+-- Name: COLUMN trial_conversions.email_id; Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON COLUMN tollgate.trial_conversions.email_id IS 'The trial prompt sent for this trial; NULL = none was sent, or it was pruned.';
+
+--
+-- Name: COLUMN trial_conversions.prompted_at; Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON COLUMN tollgate.trial_conversions.prompted_at IS 'When that prompt was sent (emails.sent_at); NULL = none.';
+
+--
+-- Name: COLUMN trial_conversions.converted_at; Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON COLUMN tollgate.trial_conversions.converted_at IS 'When tollgate stored the subscription as active (the start of that transaction).';
+
+--
+-- Name: trial_conversions_id_seq; Type: SEQUENCE; Schema: tollgate; Owner: -
+--
+
+ALTER TABLE tollgate.trial_conversions ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME tollgate.trial_conversions_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
 
 --
 -- Name: usage_shards; Type: TABLE; Schema: tollgate; Owner: -
@@ -3909,6 +4356,20 @@ ALTER TABLE ONLY tollgate.topups
     ADD CONSTRAINT topups_stripe_price_key UNIQUE (stripe_price);
 
 --
+-- Name: trial_conversions trial_conversions_pkey; Type: CONSTRAINT; Schema: tollgate; Owner: -
+--
+
+ALTER TABLE ONLY tollgate.trial_conversions
+    ADD CONSTRAINT trial_conversions_pkey PRIMARY KEY (id);
+
+--
+-- Name: trial_conversions trial_conversions_stripe_subscription_trial_start_key; Type: CONSTRAINT; Schema: tollgate; Owner: -
+--
+
+ALTER TABLE ONLY tollgate.trial_conversions
+    ADD CONSTRAINT trial_conversions_stripe_subscription_trial_start_key UNIQUE (stripe_subscription, trial_start);
+
+--
 -- Name: usage usage_pkey; Type: CONSTRAINT; Schema: tollgate; Owner: -
 --
 
@@ -4008,10 +4469,28 @@ CREATE INDEX stripe_links_customer ON tollgate.stripe_links USING btree (custome
 CREATE INDEX subscriptions_customer ON tollgate.subscriptions USING btree (customer);
 
 --
+-- Name: subscriptions_pause_resumes_at; Type: INDEX; Schema: tollgate; Owner: -
+--
+
+CREATE INDEX subscriptions_pause_resumes_at ON tollgate.subscriptions USING btree (pause_resumes_at) WHERE ((pause_collection IS NOT NULL) AND (pause_resumes_at IS NOT NULL) AND (gone_at IS NULL));
+
+--
 -- Name: subscriptions_stripe_customer; Type: INDEX; Schema: tollgate; Owner: -
 --
 
 CREATE INDEX subscriptions_stripe_customer ON tollgate.subscriptions USING btree (stripe_customer);
+
+--
+-- Name: subscriptions_trial_end; Type: INDEX; Schema: tollgate; Owner: -
+--
+
+CREATE INDEX subscriptions_trial_end ON tollgate.subscriptions USING btree (trial_end) WHERE (trial_end IS NOT NULL);
+
+--
+-- Name: trial_conversions_trial_end; Type: INDEX; Schema: tollgate; Owner: -
+--
+
+CREATE INDEX trial_conversions_trial_end ON tollgate.trial_conversions USING btree (trial_end);
 
 --
 -- Name: features bump_config_version; Type: TRIGGER; Schema: tollgate; Owner: -
@@ -4120,6 +4599,13 @@ ALTER TABLE ONLY tollgate.topups
     ADD CONSTRAINT topups_feature_fkey FOREIGN KEY (feature) REFERENCES tollgate.features(feature) ON DELETE CASCADE;
 
 --
+-- Name: trial_conversions trial_conversions_email_id_fkey; Type: FK CONSTRAINT; Schema: tollgate; Owner: -
+--
+
+ALTER TABLE ONLY tollgate.trial_conversions
+    ADD CONSTRAINT trial_conversions_email_id_fkey FOREIGN KEY (email_id) REFERENCES tollgate.emails(id) ON DELETE SET NULL;
+
+--
 -- Name: SCHEMA tollgate; Type: ACL; Schema: -; Owner: -
 --
 
@@ -4170,6 +4656,12 @@ REVOKE ALL ON FUNCTION tollgate._check(p_customer text, p_feature text, p_amount
 REVOKE ALL ON FUNCTION tollgate._check_args(p_customer text, p_feature text, p_amount bigint) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _check_claim(p_id bigint, p_attempt integer); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate._check_claim(p_id bigint, p_attempt integer) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _check_entitlement(p_customer text, p_feature text, p_reason text, p_fixed boolean); Type: ACL; Schema: tollgate; Owner: -
 --
 
@@ -4182,10 +4674,28 @@ REVOKE ALL ON FUNCTION tollgate._check_entitlement(p_customer text, p_feature te
 REVOKE ALL ON FUNCTION tollgate._check_room(p_used bigint, p_amount bigint) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _check_stripe_id(p_value text, p_what text, p_prefix text, p_hint text); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate._check_stripe_id(p_value text, p_what text, p_prefix text, p_hint text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _check_stripe_time(p_value timestamp with time zone, p_what text, p_nullable boolean); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate._check_stripe_time(p_value timestamp with time zone, p_what text, p_nullable boolean) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _check_text(p_what text, p_value text, p_max integer); Type: ACL; Schema: tollgate; Owner: -
 --
 
 REVOKE ALL ON FUNCTION tollgate._check_text(p_what text, p_value text, p_max integer) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _check_text(p_value text, p_what text, p_max integer, p_nullable boolean); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate._check_text(p_value text, p_what text, p_max integer, p_nullable boolean) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _close_window(r tollgate.usage); Type: ACL; Schema: tollgate; Owner: -
@@ -4713,6 +5223,20 @@ REVOKE ALL ON FUNCTION tollgate.start_sync_run() FROM PUBLIC;
 GRANT ALL ON FUNCTION tollgate.start_sync_run() TO tollgate_sidecar;
 
 --
+-- Name: FUNCTION stripe_customer_subscriptions(stripe_customer text); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate.stripe_customer_subscriptions(stripe_customer text) FROM PUBLIC;
+GRANT ALL ON FUNCTION tollgate.stripe_customer_subscriptions(stripe_customer text) TO tollgate_sidecar;
+
+--
+-- Name: FUNCTION stripe_due_resumes(max_subscriptions integer); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate.stripe_due_resumes(max_subscriptions integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION tollgate.stripe_due_resumes(max_subscriptions integer) TO tollgate_sidecar;
+
+--
 -- Name: FUNCTION stripe_event_seen(id text); Type: ACL; Schema: tollgate; Owner: -
 --
 
@@ -4720,11 +5244,32 @@ REVOKE ALL ON FUNCTION tollgate.stripe_event_seen(id text) FROM PUBLIC;
 GRANT ALL ON FUNCTION tollgate.stripe_event_seen(id text) TO tollgate_sidecar;
 
 --
--- Name: FUNCTION sync_subscription(stripe_subscription text, stripe_customer text, status text, price_ids text[], product_ids text[], current_period_start timestamp with time zone, current_period_end timestamp with time zone, cancel_at_period_end boolean, stripe_created timestamp with time zone, fetched_at timestamp with time zone, tollgate_customer text, OUT customer text, OUT plan text, OUT applied boolean); Type: ACL; Schema: tollgate; Owner: -
+-- Name: FUNCTION stripe_subscription_gone(stripe_subscription text, fetched_at timestamp with time zone, OUT customer text, OUT applied boolean); Type: ACL; Schema: tollgate; Owner: -
 --
 
-REVOKE ALL ON FUNCTION tollgate.sync_subscription(stripe_subscription text, stripe_customer text, status text, price_ids text[], product_ids text[], current_period_start timestamp with time zone, current_period_end timestamp with time zone, cancel_at_period_end boolean, stripe_created timestamp with time zone, fetched_at timestamp with time zone, tollgate_customer text, OUT customer text, OUT plan text, OUT applied boolean) FROM PUBLIC;
-GRANT ALL ON FUNCTION tollgate.sync_subscription(stripe_subscription text, stripe_customer text, status text, price_ids text[], product_ids text[], current_period_start timestamp with time zone, current_period_end timestamp with time zone, cancel_at_period_end boolean, stripe_created timestamp with time zone, fetched_at timestamp with time zone, tollgate_customer text, OUT customer text, OUT plan text, OUT applied boolean) TO tollgate_sidecar;
+REVOKE ALL ON FUNCTION tollgate.stripe_subscription_gone(stripe_subscription text, fetched_at timestamp with time zone, OUT customer text, OUT applied boolean) FROM PUBLIC;
+GRANT ALL ON FUNCTION tollgate.stripe_subscription_gone(stripe_subscription text, fetched_at timestamp with time zone, OUT customer text, OUT applied boolean) TO tollgate_sidecar;
+
+--
+-- Name: FUNCTION sync_subscription(stripe_subscription text, stripe_customer text, status text, price_ids text[], product_ids text[], current_period_start timestamp with time zone, current_period_end timestamp with time zone, cancel_at_period_end boolean, stripe_created timestamp with time zone, fetched_at timestamp with time zone, tollgate_customer text, stripe_account text, pause_collection text, pause_resumes_at timestamp with time zone, trial_start timestamp with time zone, trial_end timestamp with time zone, has_payment_method boolean, OUT customer text, OUT plan text, OUT applied boolean); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate.sync_subscription(stripe_subscription text, stripe_customer text, status text, price_ids text[], product_ids text[], current_period_start timestamp with time zone, current_period_end timestamp with time zone, cancel_at_period_end boolean, stripe_created timestamp with time zone, fetched_at timestamp with time zone, tollgate_customer text, stripe_account text, pause_collection text, pause_resumes_at timestamp with time zone, trial_start timestamp with time zone, trial_end timestamp with time zone, has_payment_method boolean, OUT customer text, OUT plan text, OUT applied boolean) FROM PUBLIC;
+GRANT ALL ON FUNCTION tollgate.sync_subscription(stripe_subscription text, stripe_customer text, status text, price_ids text[], product_ids text[], current_period_start timestamp with time zone, current_period_end timestamp with time zone, cancel_at_period_end boolean, stripe_created timestamp with time zone, fetched_at timestamp with time zone, tollgate_customer text, stripe_account text, pause_collection text, pause_resumes_at timestamp with time zone, trial_start timestamp with time zone, trial_end timestamp with time zone, has_payment_method boolean, OUT customer text, OUT plan text, OUT applied boolean) TO tollgate_sidecar;
+
+--
+-- Name: FUNCTION trial_funnel(since timestamp with time zone, until timestamp with time zone); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate.trial_funnel(since timestamp with time zone, until timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION tollgate.trial_funnel(since timestamp with time zone, until timestamp with time zone) TO tollgate_sidecar;
+
+--
+-- Name: FUNCTION trial_will_end(stripe_subscription text); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate.trial_will_end(stripe_subscription text) FROM PUBLIC;
+GRANT ALL ON FUNCTION tollgate.trial_will_end(stripe_subscription text) TO tollgate_sidecar;
 
 --
 -- Name: FUNCTION unmapped_subscriptions(); Type: ACL; Schema: tollgate; Owner: -

@@ -9,10 +9,16 @@
 //	srv.Handle("POST /webhooks/stripe", syncer)
 //	srv.Add(syncer.Reconciler())
 //	err := srv.Run(ctx) // until ctx ends (SIGTERM), then a graceful shutdown
+//
+// Run serves two addresses: sidecar.listen, where Stripe and the operator's browser come (/healthz, the
+// webhook, the funnel page: every route added with Handle), and sidecar.metrics_listen (by default on
+// loopback only), where monitoring comes (/metrics, /readyz, /healthz). MetricsToken, when set, is the bearer
+// token /metrics and /readyz require wherever they are served. docs/security.md says what is exposed where.
 package sidecar
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +27,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -50,16 +57,21 @@ const (
 
 // Server is the sidecar's HTTP server and the components it runs.
 type Server struct {
-	cfg  *config.Config
-	pool *pgxpool.Pool
-	log  *slog.Logger
-	reg  *metrics.Registry
-	mux  *http.ServeMux
+	cfg     *config.Config
+	pool    *pgxpool.Pool
+	log     *slog.Logger
+	reg     *metrics.Registry
+	mux     *http.ServeMux // every route
+	public  *http.ServeMux // sidecar.listen: /healthz and the routes of Handle
+	private *http.ServeMux // sidecar.metrics_listen: /metrics, /readyz, /healthz
 
 	// ShutdownTimeout bounds a graceful shutdown: in-flight requests and components' work in hand.
 	ShutdownTimeout time.Duration
 	// ReadyTimeout bounds each check of /readyz.
 	ReadyTimeout time.Duration
+	// MetricsToken, when not empty, is the bearer token (Authorization: Bearer TOKEN) that /metrics and /readyz
+	// require (TOLLGATE_METRICS_TOKEN). Set it before Run.
+	MetricsToken string
 
 	mu         sync.Mutex
 	components []Component
@@ -82,7 +94,8 @@ func New(cfg *config.Config, pool *pgxpool.Pool, log *slog.Logger, reg *metrics.
 		reg = metrics.NewRegistry()
 	}
 	s := &Server{
-		cfg: cfg, pool: pool, log: log, reg: reg, mux: http.NewServeMux(),
+		cfg: cfg, pool: pool, log: log, reg: reg,
+		mux: http.NewServeMux(), public: http.NewServeMux(), private: http.NewServeMux(),
 		ShutdownTimeout: DefaultShutdownTimeout,
 		ReadyTimeout:    DefaultReadyTimeout,
 		requests: reg.Counter("tollgate_http_requests_total",
@@ -90,10 +103,29 @@ func New(cfg *config.Config, pool *pgxpool.Pool, log *slog.Logger, reg *metrics.
 		duration: reg.Histogram("tollgate_http_request_duration_seconds",
 			"Duration of the sidecar's HTTP requests, by route pattern.", nil, "route"),
 	}
-	s.mux.HandleFunc("GET /healthz", s.healthz)
-	s.mux.HandleFunc("GET /readyz", s.readyz)
-	s.mux.Handle("GET /metrics", reg.Handler())
+	for _, m := range []*http.ServeMux{s.mux, s.public, s.private} {
+		m.HandleFunc("GET /healthz", s.healthz)
+	}
+	for _, m := range []*http.ServeMux{s.mux, s.private} {
+		m.Handle("GET /readyz", s.protected(http.HandlerFunc(s.readyz)))
+		m.Handle("GET /metrics", s.protected(reg.Handler()))
+	}
 	return s
+}
+
+// protected lets a request through when MetricsToken is empty or the request carries it as a bearer token.
+func (s *Server) protected(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.MetricsToken != "" {
+			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.MetricsToken)) != 1 {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="tollgate"`)
+				http.Error(w, "unauthorized: send Authorization: Bearer $TOLLGATE_METRICS_TOKEN", http.StatusUnauthorized)
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // Config, Pool, Logger and Metrics give components what the server was built with.
@@ -108,9 +140,12 @@ func (s *Server) Logger() *slog.Logger { return s.log }
 // Metrics is the registry /metrics serves.
 func (s *Server) Metrics() *metrics.Registry { return s.reg }
 
-// Handle adds a route, with http.ServeMux patterns ("POST /webhooks/stripe", "GET /{$}"). It panics when the
-// pattern conflicts with another, as ServeMux does.
-func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+// Handle adds a route of sidecar.listen, with http.ServeMux patterns ("POST /webhooks/stripe", "GET /{$}"). It
+// panics when the pattern conflicts with another, as ServeMux does.
+func (s *Server) Handle(pattern string, h http.Handler) {
+	s.mux.Handle(pattern, h)
+	s.public.Handle(pattern, h)
+}
 
 // Add adds a component; it runs from Run on. It panics once the server runs.
 func (s *Server) Add(c Component) {
@@ -122,12 +157,20 @@ func (s *Server) Add(c Component) {
 	s.components = append(s.components, c)
 }
 
-// Handler is every route, with request metrics and logs (for tests with httptest).
-func (s *Server) Handler() http.Handler {
+// Handler is every route, with request metrics and logs (for tests with httptest, and Serve).
+func (s *Server) Handler() http.Handler { return s.instrument(s.mux) }
+
+// PublicHandler is the routes of sidecar.listen: /healthz and those added with Handle.
+func (s *Server) PublicHandler() http.Handler { return s.instrument(s.public) }
+
+// MetricsHandler is the routes of sidecar.metrics_listen: /metrics, /readyz and /healthz.
+func (s *Server) MetricsHandler() http.Handler { return s.instrument(s.private) }
+
+func (s *Server) instrument(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
-		s.mux.ServeHTTP(rec, r)
+		mux.ServeHTTP(rec, r)
 		route := r.Pattern // set by the mux on this request
 		if route == "" {
 			route = "unmatched"
@@ -159,19 +202,48 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
-// Run listens on the configured address (sidecar.listen) and serves until ctx ends; see Serve.
+// Run listens on the configured addresses, sidecar.listen and sidecar.metrics_listen (one server for every
+// route when they are the same), and serves until ctx ends; see ServeSplit.
 func (s *Server) Run(ctx context.Context) error {
 	ln, err := net.Listen("tcp", s.cfg.Sidecar.Listen)
 	if err != nil {
 		return fmt.Errorf("sidecar: listen: %w", err)
 	}
-	return s.Serve(ctx, ln)
+	if s.cfg.Sidecar.MetricsListen == "" || s.cfg.Sidecar.MetricsListen == s.cfg.Sidecar.Listen {
+		return s.Serve(ctx, ln)
+	}
+	mln, err := net.Listen("tcp", s.cfg.Sidecar.MetricsListen)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("sidecar: listen on sidecar.metrics_listen: %w", err)
+	}
+	return s.ServeSplit(ctx, ln, mln)
 }
 
-// Serve serves HTTP on ln and runs every component until ctx ends or a component fails, then shuts down
+// Serve serves every route on ln; see ServeSplit.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	return s.serve(ctx, []served{{ln, s.Handler(), "sidecar listening"}})
+}
+
+// ServeSplit serves the routes of sidecar.listen (PublicHandler) on ln and those of sidecar.metrics_listen
+// (MetricsHandler) on metricsLn, and runs every component until ctx ends or a component fails, then shuts down
 // gracefully: no new connections, in-flight requests finish, components' contexts end and they finish their
 // work in hand, all within ShutdownTimeout. It returns nil after a clean shutdown on ctx's end.
-func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+func (s *Server) ServeSplit(ctx context.Context, ln, metricsLn net.Listener) error {
+	return s.serve(ctx, []served{
+		{ln, s.PublicHandler(), "sidecar listening"},
+		{metricsLn, s.MetricsHandler(), "sidecar listening for /metrics and /readyz"},
+	})
+}
+
+// served is a listener and what it serves.
+type served struct {
+	ln      net.Listener
+	handler http.Handler
+	msg     string
+}
+
+func (s *Server) serve(ctx context.Context, listeners []served) error {
 	s.mu.Lock()
 	if s.started {
 		s.mu.Unlock()
@@ -181,18 +253,21 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	components := slices.Clone(s.components)
 	s.mu.Unlock()
 
-	srv := &http.Server{
-		Handler:           s.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      time.Minute,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	servers := make([]*http.Server, len(listeners))
+	for i, l := range listeners {
+		servers[i] = &http.Server{
+			Handler:           l.handler,
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      time.Minute,
+			IdleTimeout:       2 * time.Minute,
+			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		}
 	}
 	// components outlive ctx by the shutdown: they are stopped after it ends, not by it
 	compCtx, stopComponents := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopComponents()
-	failed := make(chan error, len(components)+1)
+	failed := make(chan error, len(components)+len(servers))
 	var wg sync.WaitGroup
 	for _, c := range components {
 		wg.Go(func() {
@@ -207,16 +282,18 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			}
 		})
 	}
-	go func() {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			failed <- fmt.Errorf("sidecar: serve: %w", err)
-		}
-	}()
 	names := make([]string, len(components))
 	for i, c := range components {
 		names[i] = c.Name()
 	}
-	s.log.Info("sidecar listening", "addr", ln.Addr().String(), "components", names)
+	for i, l := range listeners {
+		go func() {
+			if err := servers[i].Serve(l.ln); !errors.Is(err, http.ErrServerClosed) {
+				failed <- fmt.Errorf("sidecar: serve: %w", err)
+			}
+		}()
+		s.log.Info(l.msg, "addr", l.ln.Addr().String(), "components", names)
+	}
 
 	var err error
 	select {
@@ -234,8 +311,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		wg.Wait()
 		close(stopped)
 	}()
-	if herr := srv.Shutdown(sctx); herr != nil {
-		err = errors.Join(err, fmt.Errorf("sidecar: shutdown: %w", herr))
+	for _, srv := range servers {
+		if herr := srv.Shutdown(sctx); herr != nil {
+			err = errors.Join(err, fmt.Errorf("sidecar: shutdown: %w", herr))
+		}
 	}
 	select {
 	case <-stopped:

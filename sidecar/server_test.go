@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -256,4 +257,93 @@ func TestFailingComponentStopsTheServer(t *testing.T) {
 	err = b.srv.Serve(ctx, ln)
 	require.ErrorIs(t, err, bad.fail)
 	require.True(t, ok.finished.Load())
+}
+
+// ServeSplit: sidecar.listen serves /healthz and the components' routes (the webhook, the funnel page), and
+// never /metrics or /readyz; sidecar.metrics_listen serves those, and nothing of the components'.
+func TestMetricsAndReadinessOnTheirOwnListener(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	c := newComponent("worker")
+	close(c.release)
+	b.srv.Add(c)
+	b.srv.Handle("POST /webhooks/stripe", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "hook") }))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	mln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	public, private := "http://"+ln.Addr().String(), "http://"+mln.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error)
+	go func() { served <- b.srv.ServeSplit(ctx, ln, mln) }()
+
+	for url, want := range map[string]int{
+		public + "/healthz": http.StatusOK, public + "/metrics": http.StatusNotFound, public + "/readyz": http.StatusNotFound,
+		private + "/healthz": http.StatusOK, private + "/metrics": http.StatusOK, private + "/readyz": http.StatusOK,
+	} {
+		code, body := get(t, url)
+		require.Equal(t, want, code, "%s: %s", url, body)
+	}
+	resp, err := http.Post(public+"/webhooks/stripe", "application/json", nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	resp, err = http.Post(private+"/webhooks/stripe", "application/json", nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusNotFound, resp.StatusCode, "the webhook is not on the metrics listener")
+	// both listeners' requests are counted
+	_, body := get(t, private+"/metrics")
+	require.Contains(t, strings.Split(body, "\n"), `tollgate_http_requests_total{route="POST /webhooks/stripe",code="200"} 1`)
+	cancel()
+	require.NoError(t, <-served)
+}
+
+// With TOLLGATE_METRICS_TOKEN, /metrics and /readyz answer only a request that carries it; /healthz needs none.
+func TestMetricsToken(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.srv.MetricsToken = "s3cret-token"
+	hs := httptest.NewServer(b.srv.Handler())
+	t.Cleanup(hs.Close)
+	call := func(path, auth string) int {
+		req, err := http.NewRequest(http.MethodGet, hs.URL+path, nil)
+		require.NoError(t, err)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusUnauthorized {
+			require.Equal(t, `Bearer realm="tollgate"`, resp.Header.Get("WWW-Authenticate"))
+		}
+		return resp.StatusCode
+	}
+	for _, path := range []string{"/metrics", "/readyz"} {
+		require.Equal(t, http.StatusUnauthorized, call(path, ""), path)
+		require.Equal(t, http.StatusUnauthorized, call(path, "Bearer wrong"), path)
+		require.Equal(t, http.StatusUnauthorized, call(path, "Basic czNjcmV0LXRva2Vu"), path)
+		require.Equal(t, http.StatusUnauthorized, call(path, "Bearer s3cret-tokenX"), path)
+		require.Equal(t, http.StatusOK, call(path, "Bearer s3cret-token"), path)
+	}
+	require.Equal(t, http.StatusOK, call("/healthz", ""))
+}
+
+// RedactHandler masks secrets in a record's message and attributes, groups and handler attributes included.
+func TestRedactHandler(t *testing.T) {
+	t.Parallel()
+	var out strings.Builder
+	log := slog.New(sidecar.RedactHandler(slog.NewJSONHandler(&out, nil))).With("key", "sk_live_abc123")
+	log.Error("stripe said Invalid API Key provided: sk_test_XyZ789",
+		"err", errors.New("dial postgres://app:hunter2@db/app"),
+		slog.Group("req", "auth", "Bearer eyJabc.def"),
+		"secrets", []string{"whsec_abc123"}, "n", 3)
+	s := out.String()
+	for _, secret := range []string{"abc123", "XyZ789", "hunter2", "eyJabc", "whsec_abc123"} {
+		require.NotContains(t, s, secret)
+	}
+	require.Contains(t, s, `"msg":"stripe said Invalid API Key provided: sk_test_[REDACTED]"`)
+	require.Contains(t, s, `"err":"dial postgres://app:[REDACTED]@db/app"`)
+	require.Contains(t, s, `"n":3`)
 }

@@ -26,16 +26,17 @@ DECLARE
   v_n integer := $2;
   v_stale interval := $3;
 BEGIN
-  IF v_worker IS NULL OR v_worker = '' THEN
-    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'worker must be a non-empty text';
+  IF v_worker IS NULL OR v_worker = '' OR pg_catalog.length(v_worker) > 255 THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'worker must be a text of 1 to 255 characters';
   END IF;
-  IF v_n IS NULL OR v_n < 1 THEN
+  IF v_n IS NULL OR v_n < 1 OR v_n > 10000 THEN
     RAISE EXCEPTION USING ERRCODE = 'TG422',
-      MESSAGE = format('n must be a positive integer, not %s', coalesce(v_n::text, 'NULL'));
+      MESSAGE = pg_catalog.format('n must be from 1 to 10000, not %s', coalesce(v_n::text, 'NULL'));
   END IF;
-  IF v_stale IS NULL OR v_stale <= interval '0' THEN
+  IF v_stale IS NULL OR v_stale <= interval '0' OR v_stale > interval '366 days' THEN
     RAISE EXCEPTION USING ERRCODE = 'TG422',
-      MESSAGE = format('stale must be a positive interval, not %s', coalesce(v_stale::text, 'NULL'));
+      MESSAGE = pg_catalog.format('stale must be a positive interval of at most 366 days, not %s',
+                                  coalesce(v_stale::text, 'NULL'));
   END IF;
 
   RETURN QUERY
@@ -90,6 +91,7 @@ COMMENT ON FUNCTION tollgate.outbox_claim(text, integer, interval) IS
   'this claim in tollgate.outbox_begin and tollgate.outbox_failed. interrupted says that an earlier claim was cut '
   'off while handing the email to last_provider; sender, subject, body_text and body_html are then the email as it '
   'was handed off, to be sent byte for byte. Emails whose customer opted out or has no address any more are skipped '
-  'instead of returned. Errors: TG422 for an empty worker, an n below 1 or a stale interval that is not positive.';
+  'instead of returned. Errors: TG422 for a NULL, empty or over-long (255) worker, an n outside 1 to 10000 or a '
+  'stale interval that is not positive or over 366 days.';
 
 GRANT EXECUTE ON FUNCTION tollgate.outbox_claim(text, integer, interval) TO tollgate_sidecar;

@@ -8,8 +8,12 @@ DECLARE
   v_provider_id text := $3;
   v_seconds double precision;
 BEGIN
-  IF v_provider IS NULL OR v_provider = '' THEN
-    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'provider must be a non-empty text';
+  PERFORM tollgate._check_claim(v_id, 1);
+  IF v_provider IS NULL OR v_provider = '' OR pg_catalog.length(v_provider) > 255 THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'provider must be a text of 1 to 255 characters';
+  END IF;
+  IF pg_catalog.length(v_provider_id) > 1000 THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'provider_id must be at most 1000 characters';
   END IF;
   -- The provider accepted the email, so this holds whoever claims the row
   -- now: even a row given up as dead meanwhile was in fact sent.
@@ -24,7 +28,8 @@ END
 $$;
 COMMENT ON FUNCTION tollgate.outbox_sent(bigint, text, text) IS
   'Marks email id as sent by provider (resend, smtp or log) with the provider''s message id, and returns the '
-  'seconds from its event to now; NULL when it was marked sent already. Errors: TG422 for an empty provider.';
+  'seconds from its event to now; NULL when it was marked sent already. Errors: TG422 for a NULL or non-positive id, '
+  'an empty or over-long (255) provider, or a provider_id over 1000 characters.';
 
 CREATE OR REPLACE FUNCTION tollgate.outbox_failed(
   id bigint,
@@ -45,6 +50,13 @@ DECLARE
   v_max integer := $6;
   v_status text;
 BEGIN
+  PERFORM tollgate._check_claim(v_id, v_attempt);
+  IF pg_catalog.length(v_error) > 10000 THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'error must be at most 10000 characters';
+  END IF;
+  IF v_retry_in > interval '366 days' THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'retry_in must be at most 366 days';
+  END IF;
   IF v_permanent IS NULL THEN
     RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'permanent must be true or false, not NULL';
   END IF;
@@ -66,7 +78,8 @@ COMMENT ON FUNCTION tollgate.outbox_failed(bigint, integer, text, interval, bool
   'Records that the claim (id, attempt) failed with error (the provider''s message). The row is retried after '
   'retry_in (the database''s clock), or is dead when permanent or once it has had max_attempts attempts. Returns '
   'the new status, failed or dead, or NULL when the claim was lost meanwhile (nothing changes). Errors: TG422 for '
-  'a NULL permanent or a max_attempts below 1.';
+  'a NULL or non-positive id or attempt, an error over 10000 characters, a retry_in over 366 days, a NULL '
+  'permanent or a max_attempts below 1.';
 
 CREATE OR REPLACE FUNCTION tollgate.outbox_counts()
 RETURNS TABLE (status text, emails bigint)

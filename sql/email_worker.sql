@@ -1,3 +1,18 @@
+-- The claim (id, attempt) that outbox_begin, outbox_sent and outbox_failed
+-- are given: both positive (TG422 otherwise); an unknown one is a lost claim.
+CREATE OR REPLACE FUNCTION tollgate._check_claim(p_id bigint, p_attempt integer)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+AS $$
+BEGIN
+  IF p_id IS NULL OR p_id < 1 OR p_attempt IS NULL OR p_attempt < 1 THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422',
+      MESSAGE = pg_catalog.format('id and attempt must be positive, as tollgate.outbox_claim gives them, not %s and %s',
+                                  coalesce(p_id::text, 'NULL'), coalesce(p_attempt::text, 'NULL'));
+  END IF;
+END
+$$;
+
 -- Liveness of outbox workers. A worker holds a session advisory lock named
 -- after itself for as long as it runs (tollgate.outbox_register on a
 -- connection it keeps open). When its process dies, PostgreSQL releases the
@@ -22,8 +37,8 @@ RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = tollgate, pg_temp
 AS $$
 BEGIN
-  IF worker IS NULL OR worker = '' THEN
-    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'worker must be a non-empty text';
+  IF worker IS NULL OR worker = '' OR pg_catalog.length(worker) > 255 THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'worker must be a text of 1 to 255 characters';
   END IF;
   -- Waits only while a claim is checking whether this name is alive (until
   -- that claim commits). Repeated calls on one session are harmless.
@@ -34,6 +49,6 @@ COMMENT ON FUNCTION tollgate.outbox_register(text) IS
   'Marks worker as alive for as long as the calling session lasts (a session advisory lock), so that when it dies '
   'its claimed emails are taken over at once by the next tollgate.outbox_claim. Call it on a connection the worker '
   'keeps open, such as its LISTEN connection, before claiming. Worker names must be unique per process. Errors: '
-  'TG422 for an empty name.';
+  'TG422 for a NULL, empty or over-long (255) name.';
 
 GRANT EXECUTE ON FUNCTION tollgate.outbox_register(text) TO tollgate_sidecar;

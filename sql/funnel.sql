@@ -111,3 +111,59 @@ COMMENT ON FUNCTION tollgate.funnel(timestamptz, timestamptz) IS
   'after until.';
 
 GRANT EXECUTE ON FUNCTION tollgate.funnel(timestamptz, timestamptz) TO tollgate_sidecar;
+
+-- Trials that ended in [since, until) (Stripe's trial_end of subscriptions
+-- that belong to a customer), followed to their conversions whenever they
+-- happen: prompted were sent the trial prompt for that trial; converted went
+-- from trialing to active (tollgate.trial_conversions); attributed did so
+-- after a prompt. Counts are of trials (subscriptions).
+CREATE OR REPLACE FUNCTION tollgate.trial_funnel(since timestamptz, until timestamptz)
+RETURNS TABLE (
+  trials           bigint,
+  prompted         bigint,
+  converted        bigint,
+  attributed       bigint,
+  organic          bigint,
+  conversion_rate  double precision,
+  prompted_rate    double precision)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = tollgate, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+  v_since timestamptz := $1;
+  v_until timestamptz := $2;
+BEGIN
+  IF v_since IS NULL OR v_until IS NULL OR v_since > v_until THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422',
+      MESSAGE = pg_catalog.format('trial_funnel wants since <= until, not %s to %s',
+                                  coalesce(v_since::text, 'NULL'), coalesce(v_until::text, 'NULL')),
+      HINT = 'For the last 30 days: tollgate.trial_funnel(now() - interval ''30 days'', now()).';
+  END IF;
+  RETURN QUERY
+  WITH t AS (
+    SELECT s.stripe_subscription, s.customer, s.trial_start,
+           EXISTS (SELECT FROM tollgate.emails m JOIN tollgate.events e ON e.id = m.event_id
+                    WHERE m.customer = s.customer AND m.feature = '' AND m.status = 'sent'
+                      AND e.kind = 'trial_will_end' AND e.period_start = s.trial_start) AS prompted,
+           tc.id IS NOT NULL AS converted,
+           tc.email_id IS NOT NULL OR tc.prompted_at IS NOT NULL AS attributed
+      FROM tollgate.subscriptions s
+      LEFT JOIN tollgate.trial_conversions tc
+        ON tc.stripe_subscription = s.stripe_subscription AND tc.trial_start IS NOT DISTINCT FROM s.trial_start
+     WHERE s.trial_end >= v_since AND s.trial_end < v_until AND s.customer IS NOT NULL
+  )
+  SELECT count(*), count(*) FILTER (WHERE t.prompted), count(*) FILTER (WHERE t.converted),
+         count(*) FILTER (WHERE t.attributed), count(*) FILTER (WHERE t.converted AND NOT t.attributed),
+         (count(*) FILTER (WHERE t.converted))::double precision / nullif(count(*), 0),
+         (count(*) FILTER (WHERE t.attributed))::double precision / nullif(count(*) FILTER (WHERE t.prompted), 0)
+    FROM t;
+END
+$$;
+COMMENT ON FUNCTION tollgate.trial_funnel(timestamptz, timestamptz) IS
+  'The trials (Stripe subscriptions of known customers) whose trial ended in [since, until), one row: trials; '
+  'prompted: were sent the trial prompt (stripe.trial_prompt) for that trial; converted: went from trialing to '
+  'active, at any time (tollgate.trial_conversions); attributed: converted after a trial prompt; organic: '
+  'converted without one; conversion_rate: converted / trials; prompted_rate: attributed / prompted (NULL when '
+  'none). Errors: TG422 for a NULL bound or since after until.';
+
+GRANT EXECUTE ON FUNCTION tollgate.trial_funnel(timestamptz, timestamptz) TO tollgate_sidecar;

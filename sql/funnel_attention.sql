@@ -1,7 +1,8 @@
 -- What tollgate report lists as needing attention besides dead emails
 -- (tollgate.outbox_counts): Stripe subscriptions that cannot give anyone a
 -- plan because no customer or no plan is known for them. Ended subscriptions
--- (canceled, incomplete_expired) would give no plan anyway and are left out.
+-- (canceled, incomplete_expired, and gone: Stripe answered 404) would give no
+-- plan anyway and are left out.
 CREATE OR REPLACE FUNCTION tollgate.unmapped_subscriptions()
 RETURNS TABLE (
   stripe_subscription text,
@@ -19,13 +20,13 @@ AS $$
               ELSE 'no plan' END
     FROM tollgate.subscriptions s
    WHERE (s.customer IS NULL OR s.plan IS NULL)
-     AND s.status NOT IN ('canceled', 'incomplete_expired')
+     AND s.status NOT IN ('canceled', 'incomplete_expired') AND s.gone_at IS NULL
    ORDER BY s.stripe_subscription
 $$;
 COMMENT ON FUNCTION tollgate.unmapped_subscriptions() IS
   'Stripe subscriptions that give nobody a plan because tollgate knows no customer for their Stripe customer '
   '(link it: set_customer, metadata.tollgate_customer or Checkout) or no plan names their prices or products '
-  '(add them to a plan); ended ones (canceled, incomplete_expired) are left out. problem says which: no customer, '
+  '(add them to a plan); ended ones (canceled, incomplete_expired, gone) are left out. problem says which: no customer, '
   'no plan, or no customer, no plan.';
 
 GRANT EXECUTE ON FUNCTION tollgate.unmapped_subscriptions() TO tollgate_sidecar;

@@ -7,14 +7,11 @@ DECLARE
   v_id text := $1;
   v_type text := $2;
 BEGIN
-  IF v_id IS NULL OR v_id !~ '^evt_[A-Za-z0-9_]+$' THEN
-    RAISE EXCEPTION USING ERRCODE = 'TG422',
-      MESSAGE = format('id %L is not a Stripe event id', v_id),
-      HINT = 'Stripe event ids look like evt_1NG8Du2eZvKYlo2CUI79vXWy.';
-  END IF;
-  IF v_type IS NULL OR v_type = '' THEN
-    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'type must be a non-empty text';
-  END IF;
+  PERFORM tollgate._check_stripe_id(v_id, 'id', 'evt', 'Stripe event ids look like evt_1NG8Du2eZvKYlo2CUI79vXWy');
+  PERFORM tollgate._check_text(v_type, 'type', 255, false);
+  PERFORM tollgate._check_text($3, 'api_version', 255, true);
+  PERFORM tollgate._check_text($4, 'object_id', 255, true);
+  PERFORM tollgate._check_stripe_time($5, 'stripe_created', true);
   -- A concurrent delivery of the same event waits here for the first one's
   -- transaction, then finds the row (false) or, if that one rolled back,
   -- records the event itself.
@@ -27,17 +24,21 @@ $$;
 COMMENT ON FUNCTION tollgate.record_stripe_event(text, text, text, text, timestamptz) IS
   'Sidecar: records a Stripe webhook event (Event.id, .type, .api_version, .data.object.id, .created) once. Returns '
   'true the first time and false for a duplicate. Call it in the transaction that applies the event''s effect, so '
-  'a rolled-back effect leaves the event unrecorded and a retry applies it. Errors: TG422 for a malformed id.';
+  'a rolled-back effect leaves the event unrecorded and a retry applies it. Errors: TG422 for a NULL, malformed or '
+  'over-long (255) id, type, api_version or object_id, or a created time at the epoch or infinite.';
 
 CREATE OR REPLACE FUNCTION tollgate.stripe_event_seen(id text)
 RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = tollgate, pg_temp
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = tollgate, pg_temp
 AS $$
-  SELECT EXISTS (SELECT FROM tollgate.stripe_events e WHERE e.id = $1)
+BEGIN
+  PERFORM tollgate._check_stripe_id($1, 'id', 'evt', 'Stripe event ids look like evt_1NG8Du2eZvKYlo2CUI79vXWy');
+  RETURN EXISTS (SELECT FROM tollgate.stripe_events e WHERE e.id = $1);
+END
 $$;
 COMMENT ON FUNCTION tollgate.stripe_event_seen(text) IS
   'Sidecar: whether the Stripe event (Event.id) was recorded already: a redelivery can be answered without '
-  're-fetching anything.';
+  're-fetching anything. Errors: TG422 for a NULL, malformed or over-long (255) id.';
 
 GRANT EXECUTE ON FUNCTION
   tollgate.record_stripe_event(text, text, text, text, timestamptz),

@@ -8,6 +8,63 @@
 -- A subscription whose Stripe customer belongs to nobody is stored with
 -- customer NULL and linked as soon as one of these appears.
 
+-- Argument checks shared by the sidecar's Stripe functions: every bad value
+-- is TG422 before anything is read or written (a NULL, an empty or over-long
+-- text, a malformed Stripe id). Messages show at most 64 characters of the
+-- value. Stripe ids and customer keys are at most 255 characters.
+CREATE OR REPLACE FUNCTION tollgate._check_stripe_id(p_value text, p_what text, p_prefix text, p_hint text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+AS $$
+BEGIN
+  IF p_value IS NULL OR pg_catalog.length(p_value) > 255
+     OR p_value !~ ('^' || p_prefix || '_[A-Za-z0-9_]+$') THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422',
+      MESSAGE = pg_catalog.format('%s %s is not a Stripe %s id', p_what,
+                                  coalesce(pg_catalog.quote_literal(pg_catalog.left(p_value, 64)), 'NULL'), p_prefix),
+      HINT = p_hint || ' (at most 255 characters)';
+  END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION tollgate._check_text(p_value text, p_what text, p_max integer, p_nullable boolean)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+AS $$
+BEGIN
+  IF p_value IS NULL AND p_nullable THEN
+    RETURN;
+  END IF;
+  IF p_value IS NULL OR p_value = '' OR pg_catalog.length(p_value) > p_max THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422',
+      MESSAGE = pg_catalog.format('%s must be a text of 1 to %s characters, not %s', p_what, p_max,
+                                  CASE WHEN p_value IS NULL THEN 'NULL'
+                                       WHEN p_value = '' THEN 'empty'
+                                       ELSE pg_catalog.length(p_value) || ' characters' END);
+  END IF;
+END
+$$;
+
+-- A timestamp from Stripe: NULL when allowed, otherwise after the epoch (a
+-- Stripe timestamp is never 0: the epoch is a missing field read as 0) and
+-- finite.
+CREATE OR REPLACE FUNCTION tollgate._check_stripe_time(p_value timestamptz, p_what text, p_nullable boolean)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+AS $$
+BEGIN
+  IF p_value IS NULL AND p_nullable THEN
+    RETURN;
+  END IF;
+  IF p_value IS NULL OR NOT pg_catalog.isfinite(p_value) OR p_value <= 'epoch'::timestamptz THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422',
+      MESSAGE = pg_catalog.format('%s must be a finite time after 1970-01-01, not %s', p_what,
+                                  coalesce(p_value::text, 'NULL')),
+      HINT = 'Pass NULL for a time Stripe did not give; read periods from the subscription items on newer APIs.';
+  END IF;
+END
+$$;
+
 -- The tollgate customer a Stripe customer belongs to; NULL = nobody yet.
 CREATE OR REPLACE FUNCTION tollgate._stripe_owner(p_stripe_customer text)
 RETURNS text
@@ -60,19 +117,10 @@ DECLARE
   v_stripe text := $2;
   v_customer text := $3;
 BEGIN
-  IF v_session IS NULL OR v_session !~ '^cs_[A-Za-z0-9_]+$' THEN
-    RAISE EXCEPTION USING ERRCODE = 'TG422',
-      MESSAGE = format('stripe_checkout_session %L is not a Stripe Checkout Session id', v_session),
-      HINT = 'Checkout Session ids look like cs_test_a1b2c3.';
-  END IF;
-  IF v_stripe IS NULL OR v_stripe !~ '^cus_[A-Za-z0-9]+$' THEN
-    RAISE EXCEPTION USING ERRCODE = 'TG422',
-      MESSAGE = format('stripe_customer %L is not a Stripe customer id', v_stripe),
-      HINT = 'Stripe customer ids look like cus_NffrFeUfNV2Hib.';
-  END IF;
-  IF v_customer IS NULL OR v_customer = '' THEN
-    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'client_reference_id must be a non-empty text';
-  END IF;
+  PERFORM tollgate._check_stripe_id(v_session, 'stripe_checkout_session', 'cs',
+                                    'Checkout Session ids look like cs_test_a1b2c3');
+  PERFORM tollgate._check_stripe_id(v_stripe, 'stripe_customer', 'cus', 'Stripe customer ids look like cus_NffrFeUfNV2Hib');
+  PERFORM tollgate._check_text(v_customer, 'client_reference_id', 255, false);
   RETURN tollgate._link_stripe_customer(v_stripe, v_customer, 'checkout', v_session);
 END
 $$;
@@ -80,6 +128,7 @@ COMMENT ON FUNCTION tollgate.link_checkout_session(text, text, text) IS
   'Sidecar: records that a completed Checkout Session (stripe_checkout_session) with client_reference_id was paid '
   'by stripe_customer, so that Stripe customer''s subscriptions belong to that customer unless the app''s own link '
   '(set_customer) or the Stripe customer''s metadata.tollgate_customer says otherwise. Registers the customer when '
-  'new. Returns the customer the Stripe customer now belongs to. Errors: TG422 for malformed ids.';
+  'new. Returns the customer the Stripe customer now belongs to. Errors: TG422 for a NULL, empty, malformed or '
+  'over-long (255) id or client_reference_id.';
 
 GRANT EXECUTE ON FUNCTION tollgate.link_checkout_session(text, text, text) TO tollgate_sidecar;

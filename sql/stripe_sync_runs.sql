@@ -24,8 +24,17 @@ RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = tollgate, pg_temp
 AS $$
 BEGIN
+  IF $1 IS NULL OR $1 < 1 THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422',
+      MESSAGE = pg_catalog.format('run must be a run id from start_sync_run, not %s', coalesce($1::text, 'NULL'));
+  END IF;
+  IF $2 IS NULL OR $2 < 0 THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422',
+      MESSAGE = pg_catalog.format('subscriptions must be 0 or more, not %s', coalesce($2::text, 'NULL'));
+  END IF;
+  PERFORM tollgate._check_text($3, 'error', 10000, true);
   UPDATE tollgate.sync_runs r
-     SET finished_at = now(), subscriptions = coalesce($2, 0), error = $3
+     SET finished_at = now(), subscriptions = $2, error = $3
    WHERE r.id = $1 AND r.finished_at IS NULL;
   IF NOT FOUND THEN
     RAISE EXCEPTION USING ERRCODE = 'TG404', MESSAGE = format('no running reconcile run %s', $1);
@@ -39,7 +48,8 @@ $$;
 COMMENT ON FUNCTION tollgate.finish_sync_run(bigint, integer, text) IS
   'Sidecar: ends reconcile run (from start_sync_run, on the same connection) with the number of subscriptions it '
   'synced and, when it stopped early, the error; releases the reconcile lock. Forgets webhook event ids older than '
-  '30 days and runs older than 90. Errors: TG404 when the run is unknown or finished.';
+  '30 days and runs older than 90. Errors: TG422 for a NULL or negative run or subscriptions, or an empty or '
+  'over-long (10000) error; TG404 when the run is unknown or finished.';
 
 -- The last finished reconcile run without error, for /metrics and tollgate report.
 CREATE OR REPLACE FUNCTION tollgate.last_sync_run(OUT run bigint, OUT started_at timestamptz,

@@ -17,16 +17,35 @@ BEGIN
 END
 $$;
 
+-- A subscription stored as active that was stored as trialing is a trial ->
+-- paid conversion (tollgate.trial_conversions), attributed to the trial
+-- prompt sent for that trial, if one was.
 CREATE OR REPLACE FUNCTION tollgate._subscriptions_after()
 RETURNS trigger
 LANGUAGE plpgsql
 AS $$
+DECLARE
+  v_email bigint;
+  v_prompted timestamptz;
 BEGIN
   IF TG_OP IN ('UPDATE', 'DELETE') THEN
     PERFORM tollgate._refresh_customer(OLD.customer);
   END IF;
   IF TG_OP IN ('INSERT', 'UPDATE') AND NEW.customer IS DISTINCT FROM OLD.customer THEN
     PERFORM tollgate._refresh_customer(NEW.customer);
+  END IF;
+  IF TG_OP = 'UPDATE' AND OLD.status = 'trialing' AND NEW.status = 'active' AND NEW.customer IS NOT NULL THEN
+    SELECT m.id, m.sent_at INTO v_email, v_prompted
+      FROM tollgate.emails m
+      JOIN tollgate.events e ON e.id = m.event_id
+     WHERE m.customer = NEW.customer AND m.feature = '' AND m.status = 'sent'
+       AND e.kind = 'trial_will_end' AND e.period_start = OLD.trial_start
+     ORDER BY m.sent_at DESC
+     LIMIT 1;
+    INSERT INTO tollgate.trial_conversions AS t
+      (stripe_subscription, customer, plan, trial_start, trial_end, email_id, prompted_at)
+    VALUES (NEW.stripe_subscription, NEW.customer, NEW.plan, OLD.trial_start, OLD.trial_end, v_email, v_prompted)
+    ON CONFLICT (stripe_subscription, trial_start) DO NOTHING;
   END IF;
   RETURN NULL;
 END

@@ -130,8 +130,9 @@ func devCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 	}
 	writeDevBanner(stdout, devBanner{urls: urls, listen: *listen, stripe: getenv("STRIPE_SECRET_KEY") != "",
 		emails: emailDestination(cfg), config: *configPath})
-	return serveCmd(ctx, []string{"--config", *configPath, "--listen", *listen, "--database-url", urls.owner},
-		stdout, stderr, getenv, nil)
+	// on this machine only: every route, /metrics and /readyz too, on the one address
+	return serveCmd(ctx, []string{"--config", *configPath, "--listen", *listen, "--metrics-listen", *listen,
+		"--database-url", urls.owner}, stdout, stderr, getenv, nil)
 }
 
 // devURLs are the roles of the development database: the owner (migrations, tollgate apply, psql), the

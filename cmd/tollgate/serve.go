@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -18,22 +19,29 @@ import (
 	"github.com/tollgate/tollgate/sidecar/stripesync"
 )
 
-const serveUsage = `usage: tollgate serve --config FILE [--listen ADDR] [--database-url URL] [--log-level LEVEL]
+const serveUsage = `usage: tollgate serve --config FILE [--listen ADDR] [--metrics-listen ADDR] [--database-url URL] [--log-level LEVEL]
 
-Runs the sidecar until SIGTERM or SIGINT, then finishes in-flight work and exits:
+Runs the sidecar until SIGTERM or SIGINT, then finishes in-flight work and exits. On sidecar.listen (":8080"):
   POST /webhooks/stripe  Stripe webhooks (verified, recorded once, re-fetched from Stripe)
   GET  /healthz          the process is up
-  GET  /readyz           the database is reachable, migrated to this version, and every component is ready
+  GET  /                 the funnel page, when TOLLGATE_DASHBOARD_TOKEN (or a user and password) is set
+On sidecar.metrics_listen ("127.0.0.1:8081", this host only):
   GET  /metrics          Prometheus metrics
+  GET  /readyz           the database is reachable, migrated to this version, and every component is ready
+  GET  /healthz
 and reconciles every Stripe subscription at start and every stripe.reconcile_interval.
 
-  --config FILE         tollgate.yaml (stripe:, sidecar:, email: sections)
-  --listen ADDR         host:port to listen on; default: sidecar.listen of the file (":8080")
-  --database-url URL    a login role that is a member of tollgate_sidecar; default: $DATABASE_URL
-  --log-level LEVEL     debug, info, warn or error (default info); logs are JSON on stderr
+  --config FILE          tollgate.yaml (stripe:, sidecar:, email: sections)
+  --listen ADDR          host:port of the webhook; default: sidecar.listen of the file (":8080")
+  --metrics-listen ADDR  host:port of /metrics and /readyz; default: sidecar.metrics_listen ("127.0.0.1:8081");
+                         the same as --listen serves every route on one address
+  --database-url URL     a login role that is a member of tollgate_sidecar; default: $DATABASE_URL
+  --log-level LEVEL      debug, info, warn or error (default info); logs are JSON on stderr, secrets masked
 
 Environment: STRIPE_SECRET_KEY (without it, Stripe sync is off), STRIPE_WEBHOOK_SECRET (several separated by
-commas while one is rolled), STRIPE_API_BASE (another Stripe endpoint, such as stripe-mock).
+commas while one is rolled), STRIPE_API_BASE (another Stripe endpoint, such as stripe-mock),
+TOLLGATE_METRICS_TOKEN (when set, /metrics and /readyz require Authorization: Bearer TOKEN).
+See docs/security.md for what is exposed where.
 `
 
 func init() {
@@ -59,12 +67,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	return serveCmd(ctx, args, stdout, stderr, os.Getenv, nil)
 }
 
-// serveCmd is runServe with its environment passed in, and a listener to serve on instead of --listen (tests).
-func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string, ln net.Listener) int {
+// serveCmd is runServe with its environment passed in, and listeners to serve on instead of the configured
+// addresses (tests): one serves every route; two serve sidecar.listen's routes and /metrics and /readyz.
+func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string, lns ...net.Listener) int {
 	flags := flag.NewFlagSet("serve", flag.ContinueOnError)
 	flags.SetOutput(io.Discard)
 	configPath := flags.String("config", "", "")
 	listen := flags.String("listen", "", "")
+	metricsListen := flags.String("metrics-listen", "", "")
 	dbURL := flags.String("database-url", "", "")
 	logLevel := flags.String("log-level", "info", "")
 	if err := flags.Parse(args); err != nil {
@@ -95,6 +105,9 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	if *listen != "" {
 		cfg.Sidecar.Listen = *listen
 	}
+	if *metricsListen != "" {
+		cfg.Sidecar.MetricsListen = *metricsListen
+	}
 	env := config.EnvFrom(getenv)
 	if *dbURL != "" {
 		env.DatabaseURL = *dbURL
@@ -104,7 +117,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		return 2
 	}
 
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	log := slog.New(sidecar.RedactHandler(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level})))
 	pool, err := sidecarPool(ctx, env.DatabaseURL)
 	if err != nil {
 		log.Error("database", "err", err)
@@ -113,6 +126,11 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	defer pool.Close()
 	reg := metrics.NewRegistry()
 	srv := sidecar.New(cfg, pool, log, reg)
+	srv.MetricsToken = env.MetricsToken
+	if env.MetricsToken == "" && !loopbackOnly(cfg.Sidecar.MetricsListen) {
+		log.Warn("/metrics and /readyz answer anyone who reaches sidecar.metrics_listen: set TOLLGATE_METRICS_TOKEN, or listen on loopback",
+			"metrics_listen", cfg.Sidecar.MetricsListen)
+	}
 
 	syncer, err := stripesync.FromConfig(cfg, env, pool, log, reg)
 	switch {
@@ -127,6 +145,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		}
 		srv.Handle("POST /webhooks/stripe", syncer)
 		srv.Add(syncer.Reconciler())
+		srv.Add(syncer.Resumer())
 	}
 	for _, p := range servePlugins {
 		if err := p.setup(ctx, srv, env); err != nil {
@@ -135,16 +154,33 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		}
 	}
 
-	if ln != nil {
-		err = srv.Serve(ctx, ln)
-	} else {
+	lns = slices.DeleteFunc(lns, func(ln net.Listener) bool { return ln == nil })
+	switch len(lns) {
+	case 0:
 		err = srv.Run(ctx)
+	case 1:
+		err = srv.Serve(ctx, lns[0])
+	default:
+		err = srv.ServeSplit(ctx, lns[0], lns[1])
 	}
 	if err != nil {
 		log.Error("sidecar failed", "err", err)
 		return 1
 	}
 	return 0
+}
+
+// loopbackOnly reports whether a listen address (host:port) is reachable from this host only.
+func loopbackOnly(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // loadConfig loads tollgate.yaml and prints its mistakes and warnings.

@@ -57,16 +57,27 @@ func TestServeCommand(t *testing.T) {
 	fake.PutSubscription(stripetest.Subscription{ID: "sub_a", Customer: "cus_alice", Status: "active",
 		Items: []stripetest.Item{{Price: "price_pro"}}})
 
+	env["TOLLGATE_METRICS_TOKEN"] = "m3trics"
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	base := "http://" + ln.Addr().String()
+	mln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	base, private := "http://"+ln.Addr().String(), "http://"+mln.Addr().String()
 	var stdout bytes.Buffer
 	var stderr lockedBuffer
 	ctx, cancel := context.WithCancel(t.Context())
 	exited := make(chan int)
 	go func() {
-		exited <- serveCmd(ctx, []string{"--config", cfgPath}, &stdout, &stderr, func(k string) string { return env[k] }, ln)
+		exited <- serveCmd(ctx, []string{"--config", cfgPath}, &stdout, &stderr, func(k string) string { return env[k] }, ln, mln)
 	}()
+	withToken := func(url string) *http.Response {
+		req, err := http.NewRequest(http.MethodGet, url, nil)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer m3trics")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		return resp
+	}
 
 	// a webhook signed with the old secret of a roll: re-fetched and applied
 	body := stripetest.Event("evt_1", "customer.subscription.created", "2023-10-16", time.Now(),
@@ -82,16 +93,22 @@ func TestServeCommand(t *testing.T) {
 
 	var ready struct{ Checks map[string]string }
 	require.Eventually(t, func() bool { // the mailer is ready once its LISTEN connection is up
-		resp, err := http.Get(base + "/readyz")
-		require.NoError(t, err)
+		resp := withToken(private + "/readyz")
 		defer resp.Body.Close()
 		require.NoError(t, json.NewDecoder(resp.Body).Decode(&ready))
 		return resp.StatusCode == http.StatusOK
 	}, 10*time.Second, 10*time.Millisecond, "%v", ready)
-	require.Equal(t, map[string]string{"database": "ok", "mailer": "ok", "stripe-reconcile": "ok"}, ready.Checks)
+	require.Equal(t, map[string]string{"database": "ok", "mailer": "ok", "stripe-reconcile": "ok", "stripe-resume": "ok"}, ready.Checks)
 
-	resp, err = http.Get(base + "/metrics")
-	require.NoError(t, err)
+	// /metrics and /readyz: on the metrics listener only, and only with the token
+	for url, want := range map[string]int{base + "/metrics": http.StatusNotFound, base + "/readyz": http.StatusNotFound,
+		private + "/metrics": http.StatusUnauthorized, private + "/readyz": http.StatusUnauthorized, base + "/healthz": http.StatusOK} {
+		resp, err := http.Get(url)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, want, resp.StatusCode, url)
+	}
+	resp = withToken(private + "/metrics")
 	metrics, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	require.NoError(t, err)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/internal/config"
+	"github.com/tollgate/tollgate/sidecar"
 	"github.com/tollgate/tollgate/sidecar/stripesync"
 )
 
@@ -83,7 +84,7 @@ func syncCmd(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	}
 	defer pool.Close()
 	// warnings (prices no plan names) go to stderr as text; the progress goes there too
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	log := slog.New(sidecar.RedactHandler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	client := stripesync.NewClient(stripesync.ClientOptions{
 		Key: env.StripeSecretKey, APIBase: env.StripeAPIBase, RatePerSecond: cfg.Stripe.RatePerSecond,
 	})
@@ -100,7 +101,7 @@ func syncCmd(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		fmt.Fprintln(stderr, "tollgate sync: a sidecar is reconciling right now; nothing to do (try again later)")
 		return 1
 	case err != nil:
-		fmt.Fprintf(stderr, "tollgate sync: %v\n", err)
+		fmt.Fprintf(stderr, "tollgate sync: %s\n", config.Redact(err.Error()))
 		fmt.Fprintf(stderr, "tollgate sync: %d subscriptions synced before the failure\n", res.Subscriptions)
 		return 1
 	}

@@ -102,8 +102,10 @@ func TestApplyExample(t *testing.T) {
 		"+ route POST /api/features/*: feature api_calls",
 		"+ setting attribution_window: 30 days",
 		"+ setting past_due_is_grace: false",
+		"+ setting pause_collection_keeps_plan: false",
+		`+ setting trial_prompt: ""`,
 	}, changeLines(out))
-	require.True(t, strings.HasSuffix(out, "applied 14 changes\n"), out)
+	require.True(t, strings.HasSuffix(out, "applied 16 changes\n"), out)
 
 	ctx := t.Context()
 	pool := b.db.Pool(t)
@@ -233,7 +235,7 @@ features:
 		"- plan free",
 		"- plan pro",
 	}, changeLines(out))
-	require.Equal(t, "basic t {} {} 0\napi_calls month hard {100}  \nbasic/api_calls 50\nattribution_window 30 days\npast_due_is_grace false", b.dump(t))
+	require.Equal(t, "basic t {} {} 0\napi_calls month hard {100}  \nbasic/api_calls 50\nattribution_window 30 days\npast_due_is_grace false\npause_collection_keeps_plan false\ntrial_prompt ", b.dump(t))
 
 	var used int64
 	require.NoError(t, pool.QueryRow(ctx, "SELECT sum(used) FROM tollgate.usage WHERE customer = 'c1' AND feature = 'projects'").Scan(&used))
@@ -294,7 +296,7 @@ func TestApplyEnvURL(t *testing.T) {
 		return ""
 	})
 	require.Equal(t, 0, code, errOut.String())
-	require.Contains(t, out.String(), "dry run: 14 changes, rolled back")
+	require.Contains(t, out.String(), "dry run: 16 changes, rolled back")
 
 	out.Reset()
 	errOut.Reset()
@@ -342,7 +344,7 @@ func TestApplyConcurrent(t *testing.T) {
 	waitForLockWait(t, b)
 	res1, err := Apply(t.Context(), tx, cfg, Options{}, &bytes.Buffer{})
 	require.NoError(t, err)
-	require.Equal(t, 14, res1.Writes)
+	require.Equal(t, 16, res1.Writes)
 	require.NoError(t, tx.Commit(t.Context()))
 	res2 := <-done
 	require.NoError(t, <-errs)

@@ -63,6 +63,8 @@ type SettingRow struct {
 func Desired(cfg *config.Config) State {
 	s := State{Settings: []SettingRow{
 		{Key: "past_due_is_grace", Value: strconv.FormatBool(cfg.Stripe.PastDueIsGrace)},
+		{Key: "pause_collection_keeps_plan", Value: strconv.FormatBool(cfg.Stripe.PauseCollectionKeepsPlan)},
+		{Key: "trial_prompt", Value: cfg.Stripe.TrialPrompt}, // "" = no trial prompt
 		{Key: "attribution_window", Value: intervalText(cfg.Conversions.AttributionWindow)},
 	}}
 	for _, p := range cfg.Plans {
@@ -91,6 +93,14 @@ func Desired(cfg *config.Config) State {
 		}
 	}
 	return s
+}
+
+// settingText shows a setting's value in a change line; an empty value (no trial prompt) as "".
+func settingText(v string) string {
+	if v == "" {
+		return `""`
+	}
+	return v
 }
 
 func nonNil(s []string) []string {
@@ -257,9 +267,9 @@ func Diff(cur, want State, prune bool) []Change {
 		c := Change{Kind: "setting", Key: st.Key, SQL: sqlSetSetting, Args: []any{st.Key, st.Value}}
 		switch {
 		case !ok:
-			c.Op, c.Detail = Add, st.Value
+			c.Op, c.Detail = Add, settingText(st.Value)
 		case old.Value != st.Value:
-			c.Op, c.Detail = Update, old.Value+" -> "+st.Value
+			c.Op, c.Detail = Update, settingText(old.Value)+" -> "+settingText(st.Value)
 		default:
 			continue
 		}

@@ -25,7 +25,8 @@ func lines(changes []Change) []string {
 }
 
 // the settings a file that says nothing about them asks for
-var noGrace = []SettingRow{{Key: "attribution_window", Value: "30 days"}, {Key: "past_due_is_grace", Value: "false"}}
+var noGrace = []SettingRow{{Key: "attribution_window", Value: "30 days"}, {Key: "past_due_is_grace", Value: "false"},
+	{Key: "pause_collection_keeps_plan", Value: "false"}, {Key: "trial_prompt", Value: ""}}
 
 func i64(v int64) *int64   { return &v }
 func str(s string) *string { return &s }
@@ -61,6 +62,8 @@ func TestDiffFromEmpty(t *testing.T) {
 		"+ route POST /api/*: feature api_calls",
 		"+ setting attribution_window: 30 days",
 		"+ setting past_due_is_grace: false",
+		"+ setting pause_collection_keeps_plan: false",
+		`+ setting trial_prompt: ""`,
 	}, lines(changes))
 	require.Equal(t, sqlDefinePlan, changes[1].SQL)
 	require.Equal(t, []any{"pro", false, []string{"price_a", "price_b"}, int32(10), []string{}}, changes[1].Args)
@@ -100,7 +103,7 @@ features:
     routes: ["POST /api/*", "GET /api/*"]
   sso:
     limits: { free: on, pro: on }
-stripe: { past_due_is_grace: true }
+stripe: { past_due_is_grace: true, pause_collection_keeps_plan: true, trial_prompt: { email: trial_ending } }
 `))
 	require.Equal(t, []string{
 		"~ plan pro: stripe_prices [price_a price_b] -> [price_a price_c], stripe_products [] -> [prod_pro], rank 10 -> 20",
@@ -110,6 +113,8 @@ stripe: { past_due_is_grace: true }
 		"~ limit pro/api_calls: unlimited -> 1000",
 		"+ route GET /api/*: feature api_calls",
 		"~ setting past_due_is_grace: false -> true",
+		"~ setting pause_collection_keeps_plan: false -> true",
+		`~ setting trial_prompt: "" -> trial_ending`,
 	}, lines(Diff(cur, want, false)))
 }
 

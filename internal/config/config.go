@@ -25,6 +25,7 @@ const (
 	DefaultReconcileInterval    = time.Hour
 	DefaultStripeRatePerSecond  = 25.0 // Stripe's test-mode limit; live mode allows 100 reads per second
 	DefaultListen               = ":8080"
+	DefaultMetricsListen        = "127.0.0.1:8081"
 	DefaultPollInterval         = 5 * time.Second
 	DefaultAttributionWindow    = 30 * 24 * time.Hour
 	DefaultEnforcement          = "hard"
@@ -127,15 +128,26 @@ type Email struct {
 // Stripe configures the Stripe sync of the sidecar.
 type Stripe struct {
 	// PastDueIsGrace keeps past_due subscriptions on their paid plan.
-	PastDueIsGrace    bool
-	ReconcileInterval time.Duration
-	RatePerSecond     float64
+	PastDueIsGrace bool
+	// PauseCollectionKeepsPlan keeps subscriptions whose payment collection is paused (pause_collection set)
+	// on their paid plan; by default they give no plan.
+	PauseCollectionKeepsPlan bool
+	ReconcileInterval        time.Duration
+	RatePerSecond            float64
+	// TrialPrompt is the email template sent when a trial is about to end without a payment method
+	// (customer.subscription.trial_will_end); "" means none.
+	TrialPrompt string
+	// TrialPromptPos is where TrialPrompt was given (zero when it was not).
+	TrialPromptPos Pos
 }
 
 // Sidecar configures the HTTP server and the outbox polling of the sidecar.
 type Sidecar struct {
-	// Listen is the address of the HTTP server, host:port.
+	// Listen is the address of the HTTP server, host:port: the Stripe webhook, /healthz and the funnel page.
 	Listen string
+	// MetricsListen is the address of /metrics and /readyz (and /healthz), host:port. When it equals Listen,
+	// one server serves every route.
+	MetricsListen string
 	// PollInterval is how often the outbox is drained when no notification arrives.
 	PollInterval time.Duration
 }
@@ -158,8 +170,9 @@ func Defaults() *Config {
 			RatePerSecond:     DefaultStripeRatePerSecond,
 		},
 		Sidecar: Sidecar{
-			Listen:       DefaultListen,
-			PollInterval: DefaultPollInterval,
+			Listen:        DefaultListen,
+			MetricsListen: DefaultMetricsListen,
+			PollInterval:  DefaultPollInterval,
 		},
 		Conversions: Conversions{AttributionWindow: DefaultAttributionWindow},
 	}
@@ -261,6 +274,8 @@ type Env struct {
 	DashboardToken    string // TOLLGATE_DASHBOARD_TOKEN: as a bearer token or ?token=
 	DashboardUser     string // TOLLGATE_DASHBOARD_USER: basic auth, with TOLLGATE_DASHBOARD_PASSWORD
 	DashboardPassword string // TOLLGATE_DASHBOARD_PASSWORD
+	// MetricsToken, when set, is the bearer token /metrics and /readyz require.
+	MetricsToken string // TOLLGATE_METRICS_TOKEN
 }
 
 // EnvFrom reads Env through getenv (os.Getenv, or a map's lookup in tests).
@@ -275,5 +290,6 @@ func EnvFrom(getenv func(string) string) Env {
 		DashboardToken:      getenv("TOLLGATE_DASHBOARD_TOKEN"),
 		DashboardUser:       getenv("TOLLGATE_DASHBOARD_USER"),
 		DashboardPassword:   getenv("TOLLGATE_DASHBOARD_PASSWORD"),
+		MetricsToken:        getenv("TOLLGATE_METRICS_TOKEN"),
 	}
 }

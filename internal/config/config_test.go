@@ -71,7 +71,7 @@ func TestLoadExample(t *testing.T) {
 
 	require.Equal(t, Email{Provider: "log", From: "Acme <billing@acme.test>", UpgradeURL: "https://acme.test/pricing", RatePerSecond: 2, MaxAttempts: 8}, cfg.Email)
 	require.Equal(t, Stripe{ReconcileInterval: time.Hour, RatePerSecond: 25}, cfg.Stripe)
-	require.Equal(t, Sidecar{Listen: ":8080", PollInterval: 5 * time.Second}, cfg.Sidecar)
+	require.Equal(t, Sidecar{Listen: ":8080", MetricsListen: "127.0.0.1:8081", PollInterval: 5 * time.Second}, cfg.Sidecar)
 	require.Equal(t, 30*24*time.Hour, cfg.Conversions.AttributionWindow)
 }
 
@@ -98,15 +98,21 @@ email:
   templates: ./emails
   rate_per_second: 0.5
   max_attempts: 3
-stripe: { past_due_is_grace: true, reconcile_interval: 15m, rate_per_second: 100 }
-sidecar: { listen: "127.0.0.1:9000", poll_interval: 250ms }
+stripe:
+  past_due_is_grace: true
+  pause_collection_keeps_plan: true
+  reconcile_interval: 15m
+  rate_per_second: 100
+  trial_prompt: { email: trial_ending }
+sidecar: { listen: "127.0.0.1:9000", metrics_listen: "127.0.0.1:9001", poll_interval: 250ms }
 conversions: { attribution_window: 7d }
 `), 0o600))
 	cfg, err := Load(path)
 	require.NoError(t, err)
 	require.Equal(t, Email{Provider: "smtp", From: "billing@acme.test", Templates: filepath.Join(dir, "emails"), RatePerSecond: 0.5, MaxAttempts: 3}, cfg.Email)
-	require.Equal(t, Stripe{PastDueIsGrace: true, ReconcileInterval: 15 * time.Minute, RatePerSecond: 100}, cfg.Stripe)
-	require.Equal(t, Sidecar{Listen: "127.0.0.1:9000", PollInterval: 250 * time.Millisecond}, cfg.Sidecar)
+	require.Equal(t, Stripe{PastDueIsGrace: true, PauseCollectionKeepsPlan: true, ReconcileInterval: 15 * time.Minute,
+		RatePerSecond: 100, TrialPrompt: "trial_ending", TrialPromptPos: Pos{15, 26}}, cfg.Stripe)
+	require.Equal(t, Sidecar{Listen: "127.0.0.1:9000", MetricsListen: "127.0.0.1:9001", PollInterval: 250 * time.Millisecond}, cfg.Sidecar)
 	require.Equal(t, 7*24*time.Hour, cfg.Conversions.AttributionWindow)
 }
 
@@ -126,6 +132,9 @@ features:
   c: { period: 12h, enforcement: soft, notify_at: [100, 50, 1], limits: { free: 1, pro: 2, team: 3 } }
   d: { limits: { free: unlimited, pro: off, team: 0 } }
   e: { period: billing, limits: { free: 5, pro: 5, team: 5 }, notify_at: [] }
+  f: { period: 999999d, limits: { free: 1, pro: 1, team: 1 } }
+  g: { period: 999999h, limits: { free: 1, pro: 1, team: 1 } }
+  h: { period: rolling 9999d, limits: { free: 1, pro: 1, team: 1 } }
 `)
 	a, _ := cfg.Feature("a")
 	require.Equal(t, []*int64{ptr(0), ptr(9223372036854775807), nil}, quotas(a))
@@ -139,6 +148,10 @@ features:
 	require.Equal(t, "lifetime", d.Period)
 	e, _ := cfg.Feature("e")
 	require.Equal(t, []int{}, e.NotifyAt)
+	for name, period := range map[string]string{"f": "999999d", "g": "999999h", "h": "rolling 9999d"} {
+		f, _ := cfg.Feature(name)
+		require.Equal(t, period, f.Period, "the largest period define_feature accepts")
+	}
 }
 
 func quotas(f Feature) []*int64 {
@@ -226,6 +239,13 @@ func TestParseErrors(t *testing.T) {
 		{"bad period", plans + "features: { a: { period: 30 days, limits: { free: 1, pro: 1 } } }\n", "2:26", "is not a period"},
 		{"zero period", plans + "features: { a: { period: 0d, limits: { free: 1, pro: 1 } } }\n", "2:26", "is not a period"},
 		{"rolling hours", plans + "features: { a: { period: rolling 2h, limits: { free: 1, pro: 1 } } }\n", "2:26", "is not a period"},
+		// the bounds of tollgate.define_feature: six digits for <N>d and <N>h, four for rolling
+		{"days past bound", plans + "features: { a: { period: 1000000d, limits: { free: 1, pro: 1 } } }\n", "2:26", "N is at most 999999"},
+		{"huge days", plans + "features: { a: { period: 99999999999d, limits: { free: 1, pro: 1 } } }\n", "2:26", "too long a period"},
+		{"hours past int", plans + "features: { a: { period: 2147483648h, limits: { free: 1, pro: 1 } } }\n", "2:26", "too long a period"},
+		{"rolling past bound", plans + "features: { a: { period: rolling 10000d, limits: { free: 1, pro: 1 } } }\n", "2:26", "9999 for rolling"},
+		{"limits empty", plans + "features: { a: { period: month, limits: {} } }\n", "2:41", "needs at least one plan under limits:"},
+		{"limits null", plans + "features:\n  a:\n    period: month\n    limits:\n", "5:12", "needs at least one plan under limits:"},
 		{"enforcement", plans + "features: { a: { period: month, enforcement: strict, limits: { free: 1, pro: 1 } } }\n", "2:46", "must be hard or soft"},
 		{"threshold 0", plans + "features: { a: { period: month, notify_at: [0], limits: { free: 1, pro: 1 } } }\n", "2:45", "from 1 to 100"},
 		{"threshold 101", plans + "features: { a: { period: month, notify_at: [50, 101], limits: { free: 1, pro: 1 } } }\n", "2:49", "from 1 to 100"},
@@ -253,6 +273,13 @@ func TestParseErrors(t *testing.T) {
 		{"reconcile number", plans + "stripe: { reconcile_interval: 60 }\n", "2:31", "duration such as"},
 		{"negative duration", plans + "sidecar: { poll_interval: -5s }\n", "2:27", "duration such as"},
 		{"grace", plans + "stripe: { past_due_is_grace: maybe }\n", "2:30", "must be true or false"},
+		{"pause keeps plan", plans + "stripe: { pause_collection_keeps_plan: 1 }\n", "2:40", "must be true or false"},
+		{"trial prompt key", plans + "stripe: { trial_prompt: { template: x } }\n", "2:27", "unknown key template in stripe.trial_prompt, expected one of email"},
+		{"trial prompt name", plans + "stripe: { trial_prompt: { email: \"../x\" } }\n", "2:34", "template name"},
+		{"NUL in a string", plans + "features: { a: { period: month, limits: { free: 1, pro: 1 }, message: \"a\\0b\" } }\n", "2:71", "must not contain a NUL character"},
+		{"route too long", plans + "features: { a: { period: month, limits: { free: 1, pro: 1 }, routes: [\"GET /" + strings.Repeat("a", 1000) + "\"] } }\n", "2:71", "longer than 1000 bytes"},
+		{"attribution under 1s", plans + "conversions: { attribution_window: 999ms }\n", "2:36", "must be at least 1s"},
+		{"metrics listen", plans + "sidecar: { metrics_listen: localhost }\n", "2:28", "sidecar.metrics_listen must be host:port"},
 		{"listen", plans + "sidecar: { listen: 8080 }\n", "2:20", "sidecar.listen must be a string"},
 		{"listen port", plans + "sidecar: { listen: \":http\" }\n", "2:20", "host:port"},
 		{"attribution", plans + "conversions: { attribution_window: 30 }\n", "2:36", "duration such as"},
@@ -322,7 +349,7 @@ stripe: { secret: sk_live_x1 }
 		"7:26: features.api_calls.limits: unknown plan gold, expected one of free, pro",
 		"8:21: features.api_calls.notify_at items must be a whole number from 1 to 100",
 		"9:14: route \"post /x\": method must be one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS, * (write POST)",
-		"10:11: unknown key secret in stripe, expected one of past_due_is_grace, reconcile_interval, rate_per_second",
+		"10:11: unknown key secret in stripe, expected one of past_due_is_grace, pause_collection_keeps_plan, reconcile_interval, rate_per_second, trial_prompt",
 		"10:19: this looks like a Stripe secret key: secrets never go in this file; set STRIPE_SECRET_KEY in the environment instead",
 	}, errs)
 }
@@ -331,10 +358,11 @@ func TestEnvFrom(t *testing.T) {
 	t.Parallel()
 	env := map[string]string{"DATABASE_URL": "postgres://x", "STRIPE_SECRET_KEY": "k", "STRIPE_WEBHOOK_SECRET": "w",
 		"STRIPE_API_BASE": "http://localhost:12111", "RESEND_API_KEY": "r", "SMTP_URL": "smtp://h",
-		"TOLLGATE_DASHBOARD_TOKEN": "t", "TOLLGATE_DASHBOARD_USER": "u", "TOLLGATE_DASHBOARD_PASSWORD": "p"}
+		"TOLLGATE_DASHBOARD_TOKEN": "t", "TOLLGATE_DASHBOARD_USER": "u", "TOLLGATE_DASHBOARD_PASSWORD": "p",
+		"TOLLGATE_METRICS_TOKEN": "m"}
 	require.Equal(t, Env{DatabaseURL: "postgres://x", StripeSecretKey: "k", StripeWebhookSecret: "w",
 		StripeAPIBase: "http://localhost:12111", ResendAPIKey: "r", SMTPURL: "smtp://h",
-		DashboardToken: "t", DashboardUser: "u", DashboardPassword: "p"},
+		DashboardToken: "t", DashboardUser: "u", DashboardPassword: "p", MetricsToken: "m"},
 		EnvFrom(func(k string) string { return env[k] }))
 }
 
@@ -364,4 +392,32 @@ func TestParseAliasBomb(t *testing.T) {
 		too = too || strings.Contains(e, "too large once its aliases are expanded")
 	}
 	require.True(t, too, "want the alias error among:\n%s", strings.Join(errs, "\n"))
+}
+
+func TestParseTrialPromptWithoutUpgradeURLWarns(t *testing.T) {
+	t.Parallel()
+	cfg := mustParse(t, "plans: { free: { default: true } }\nstripe: { trial_prompt: { email: trial_ending } }\n")
+	require.Equal(t, "trial_ending", cfg.Stripe.TrialPrompt)
+	require.Len(t, cfg.Warnings, 1)
+	require.Equal(t, "t.yaml:2:34: warning: stripe.trial_prompt sends a trial prompt but email.upgrade_url is not set: the email will have no link",
+		cfg.Warnings[0].String())
+}
+
+// TestRedact: what is logged from an upstream error loses every secret tollgate knows the shape of, and keeps
+// the rest.
+func TestRedact(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"Invalid API Key provided: sk_live_51HabcDEF123":                   "Invalid API Key provided: sk_live_[REDACTED]",
+		"key rk_test_abc and sk_test_XYZ9 here":                            "key rk_test_[REDACTED] and sk_test_[REDACTED] here",
+		"secret=whsec_Zx8+/abc= end":                                       "secret=whsec_[REDACTED] end",
+		`{"error":"bad key re_Ab12Cd34_EfGh56IjKl78MnOp"}`:                 `{"error":"bad key re_[REDACTED]"}`,
+		"Authorization: Bearer eyJhbGciOi.J9x-_~+/=":                       "Authorization: Bearer [REDACTED]",
+		"dial postgres://app:hunter2@db:5432/app failed":                   "dial postgres://app:[REDACTED]@db:5432/app failed",
+		"SMTPS://mailer:p%40ss@smtp.acme.test:465":                         "SMTPS://mailer:[REDACTED]@smtp.acme.test:465",
+		"re_engagement_prompt_v2 and sk_ alone and whsec_ alone stay":      "re_engagement_prompt_v2 and sk_ alone and whsec_ alone stay",
+		"No such subscription: 'sub_1MowQVLkdIwHu7ixeRlqHVzs'; request id": "No such subscription: 'sub_1MowQVLkdIwHu7ixeRlqHVzs'; request id",
+	} {
+		require.Equal(t, want, Redact(in), in)
+	}
 }

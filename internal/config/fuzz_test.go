@@ -41,7 +41,8 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-var fuzzPeriodRE = regexp.MustCompile(`^(month|billing|lifetime|[1-9][0-9]*[dh]|rolling [1-9][0-9]*d)$`)
+// fuzzPeriodRE is the period pattern of tollgate.define_feature (sql/define_feature.sql), written out again.
+var fuzzPeriodRE = regexp.MustCompile(`^(?:(month|billing|lifetime)|([1-9][0-9]{0,5})([dh])|rolling ([1-9][0-9]{0,3})d)$`)
 
 // checkValid asserts the invariants of a Config that Parse accepted.
 func checkValid(t *testing.T, cfg *Config) {
@@ -62,7 +63,8 @@ func checkValid(t *testing.T, cfg *Config) {
 	}
 	routes := map[string]bool{}
 	for _, f := range cfg.Features {
-		if !nameRE.MatchString(f.Name) || !fuzzPeriodRE.MatchString(f.Period) || (f.Enforcement != "hard" && f.Enforcement != "soft") {
+		if !nameRE.MatchString(f.Name) || !fuzzPeriodRE.MatchString(f.Period) || (f.Enforcement != "hard" && f.Enforcement != "soft") ||
+			len(f.Limits) == 0 {
 			t.Fatalf("bad feature %#v", f)
 		}
 		for _, l := range f.Limits {
@@ -81,6 +83,9 @@ func checkValid(t *testing.T, cfg *Config) {
 			}
 			routes[r.String()] = true
 		}
+	}
+	if cfg.Stripe.TrialPrompt != "" && !nameRE.MatchString(cfg.Stripe.TrialPrompt) {
+		t.Fatalf("bad trial prompt %q", cfg.Stripe.TrialPrompt)
 	}
 	if cfg.Email.RatePerSecond <= 0 || cfg.Email.MaxAttempts < 1 || cfg.Stripe.RatePerSecond <= 0 ||
 		cfg.Stripe.ReconcileInterval <= 0 || cfg.Sidecar.PollInterval <= 0 || cfg.Conversions.AttributionWindow <= 0 {

@@ -25,17 +25,21 @@ var (
 	featureKeys       = []string{"period", "limits", "enforcement", "notify_at", "message", "upgrade_prompt", "routes"}
 	upgradePromptKeys = []string{"email"}
 	emailKeys         = []string{"provider", "from", "upgrade_url", "templates", "rate_per_second", "max_attempts"}
-	stripeKeys        = []string{"past_due_is_grace", "reconcile_interval", "rate_per_second"}
-	sidecarKeys       = []string{"listen", "poll_interval"}
+	stripeKeys        = []string{"past_due_is_grace", "pause_collection_keeps_plan", "reconcile_interval", "rate_per_second", "trial_prompt"}
+	trialPromptKeys   = []string{"email"}
+	sidecarKeys       = []string{"listen", "metrics_listen", "poll_interval"}
 	conversionsKeys   = []string{"attribution_window"}
 )
 
 var (
-	nameRE     = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
-	periodRE   = regexp.MustCompile(`^(month|billing|lifetime|[1-9][0-9]*[dh]|rolling [1-9][0-9]*d)$`)
-	decimalRE  = regexp.MustCompile(`^(0|[1-9][0-9]*)$`)
-	daysRE     = regexp.MustCompile(`^([1-9][0-9]*)d$`)
-	stripeIDRE = regexp.MustCompile(`^[A-Za-z0-9_\-]{1,255}$`)
+	nameRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
+	// periodRE has the bounds of tollgate.define_feature (sql/define_feature.sql): <N>d and <N>h up to six
+	// digits, rolling <N>d up to four. periodShapeRE is the same without the bounds, to say what is wrong.
+	periodRE      = regexp.MustCompile(`^(month|billing|lifetime|[1-9][0-9]{0,5}[dh]|rolling [1-9][0-9]{0,3}d)$`)
+	periodShapeRE = regexp.MustCompile(`^([1-9][0-9]*[dh]|rolling [1-9][0-9]*d)$`)
+	decimalRE     = regexp.MustCompile(`^(0|[1-9][0-9]*)$`)
+	daysRE        = regexp.MustCompile(`^([1-9][0-9]*)d$`)
+	stripeIDRE    = regexp.MustCompile(`^[A-Za-z0-9_\-]{1,255}$`)
 )
 
 var (
@@ -48,6 +52,16 @@ var (
 const internalError = "internal error while parsing the file (please report it)"
 
 const periodHelp = "month | billing | lifetime | <N>d | <N>h | rolling <N>d"
+
+// maxRoutePath bounds a route's path: routes are a key of tollgate.routes, and an index entry holds at most
+// about 2.7 kB.
+const maxRoutePath = 1000
+
+// The largest N of a period, as tollgate.define_feature accepts them.
+const (
+	MaxPeriodN        = 999999
+	MaxRollingPeriodN = 9999
+)
 
 // Parse parses and validates a tollgate.yaml. file names it in messages (and is the base of a relative
 // email.templates). On any mistake it returns a nil Config and Errors holding every mistake found.
@@ -253,6 +267,10 @@ func (p *parser) str(n *yaml.Node, what string) (string, bool) {
 		p.errorf(n, "%s must be a string", what)
 		return "", false
 	}
+	if strings.ContainsRune(n.Value, 0) {
+		p.errorf(n, "%s must not contain a NUL character (\\0): PostgreSQL text cannot hold one", what)
+		return "", false
+	}
 	return n.Value, true
 }
 
@@ -385,6 +403,10 @@ func (p *parser) config(root *yaml.Node) *Config {
 		cfg.Features = p.features(featuresNode, cfg.Plans)
 	}
 	cfg.Email.Templates = resolveTemplates(p.file, cfg.Email.Templates)
+	if cfg.Email.UpgradeURL == "" && cfg.Stripe.TrialPrompt != "" {
+		p.warns = append(p.warns, Diagnostic{File: p.file, Line: cfg.Stripe.TrialPromptPos.Line, Col: cfg.Stripe.TrialPromptPos.Col,
+			Message: "warning: stripe.trial_prompt sends a trial prompt but email.upgrade_url is not set: the email will have no link"})
+	}
 	if cfg.Email.UpgradeURL == "" {
 		for _, f := range cfg.Features {
 			if f.UpgradePrompt != "" {
@@ -502,7 +524,7 @@ func (p *parser) features(n *yaml.Node, plans []Plan) []Feature {
 			continue
 		}
 		feat := Feature{Name: name, Pos: pos(f.key), Enforcement: DefaultEnforcement, NotifyAt: slices.Clone(DefaultNotifyAt)}
-		var periodNode, limitsNode *yaml.Node
+		var periodNode, limitsNode, limitsVal *yaml.Node
 		for _, ff := range p.entries(f.val, "feature "+name, featureKeys) {
 			what := "features." + name + "." + ff.key.Value
 			switch ff.key.Value {
@@ -511,6 +533,9 @@ func (p *parser) features(n *yaml.Node, plans []Plan) []Feature {
 				if s, ok := p.str(ff.val, what); ok {
 					if periodRE.MatchString(s) {
 						feat.Period = s
+					} else if periodShapeRE.MatchString(s) {
+						p.errorf(deref(ff.val), "%s %s is too long a period: N is at most %d for <N>d and <N>h, %d for rolling <N>d",
+							what, quoteKey(s), MaxPeriodN, MaxRollingPeriodN)
 					} else {
 						p.errorf(deref(ff.val), "%s %s is not a period: use %s", what, quoteKey(s), periodHelp)
 					}
@@ -518,7 +543,7 @@ func (p *parser) features(n *yaml.Node, plans []Plan) []Feature {
 					periodNode = nil
 				}
 			case "limits":
-				limitsNode = ff.key
+				limitsNode, limitsVal = ff.key, deref(ff.val)
 				feat.Limits = p.limits(ff.val, what, plans)
 			case "enforcement":
 				if s, ok := p.str(ff.val, what); ok {
@@ -560,6 +585,8 @@ func (p *parser) features(n *yaml.Node, plans []Plan) []Feature {
 		}
 		if limitsNode == nil {
 			p.errorf(f.key, "feature %s needs limits:, as in limits: { free: 100, pro: unlimited }", name)
+		} else if isNull(limitsVal) || (limitsVal.Kind == yaml.MappingNode && len(limitsVal.Content) == 0) {
+			p.errorf(limitsVal, "feature %s needs at least one plan under limits:, as in limits: { free: 100, pro: unlimited }", name)
 		} else if len(plans) > 0 {
 			for _, pl := range plans {
 				if !slices.ContainsFunc(feat.Limits, func(l Limit) bool { return l.Plan == pl.Name }) {
@@ -680,6 +707,10 @@ func (p *parser) route(n *yaml.Node, what string) (Route, bool) {
 		p.errorf(n, "route %s: the path must be a plain path without ? or #", quoteKey(s))
 		return Route{}, false
 	}
+	if len(path) > maxRoutePath {
+		p.errorf(n, "route %s: the path is longer than %d bytes", quoteKey(s), maxRoutePath)
+		return Route{}, false
+	}
 	return r, true
 }
 
@@ -738,6 +769,18 @@ func (p *parser) stripe(n *yaml.Node, s *Stripe) {
 		switch f.key.Value {
 		case "past_due_is_grace":
 			s.PastDueIsGrace, _ = p.boolean(f.val, what)
+		case "pause_collection_keeps_plan":
+			s.PauseCollectionKeepsPlan, _ = p.boolean(f.val, what)
+		case "trial_prompt":
+			for _, tf := range p.entries(f.val, what, trialPromptKeys) {
+				if v, ok := p.str(tf.val, what+".email"); ok {
+					if nameRE.MatchString(v) {
+						s.TrialPrompt, s.TrialPromptPos = v, pos(deref(tf.val))
+					} else {
+						p.errorf(deref(tf.val), "%s.email is a template name and must match %s", what, nameRE)
+					}
+				}
+			}
 		case "reconcile_interval":
 			if d, ok := p.duration(f.val, what); ok {
 				s.ReconcileInterval = d
@@ -754,12 +797,14 @@ func (p *parser) sidecar(n *yaml.Node, s *Sidecar) {
 	for _, f := range p.entries(n, "sidecar", sidecarKeys) {
 		what := "sidecar." + f.key.Value
 		switch f.key.Value {
-		case "listen":
+		case "listen", "metrics_listen":
 			if v, ok := p.str(f.val, what); ok {
 				if _, port, err := net.SplitHostPort(v); err != nil || !validPort(port) {
-					p.errorf(deref(f.val), "%s must be host:port, as in \":8080\" or \"127.0.0.1:8080\"", what)
-				} else {
+					p.errorf(deref(f.val), "%s must be host:port, as in \":8080\" or \"127.0.0.1:8081\"", what)
+				} else if f.key.Value == "listen" {
 					s.Listen = v
+				} else {
+					s.MetricsListen = v
 				}
 			}
 		case "poll_interval":
@@ -778,6 +823,11 @@ func validPort(s string) bool {
 func (p *parser) conversions(n *yaml.Node, c *Conversions) {
 	for _, f := range p.entries(n, "conversions", conversionsKeys) {
 		if d, ok := p.duration(f.val, "conversions."+f.key.Value); ok {
+			if d < time.Second {
+				// the database keeps it as an interval (tollgate.set_setting), which has no nanoseconds
+				p.errorf(deref(f.val), "conversions.%s must be at least 1s", f.key.Value)
+				continue
+			}
 			c.AttributionWindow = d
 		}
 	}

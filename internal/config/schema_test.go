@@ -63,7 +63,9 @@ func TestSchemaAgreesWithParse(t *testing.T) {
 		plans + "features: { a: { period: 12h, limits: { free: 9223372036854775807 }, routes: [\"* /\", \"GET /a/*\", \"OPTIONS  /x\"] } }\n",
 		plans + "email: { provider: smtp, from: a@b.test, upgrade_url: http://localhost:8000/up, templates: ./e, rate_per_second: 0.5, max_attempts: 1 }\n",
 		plans + "stripe: { past_due_is_grace: true, reconcile_interval: 1h30m, rate_per_second: 100 }\n",
-		plans + "sidecar: { listen: \"127.0.0.1:0\", poll_interval: 250ms }\nconversions: { attribution_window: 7d }\n",
+		plans + "stripe: { pause_collection_keeps_plan: true, trial_prompt: { email: trial_ending } }\n",
+		plans + "sidecar: { listen: \"127.0.0.1:0\", metrics_listen: \":9100\", poll_interval: 250ms }\nconversions: { attribution_window: 7d }\n",
+		plans + "features: { a: { period: 999999d, limits: { free: 1 } }, b: { period: rolling 9999d, limits: { free: 1 } } }\n",
 	}
 	for _, src := range valid {
 		_, err := Parse("t.yaml", []byte(src))
@@ -81,6 +83,11 @@ func TestSchemaAgreesWithParse(t *testing.T) {
 		plans + "features: { a: { period: month } }\n",
 		plans + "features: { a: { period: weekly, limits: { free: 1 } } }\n",
 		plans + "features: { a: { period: rolling 2h, limits: { free: 1 } } }\n",
+		plans + "features: { a: { period: 1000000d, limits: { free: 1 } } }\n",
+		plans + "features: { a: { period: rolling 10000d, limits: { free: 1 } } }\n",
+		plans + "features: { a: { period: month, limits: {} } }\n",
+		plans + "stripe: { trial_prompt: { email: Trial } }\n",
+		plans + "sidecar: { metrics_listen: 9100 }\n",
 		plans + "features: { a: { period: month, limits: { free: -1 } } }\n",
 		plans + "features: { a: { period: month, limits: { free: lots } } }\n",
 		plans + "features: { a: { period: month, limits: { free: 1 }, enforcement: strict } }\n",
@@ -127,6 +134,7 @@ func TestSchemaHasEveryKey(t *testing.T) {
 	require.Equal(t, sorted(planKeys), keys("$defs", "plan"))
 	require.Equal(t, sorted(featureKeys), keys("$defs", "feature"))
 	require.Equal(t, sorted(upgradePromptKeys), keys("$defs", "feature", "properties", "upgrade_prompt"))
+	require.Equal(t, sorted(trialPromptKeys), keys("properties", "stripe", "properties", "trial_prompt"))
 	require.Equal(t, sorted(emailKeys), keys("properties", "email"))
 	require.Equal(t, sorted(stripeKeys), keys("properties", "stripe"))
 	require.Equal(t, sorted(sidecarKeys), keys("properties", "sidecar"))

@@ -50,3 +50,36 @@ func (p *parser) scanSecrets(data []byte) {
 		}
 	}
 }
+
+// redactions are the secrets Redact masks: each keeps its prefix (what kind of secret it was) and loses the rest.
+var redactions = []struct {
+	re   *regexp.Regexp
+	ok   func(match string) bool // nil: every match is a secret
+	keep int                     // bytes of the match kept: the prefix
+}{
+	{re: regexp.MustCompile(`(sk|rk)_(live|test)_[A-Za-z0-9]+`), keep: 8},
+	{re: regexp.MustCompile(`whsec_[A-Za-z0-9+/=]+`), keep: 6},
+	{re: regexp.MustCompile(`re_[A-Za-z0-9_]{16,}`), ok: resendKeyLike, keep: 3},
+	{re: regexp.MustCompile(`(?i)bearer\s+[A-Za-z0-9._~+/=-]+`), keep: 7},
+}
+
+// urlPasswordRE finds the password of postgres://, smtp:// and smtps:// URLs (group 1 is what comes before it).
+var urlPasswordRE = regexp.MustCompile(`(?i)((?:postgres(?:ql)?|smtps?)://[^/\s:@]*:)[^/\s@]*@`)
+
+// Redacted replaces a masked secret.
+const Redacted = "[REDACTED]"
+
+// Redact masks every secret in s that tollgate knows the shape of: Stripe secret, restricted and webhook keys
+// (sk_live_..., rk_test_..., whsec_...), Resend keys, bearer tokens, and the passwords of database and SMTP URLs.
+// What is logged from an upstream error (Stripe's, a provider's) goes through it.
+func Redact(s string) string {
+	for _, r := range redactions {
+		s = r.re.ReplaceAllStringFunc(s, func(m string) string {
+			if r.ok != nil && !r.ok(m) {
+				return m
+			}
+			return m[:r.keep] + Redacted
+		})
+	}
+	return urlPasswordRE.ReplaceAllString(s, "${1}"+Redacted+"@")
+}

@@ -200,7 +200,7 @@ func NewProvider(name string, env config.Env, resendBaseURL string) (Provider, e
 }
 
 // TemplatesFor loads the templates of cfg (built-in, overridden by email.templates) and checks that each
-// feature's upgrade_prompt names one.
+// feature's upgrade_prompt, and stripe.trial_prompt, names one.
 func TemplatesFor(cfg *config.Config) (*Templates, error) {
 	tpl, err := LoadTemplates(cfg.Email.Templates)
 	if err != nil {
@@ -211,6 +211,9 @@ func TemplatesFor(cfg *config.Config) (*Templates, error) {
 		if f.UpgradePrompt != "" && !tpl.Has(f.UpgradePrompt) {
 			errs = append(errs, fmt.Errorf("feature %s: upgrade_prompt.email %q is not a template (templates: %v)", f.Name, f.UpgradePrompt, tpl.Names()))
 		}
+	}
+	if p := cfg.Stripe.TrialPrompt; p != "" && !tpl.Has(p) {
+		errs = append(errs, fmt.Errorf("stripe.trial_prompt.email %q is not a template (templates: %v)", p, tpl.Names()))
 	}
 	return tpl, errors.Join(errs...)
 }
@@ -492,22 +495,37 @@ func (m *Mailer) fail(ctx context.Context, log *slog.Logger, c *claim, se *SendE
 		wait = se.RetryAfter
 		m.pace.pauseUntil(time.Now().Add(se.RetryAfter))
 	}
+	// the provider's message is kept (without secrets, within what outbox_failed stores)
+	lastError := upstreamText(se.Error())
 	dbctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	status, err := m.outbox.failed(dbctx, c, se.Error(), wait, se.Permanent, m.opts.MaxAttempts)
+	status, err := m.outbox.failed(dbctx, c, lastError, wait, se.Permanent, m.opts.MaxAttempts)
 	cancel()
 	switch {
 	case err != nil:
-		log.Error("recording a failed attempt failed", "error", err, "attempt_error", se.Err)
+		log.Error("recording a failed attempt failed", "error", err, "attempt_error", lastError)
 	case status == "dead":
 		m.m.dead.With(provider.Name()).Inc()
-		log.Error("email is dead", "error", se.Err, "permanent", se.Permanent)
+		log.Error("email is dead", "error", lastError, "permanent", se.Permanent)
 	case status == "failed":
 		m.m.failed.With(provider.Name()).Inc()
-		log.Warn("email failed; will retry", "error", se.Err, "in", wait)
+		log.Warn("email failed; will retry", "error", lastError, "in", wait)
 		time.AfterFunc(wait, m.wake)
 	default:
-		log.Warn("the claim was taken over by another worker", "error", se.Err)
+		log.Warn("the claim was taken over by another worker", "error", lastError)
 	}
+}
+
+// maxErrorText bounds what is stored of a provider's message (tollgate.outbox_failed takes up to 10000).
+const maxErrorText = 4000
+
+// upstreamText is a provider's message as it may be logged and stored: secrets masked (config.Redact), cut to
+// maxErrorText bytes.
+func upstreamText(s string) string {
+	s = config.Redact(s)
+	if len(s) > maxErrorText {
+		s = s[:maxErrorText] + "..."
+	}
+	return s
 }
 
 func (m *Mailer) data(c *claim) Data {

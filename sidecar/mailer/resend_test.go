@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,6 +67,17 @@ func TestResendFailureClasses(t *testing.T) {
 		script: []func(w http.ResponseWriter, r resendRequest) bool{status(403, "validation_error", "The acme.test domain is not verified.")},
 		status: "dead", attempts: 1, requests: 1, delivered: 0,
 		lastError: "resend: 403 validation_error: The acme.test domain is not verified.",
+	}, {
+		// nothing logged or stored from the provider carries a secret, and what is stored stays within bounds
+		name:   "secrets in the provider's message are masked",
+		script: []func(w http.ResponseWriter, r resendRequest) bool{status(400, "validation_error", "API key re_Ab12Cd34_EfGh56IjKl78MnOp is not allowed to send from sk_live_51Hxyz")},
+		status: "dead", attempts: 1, requests: 1, delivered: 0,
+		lastError: "resend: 400 validation_error: API key re_[REDACTED] is not allowed to send from sk_live_[REDACTED]",
+	}, {
+		name:   "an over-long message is cut",
+		script: []func(w http.ResponseWriter, r resendRequest) bool{status(400, "validation_error", strings.Repeat("x", 20000))},
+		status: "dead", attempts: 1, requests: 1, delivered: 0,
+		lastError: "resend: 400 validation_error: " + strings.Repeat("x", maxErrorText-len("resend: 400 validation_error: ")) + "...",
 	}, {
 		name:   "5xx until max attempts is dead",
 		script: []func(w http.ResponseWriter, r resendRequest) bool{status(502, "", "bad gateway"), status(502, "", "bad gateway"), status(502, "", "bad gateway")},

@@ -27,7 +27,7 @@ func TestBuiltInTemplateHasEveryValue(t *testing.T) {
 	t.Parallel()
 	tpl, err := LoadTemplates("")
 	require.NoError(t, err)
-	require.Equal(t, []string{"upgrade_prompt"}, tpl.Names())
+	require.Equal(t, []string{"trial_ending", "upgrade_prompt"}, tpl.Names())
 	d := SampleData("api_calls")
 	d.Used, d.Quota = 100, 100
 	r, err := tpl.Render("upgrade_prompt", d)
@@ -53,6 +53,26 @@ func TestBuiltInTemplateHasEveryValue(t *testing.T) {
 	require.ErrorContains(t, err, `no email template "nope"`)
 }
 
+// The built-in trial prompt: the plan on trial and when it ends (ResetsAt is the trial's end).
+func TestBuiltInTrialTemplate(t *testing.T) {
+	t.Parallel()
+	tpl, err := LoadTemplates("")
+	require.NoError(t, err)
+	d := SampleData("")
+	d.Plan = "pro"
+	r, err := tpl.Render("trial_ending", d)
+	require.NoError(t, err)
+	require.Equal(t, "Your pro trial ends on 31 January 2030", r.Subject)
+	for _, part := range []string{r.Text, r.HTML} {
+		require.Contains(t, part, "https://example.test/pricing")
+		require.Contains(t, part, "no payment method")
+	}
+	d.ResetsAt = nil
+	r, err = tpl.Render("trial_ending", d)
+	require.NoError(t, err)
+	require.Equal(t, "Your pro trial ends soon", r.Subject)
+}
+
 func TestTemplatesDirectoryOverridesAndAdds(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -65,7 +85,7 @@ func TestTemplatesDirectoryOverridesAndAdds(t *testing.T) {
 	})
 	tpl, err := LoadTemplates(dir)
 	require.NoError(t, err)
-	require.Equal(t, []string{"upgrade_prompt", "welcome"}, tpl.Names())
+	require.Equal(t, []string{"trial_ending", "upgrade_prompt", "welcome"}, tpl.Names())
 	r, err := tpl.Render("upgrade_prompt", SampleData("api"))
 	require.NoError(t, err)
 	require.Equal(t, "cus_preview: 100/100 on free", r.Subject, "one line")
@@ -133,6 +153,13 @@ func TestTemplatesForChecksEveryFeature(t *testing.T) {
 	cfg.Features[1].UpgradePrompt = "export_prompt"
 	_, err = TemplatesFor(cfg)
 	require.ErrorContains(t, err, `feature exports: upgrade_prompt.email "export_prompt" is not a template`)
+
+	cfg = testConfig(t, "stripe: { trial_prompt: { email: trial_ending } }\n")
+	_, err = TemplatesFor(cfg)
+	require.NoError(t, err)
+	cfg.Stripe.TrialPrompt = "trial_reminder"
+	_, err = TemplatesFor(cfg)
+	require.ErrorContains(t, err, `stripe.trial_prompt.email "trial_reminder" is not a template`)
 }
 
 func TestPreview(t *testing.T) {

@@ -8,27 +8,32 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/client"
 	"github.com/stripe/stripe-go/v76/form"
-	"golang.org/x/time/rate"
+
+	"github.com/tollgate/tollgate/internal/config"
 )
 
 // Client reads subscriptions and Checkout Sessions from the Stripe API through stripe-go's client, at most
-// RatePerSecond requests per second (shared by webhooks and reconcile), retrying 429s (after Retry-After),
-// 5xx answers and network errors with backoff.
+// RatePerSecond requests per second, retrying 429s (after Retry-After), 5xx answers and network errors with
+// backoff.
+//
+// Requests have two priorities. Webhook re-fetches (Subscription, CheckoutSession) go first: a background
+// request (ListSubscriptions, and any request whose context went through Background) waits while a webhook
+// request waits for its turn, so reconcile yields its rate budget to webhooks. A 429 pauses background requests
+// for its Retry-After, never webhook requests: a webhook request that meets a 429 retries itself after
+// Retry-After when its deadline allows, and otherwise fails at once (the webhook answers 502 and Stripe
+// retries it).
 type Client struct {
 	api     *client.API
 	backend stripe.Backend
 	key     string
-	limiter *rate.Limiter
+	sched   *scheduler
+	clock   Clock
 	opt     ClientOptions
-
-	mu         sync.Mutex
-	pauseUntil time.Time // after a 429, every request waits until then
 }
 
 // ClientOptions configure a Client.
@@ -49,12 +54,26 @@ type ClientOptions struct {
 	HTTPClient *http.Client
 	// OnError is told of every failed request (op: "subscriptions.get", ...; the error); nil ignores them.
 	OnError func(op string, err error)
+	// Clock paces requests and times retries; nil means the system's clock. Tests pass a fake one.
+	Clock Clock
 }
+
+// Clock is the time the client paces and retries by.
+type Clock interface {
+	Now() time.Time
+	// After sends on the channel once d has passed.
+	After(d time.Duration) <-chan time.Time
+}
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time                         { return time.Now() }
+func (systemClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
 // NewClient returns a client for the Stripe API.
 func NewClient(opt ClientOptions) *Client {
 	if opt.RatePerSecond <= 0 {
-		opt.RatePerSecond = 25
+		opt.RatePerSecond = config.DefaultStripeRatePerSecond
 	}
 	if opt.MaxAttempts <= 0 {
 		opt.MaxAttempts = 8
@@ -68,8 +87,14 @@ func NewClient(opt ClientOptions) *Client {
 	if opt.HTTPClient == nil {
 		opt.HTTPClient = &http.Client{Timeout: 30 * time.Second}
 	}
+	if opt.Clock == nil {
+		opt.Clock = systemClock{}
+	}
+	// the status of every answer reaches call, also when its body is not Stripe's JSON (a proxy's 502 page)
+	hc := *opt.HTTPClient
+	hc.Transport = statusTransport{base: hc.Transport}
 	cfg := &stripe.BackendConfig{
-		HTTPClient:        opt.HTTPClient,
+		HTTPClient:        &hc,
 		MaxNetworkRetries: stripe.Int64(0), // retries are ours: they honour Retry-After and the rate limit
 		LeveledLogger:     &stripe.LeveledLogger{Level: stripe.LevelNull},
 	}
@@ -82,7 +107,8 @@ func NewClient(opt ClientOptions) *Client {
 		api:     api,
 		backend: api.Subscriptions.B,
 		key:     opt.Key,
-		limiter: rate.NewLimiter(rate.Limit(opt.RatePerSecond), 1),
+		sched:   newScheduler(opt.Clock, time.Duration(float64(time.Second)/opt.RatePerSecond)),
+		clock:   opt.Clock,
 		opt:     opt,
 	}
 }
@@ -90,25 +116,43 @@ func NewClient(opt ClientOptions) *Client {
 // API is the underlying stripe-go client (same backend, key and base URL).
 func (c *Client) API() *client.API { return c.api }
 
-// Subscription fetches one subscription with its customer expanded (for metadata.tollgate_customer), and every
-// item when it has more than one page of them.
-func (c *Client) Subscription(ctx context.Context, id string) (Subscription, error) {
+type priorityKey struct{}
+
+// Background marks the requests made with ctx as background work (reconcile, resumes): they yield to webhook
+// re-fetches and back off alone after a 429.
+func Background(ctx context.Context) context.Context {
+	return context.WithValue(ctx, priorityKey{}, prioBackground)
+}
+
+func priorityOf(ctx context.Context) priority {
+	if p, ok := ctx.Value(priorityKey{}).(priority); ok {
+		return p
+	}
+	return prioWebhook
+}
+
+// Subscription fetches one subscription with its customer expanded (for metadata.tollgate_customer and its
+// default payment method), and every item when it has more than one page of them. account is the connected
+// account it lives in (the Stripe-Account header); "" is the platform's own.
+func (c *Client) Subscription(ctx context.Context, account, id string) (Subscription, error) {
 	var w wireSubscription
 	q := &form.Values{}
 	q.Add("expand[]", "customer")
-	if err := c.call(ctx, "subscriptions.get", http.MethodGet, "/v1/subscriptions/"+id, q, &w); err != nil {
+	if err := c.call(ctx, "subscriptions.get", http.MethodGet, "/v1/subscriptions/"+id, account, q, &w); err != nil {
 		return Subscription{}, err
 	}
-	if err := c.moreItems(ctx, &w); err != nil {
+	if err := c.moreItems(ctx, account, &w); err != nil {
 		return Subscription{}, err
 	}
-	return w.subscription()
+	s, err := w.subscription()
+	s.Account = account
+	return s, err
 }
 
-// CheckoutSession fetches one Checkout Session.
-func (c *Client) CheckoutSession(ctx context.Context, id string) (CheckoutSession, error) {
+// CheckoutSession fetches one Checkout Session (of the connected account account; "" = the platform's).
+func (c *Client) CheckoutSession(ctx context.Context, account, id string) (CheckoutSession, error) {
 	var w wireCheckoutSession
-	if err := c.call(ctx, "checkout.sessions.get", http.MethodGet, "/v1/checkout/sessions/"+id, nil, &w); err != nil {
+	if err := c.call(ctx, "checkout.sessions.get", http.MethodGet, "/v1/checkout/sessions/"+id, account, nil, &w); err != nil {
 		return CheckoutSession{}, err
 	}
 	return CheckoutSession{
@@ -128,9 +172,11 @@ type Page struct {
 	HasMore   bool
 }
 
-// ListSubscriptions lists every subscription (status=all), pageSize at a time (1 to 100; 0 means 100) with
-// customers expanded, and calls fn with each page in order. It stops at the first error of fn or of Stripe.
+// ListSubscriptions lists every subscription of the platform's account (status=all), pageSize at a time (1 to
+// 100; 0 means 100) with customers expanded, and calls fn with each page in order. It stops at the first error
+// of fn or of Stripe. Its requests are background work (see Background).
 func (c *Client) ListSubscriptions(ctx context.Context, pageSize int, fn func(Page) error) error {
+	ctx = Background(ctx)
 	if pageSize <= 0 || pageSize > 100 {
 		pageSize = 100
 	}
@@ -145,12 +191,12 @@ func (c *Client) ListSubscriptions(ctx context.Context, pageSize int, fn func(Pa
 		}
 		var list wireSubscriptionList
 		fetchedAt := time.Now()
-		if err := c.call(ctx, "subscriptions.list", http.MethodGet, "/v1/subscriptions", q, &list); err != nil {
+		if err := c.call(ctx, "subscriptions.list", http.MethodGet, "/v1/subscriptions", "", q, &list); err != nil {
 			return err
 		}
 		page := Page{FetchedAt: fetchedAt, HasMore: list.HasMore}
 		for _, w := range list.Data {
-			if err := c.moreItems(ctx, w); err != nil {
+			if err := c.moreItems(ctx, "", w); err != nil {
 				return err
 			}
 			s, err := w.subscription()
@@ -170,14 +216,14 @@ func (c *Client) ListSubscriptions(ctx context.Context, pageSize int, fn func(Pa
 }
 
 // moreItems fetches the rest of a subscription's items when the embedded list has more (over 10 items).
-func (c *Client) moreItems(ctx context.Context, w *wireSubscription) error {
+func (c *Client) moreItems(ctx context.Context, account string, w *wireSubscription) error {
 	for w.Items.HasMore && len(w.Items.Data) > 0 {
 		q := &form.Values{}
 		q.Add("subscription", w.ID)
 		q.Add("limit", "100")
 		q.Add("starting_after", w.Items.Data[len(w.Items.Data)-1].ID)
 		var more wireItemList
-		if err := c.call(ctx, "subscription_items.list", http.MethodGet, "/v1/subscription_items", q, &more); err != nil {
+		if err := c.call(ctx, "subscription_items.list", http.MethodGet, "/v1/subscription_items", account, q, &more); err != nil {
 			return err
 		}
 		w.Items.Data = append(w.Items.Data, more.Data...)
@@ -186,15 +232,25 @@ func (c *Client) moreItems(ctx context.Context, w *wireSubscription) error {
 	return nil
 }
 
-// call makes one API request, waiting for the rate limit, retrying what can be retried.
-func (c *Client) call(ctx context.Context, op, method, path string, q *form.Values, v stripe.LastResponseSetter) error {
+// call makes one API request, waiting for its turn, retrying what can be retried.
+func (c *Client) call(ctx context.Context, op, method, path, account string, q *form.Values, v stripe.LastResponseSetter) error {
+	prio := priorityOf(ctx)
 	for attempt := 1; ; attempt++ {
-		if err := c.wait(ctx); err != nil {
+		if err := c.sched.acquire(ctx, prio); err != nil {
 			return err
 		}
-		err := c.backend.CallRaw(method, path, c.key, q, &stripe.Params{Context: ctx}, v)
+		var status int
+		params := &stripe.Params{Context: context.WithValue(ctx, statusKey{}, &status)}
+		if account != "" {
+			params.StripeAccount = stripe.String(account)
+		}
+		err := c.backend.CallRaw(method, path, c.key, q, params, v)
 		if err == nil {
 			return nil
+		}
+		var se *stripe.Error
+		if status != 0 && !errors.As(err, &se) {
+			err = &HTTPError{Status: status, Err: err}
 		}
 		if c.opt.OnError != nil {
 			c.opt.OnError(op, err)
@@ -204,43 +260,20 @@ func (c *Client) call(ctx context.Context, op, method, path string, q *form.Valu
 		}
 		delay, retry := c.retryAfter(err, attempt)
 		if !retry || attempt >= c.opt.MaxAttempts {
-			return fmt.Errorf("stripe %s %s: %w", method, path, err)
+			return redacted(fmt.Errorf("stripe %s %s: %w", method, path, err))
 		}
 		if IsRateLimited(err) {
-			c.pause(delay) // everyone waits, not only this request
+			c.sched.pauseBackground(delay) // reconcile backs off, whoever met the 429
 		}
-		t := time.NewTimer(delay)
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < delay {
+			// the wait would outlast the webhook's deadline: fail now, Stripe retries the event
+			return redacted(fmt.Errorf("stripe %s %s: retry in %s is past the deadline: %w", method, path, delay, err))
+		}
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return ctx.Err()
-		case <-t.C:
+		case <-c.clock.After(delay):
 		}
-	}
-}
-
-// wait blocks until a pause after a 429 has passed and the rate limit allows a request.
-func (c *Client) wait(ctx context.Context) error {
-	c.mu.Lock()
-	until := c.pauseUntil
-	c.mu.Unlock()
-	if d := time.Until(until); d > 0 {
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
-	return c.limiter.Wait(ctx)
-}
-
-func (c *Client) pause(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if until := time.Now().Add(d); until.After(c.pauseUntil) {
-		c.pauseUntil = until
 	}
 }
 
@@ -252,9 +285,17 @@ func (c *Client) retryAfter(err error, attempt int) (time.Duration, bool) {
 		backoff = c.opt.MaxBackoff
 	}
 	backoff = backoff/2 + rand.N(backoff/2+1) // jitter: replicas do not retry in step
+	var he *HTTPError
+	if errors.As(err, &he) {
+		switch code := he.Status; {
+		case code == http.StatusTooManyRequests, code == http.StatusConflict, code >= 500, code < 300:
+			return backoff, true // a 2xx here is an answer that did not decode
+		}
+		return 0, false
+	}
 	var se *stripe.Error
 	if !errors.As(err, &se) {
-		return backoff, true // network error, or an answer that is not Stripe's JSON
+		return backoff, true // network error
 	}
 	switch code := se.HTTPStatusCode; {
 	case code == http.StatusTooManyRequests:
@@ -270,10 +311,50 @@ func (c *Client) retryAfter(err error, attempt int) (time.Duration, bool) {
 	return 0, false
 }
 
+// HTTPError is an answer of Stripe (or of something in front of it) whose body is not Stripe's error JSON,
+// such as a proxy's 502 page.
+type HTTPError struct {
+	Status int
+	Err    error
+}
+
+func (e *HTTPError) Error() string { return fmt.Sprintf("HTTP %d: %v", e.Status, e.Err) }
+func (e *HTTPError) Unwrap() error { return e.Err }
+
+// statusKey carries a *int that statusTransport sets to the status of the request's answer.
+type statusKey struct{}
+
+type statusTransport struct{ base http.RoundTripper }
+
+func (t statusTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	base := t.base
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	resp, err := base.RoundTrip(req)
+	if resp != nil {
+		if p, ok := req.Context().Value(statusKey{}).(*int); ok {
+			*p = resp.StatusCode
+		}
+	}
+	return resp, err
+}
+
+// redactedError masks secrets in the text of an upstream error (Stripe's messages, a proxy's page) while
+// errors.As still finds the error inside.
+type redactedError struct{ err error }
+
+func (e redactedError) Error() string { return config.Redact(e.err.Error()) }
+func (e redactedError) Unwrap() error { return e.err }
+
+func redacted(err error) error { return redactedError{err} }
+
 // IsRateLimited reports whether err is Stripe's 429.
 func IsRateLimited(err error) bool {
 	var se *stripe.Error
-	return errors.As(err, &se) && se.HTTPStatusCode == http.StatusTooManyRequests
+	var he *HTTPError
+	return errors.As(err, &se) && se.HTTPStatusCode == http.StatusTooManyRequests ||
+		errors.As(err, &he) && he.Status == http.StatusTooManyRequests
 }
 
 // IsAuthError reports whether err is Stripe's 401 or 403: the API key is wrong, revoked or lacks a permission.
@@ -282,17 +363,26 @@ func IsAuthError(err error) bool {
 	return errors.As(err, &se) && (se.HTTPStatusCode == http.StatusUnauthorized || se.HTTPStatusCode == http.StatusForbidden)
 }
 
-// IsNotFound reports whether err is Stripe's 404 (resource_missing).
+// IsNotFound reports whether err is Stripe's 404 for an object it does not know (resource_missing). A 404
+// without that code (a wrong STRIPE_API_BASE, an unknown URL) is not.
 func IsNotFound(err error) bool {
 	var se *stripe.Error
-	return errors.As(err, &se) && se.HTTPStatusCode == http.StatusNotFound
+	return errors.As(err, &se) && se.HTTPStatusCode == http.StatusNotFound && se.Code == stripe.ErrorCodeResourceMissing
 }
 
-// errorClass is the label of a failed request in metrics: the HTTP status, or "network".
+// errorClass is the label of a failed request in metrics: the HTTP status, "invalid_response" for a success
+// whose body did not decode, or "network".
 func errorClass(err error) string {
 	var se *stripe.Error
 	if errors.As(err, &se) && se.HTTPStatusCode != 0 {
 		return strconv.Itoa(se.HTTPStatusCode)
+	}
+	var he *HTTPError
+	if errors.As(err, &he) {
+		if he.Status < 300 {
+			return "invalid_response" // a success whose body did not decode
+		}
+		return strconv.Itoa(he.Status)
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return "canceled"

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -43,13 +44,17 @@ type testBundle struct {
 }
 
 type setupOptions struct {
-	apiBase    string // "" = the fake
-	rate       float64
-	pageSize   int
-	minBackoff time.Duration
-	interval   time.Duration
-	onRun      func(stripesync.Result, error)
-	logger     *slog.Logger
+	apiBase     string // "" = the fake
+	apiVersion  string // the shape the fake renders; "" = 2023-10-16
+	rate        float64
+	pageSize    int
+	minBackoff  time.Duration
+	maxBackoff  time.Duration // 0 = 2s
+	maxAttempts int
+	interval    time.Duration
+	onRun       func(stripesync.Result, error)
+	logger      *slog.Logger
+	clock       stripesync.Clock
 }
 
 // setup gives a test plans free (default), pro (price_pro_monthly, price_pro_yearly; rank 10) and team
@@ -81,8 +86,15 @@ func setup(t testing.TB, opts ...setupOptions) *testBundle {
 	if o.minBackoff == 0 {
 		o.minBackoff = time.Millisecond
 	}
+	if o.maxBackoff == 0 {
+		o.maxBackoff = 2 * time.Second
+	}
+	if o.apiVersion != "" {
+		b.fake.SetAPIVersion(o.apiVersion)
+	}
 	client := stripesync.NewClient(stripesync.ClientOptions{
-		Key: stripetest.Key, APIBase: base, RatePerSecond: o.rate, MinBackoff: o.minBackoff, MaxBackoff: 2 * time.Second,
+		Key: stripetest.Key, APIBase: base, RatePerSecond: o.rate, MinBackoff: o.minBackoff, MaxBackoff: o.maxBackoff,
+		MaxAttempts: o.maxAttempts, Clock: o.clock,
 	})
 	b.syncer, err = stripesync.New(stripesync.Options{
 		Pool: pool, Client: client, WebhookSecrets: []string{secret, oldSecret}, PageSize: o.pageSize, Metrics: b.reg,
@@ -157,6 +169,55 @@ func (b *testBundle) deliver(t testing.TB, id, typ string, object map[string]any
 	t.Helper()
 	body := stripetest.Event(id, typ, apiVersion, time.Now(), object)
 	return b.post(t, body, stripetest.Sign(body, secret, time.Now()))
+}
+
+// deliverFrom is deliver for an event of a connected account ("" = the platform's) rendered with version.
+func (b *testBundle) deliverFrom(t testing.TB, account, version, id, typ string, object map[string]any) int {
+	t.Helper()
+	body := stripetest.ConnectEvent(id, typ, version, account, time.Now(), object)
+	return b.post(t, body, stripetest.Sign(body, secret, time.Now()))
+}
+
+// shapes runs fn as a subtest for each API shape the fake renders: 2023-10-16 (stripe-go v76's pin) and the
+// newest (periods on subscription items), each with its own database, fake and Syncer.
+func shapes(t *testing.T, fn func(t *testing.T, b *testBundle, version string), opts ...setupOptions) {
+	t.Helper()
+	for _, version := range []string{stripetest.APIVersion2023, stripetest.APIVersionNew} {
+		t.Run(version, func(t *testing.T) {
+			t.Parallel()
+			var o setupOptions
+			if len(opts) > 0 {
+				o = opts[0]
+			}
+			o.apiVersion = version
+			fn(t, setup(t, o), version)
+		})
+	}
+}
+
+// metricValue is the value of a metric line's sample (0 when the line is absent).
+func (b *testBundle) metricValue(t testing.TB, series string) float64 {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	b.reg.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	for _, line := range strings.Split(rec.Body.String(), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			require.NoError(t, err)
+			return f
+		}
+	}
+	return 0
+}
+
+// waitFor waits until cond holds, failing the test after 20 seconds (a condition with a deadline).
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		require.True(t, time.Now().Before(deadline), "timeout waiting for %s", what)
+		time.Sleep(2 * time.Millisecond)
+	}
 }
 
 func (b *testBundle) metric(t testing.TB, line string) {

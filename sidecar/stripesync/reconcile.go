@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/tollgate/tollgate/internal/config"
 )
 
 // ErrLocked says another session (another replica, or a `tollgate sync`) is reconciling right now.
@@ -91,7 +93,8 @@ func (s *Syncer) Reconcile(ctx context.Context, progress func(Progress)) (Result
 
 	var errText *string
 	if listErr != nil {
-		msg := listErr.Error()
+		// what Stripe said, without secrets, within what finish_sync_run stores
+		msg := truncate(config.Redact(listErr.Error()), 2000)
 		errText = &msg
 	}
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -108,7 +111,7 @@ func (s *Syncer) Reconcile(ctx context.Context, progress func(Progress)) (Result
 	if listErr != nil {
 		s.m.runs.With("error").Inc()
 		log.Error("stripe reconcile stopped early", "subscriptions", res.Subscriptions, "pages", res.Pages,
-			"duration", res.Duration, "err", listErr)
+			"duration", res.Duration, "err", redacted(listErr))
 		return res, fmt.Errorf("reconcile: %w", listErr)
 	}
 	s.m.runs.With("ok").Inc()
@@ -172,3 +175,80 @@ func (r *Reconciler) Ready(context.Context) error {
 	}
 	return nil
 }
+
+// ResumeDue re-fetches the stored subscriptions whose paused collection was due to resume
+// (pause_collection.resumes_at has passed) and stores what Stripe says now; a subscription Stripe no longer
+// knows is stored as gone. Stripe resumes collection itself at resumes_at and sends customer.subscription.updated;
+// this covers that event arriving late or never. The pause stops counting at resumes_at whatever Stripe says,
+// so a customer whose subscription Stripe still shows paused keeps the plan. It returns how many it re-fetched.
+func (s *Syncer) ResumeDue(ctx context.Context) (int, error) {
+	ctx = Background(ctx)
+	const batch = 100
+	done := 0
+	seen := map[objectRef]bool{}
+	for {
+		refs, err := dueResumes(ctx, s.pool, batch)
+		if err != nil {
+			return done, fmt.Errorf("paused collections due: %w", err)
+		}
+		fresh := 0
+		for _, ref := range refs {
+			if seen[ref] {
+				continue // Stripe still shows it paused: once per call
+			}
+			seen[ref] = true
+			fresh++
+			at := time.Now()
+			sub, err := s.client.Subscription(ctx, ref.Account, ref.ID)
+			var st Stored
+			switch {
+			case IsNotFound(err):
+				st, err = storeGone(ctx, s.pool, ref.ID, at)
+			case err == nil:
+				st, err = storeSubscription(ctx, s.pool, sub, at)
+				if err == nil {
+					s.noteStored(sub, st)
+				}
+			}
+			if err != nil {
+				return done, fmt.Errorf("resume %s: %w", ref.ID, err)
+			}
+			done++
+			s.m.resumes.With().Inc()
+		}
+		if len(refs) < batch || fresh == 0 {
+			return done, nil
+		}
+	}
+}
+
+// Resumer is the sidecar component that runs ResumeDue every ResumeInterval.
+type Resumer struct{ s *Syncer }
+
+// Resumer returns the component that re-fetches subscriptions whose paused collection is due to resume.
+func (s *Syncer) Resumer() *Resumer { return &Resumer{s: s} }
+
+// Name is "stripe-resume".
+func (r *Resumer) Name() string { return "stripe-resume" }
+
+// Run calls ResumeDue at start and every ResumeInterval until ctx ends; failures are logged and retried at the
+// next interval. It returns nil when ctx ends.
+func (r *Resumer) Run(ctx context.Context) error {
+	for {
+		if n, err := r.s.ResumeDue(ctx); err != nil && ctx.Err() == nil {
+			r.s.log.Warn("re-fetching paused subscriptions due to resume failed; retrying later", "err", redacted(err))
+		} else if n > 0 {
+			r.s.log.Info("re-fetched paused subscriptions due to resume", "subscriptions", n)
+		}
+		t := time.NewTimer(r.s.opt.ResumeInterval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Ready is always nil: the Reconciler reports a refused key.
+func (r *Resumer) Ready(context.Context) error { return nil }

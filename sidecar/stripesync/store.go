@@ -47,12 +47,14 @@ type Stored struct {
 const syncSubscriptionSQL = `SELECT customer, plan, applied FROM tollgate.sync_subscription(
   stripe_subscription => $1, stripe_customer => $2, status => $3, price_ids => $4, product_ids => $5,
   current_period_start => $6, current_period_end => $7, cancel_at_period_end => $8, stripe_created => $9,
-  fetched_at => $10, tollgate_customer => $11)`
+  fetched_at => $10, tollgate_customer => $11, stripe_account => $12, pause_collection => $13,
+  pause_resumes_at => $14, trial_start => $15, trial_end => $16, has_payment_method => $17)`
 
 func syncArgs(s Subscription, fetchedAt time.Time) []any {
 	return []any{s.ID, s.Customer, s.Status, nonNil(s.PriceIDs), nonNil(s.ProductIDs),
 		nullTime(s.PeriodStart), nullTime(s.PeriodEnd), s.CancelAtPeriodEnd, nullTime(s.Created),
-		fetchedAt, nullString(s.TollgateCustomer)}
+		fetchedAt, nullString(s.TollgateCustomer), nullString(s.Account), nullString(s.PauseCollection),
+		nullTime(s.PauseResumesAt), nullTime(s.TrialStart), nullTime(s.TrialEnd), s.HasPaymentMethod}
 }
 
 func storeSubscription(ctx context.Context, q querier, s Subscription, fetchedAt time.Time) (Stored, error) {
@@ -82,6 +84,62 @@ func storeSubscriptions(ctx context.Context, tx pgx.Tx, subs []Subscription, fet
 		out[i].Customer, out[i].Plan = deref(customer), deref(plan)
 	}
 	return out, res.Close()
+}
+
+// storeGone records that Stripe answered 404 for a subscription in a fetch that started at fetchedAt.
+func storeGone(ctx context.Context, q querier, id string, fetchedAt time.Time) (Stored, error) {
+	var customer *string
+	var st Stored
+	if err := q.QueryRow(ctx, `SELECT customer, applied FROM tollgate.stripe_subscription_gone($1, $2)`, id, fetchedAt).
+		Scan(&customer, &st.Applied); err != nil {
+		return st, fmt.Errorf("store gone subscription %s: %w", id, err)
+	}
+	st.Customer = deref(customer)
+	return st, nil
+}
+
+// objectRef names a Stripe object in an account ("" = the platform's).
+type objectRef struct {
+	Account, ID string
+}
+
+// customerSubscriptions lists the stored subscriptions of a Stripe customer that may still give a plan.
+func customerSubscriptions(ctx context.Context, db interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, stripeCustomer string) ([]objectRef, error) {
+	return queryRefs(ctx, db, `SELECT stripe_subscription, stripe_account FROM tollgate.stripe_customer_subscriptions($1)`, stripeCustomer)
+}
+
+// dueResumes lists up to n stored subscriptions whose paused collection was due to resume.
+func dueResumes(ctx context.Context, db interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, n int) ([]objectRef, error) {
+	return queryRefs(ctx, db, `SELECT stripe_subscription, stripe_account FROM tollgate.stripe_due_resumes($1)`, n)
+}
+
+func queryRefs(ctx context.Context, db interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, sql string, arg any) ([]objectRef, error) {
+	rows, err := db.Query(ctx, sql, arg)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (objectRef, error) {
+		var ref objectRef
+		var account *string
+		err := r.Scan(&ref.ID, &account)
+		ref.Account = deref(account)
+		return ref, err
+	})
+}
+
+// trialWillEnd writes the trial prompt's event for a stored subscription when it is due one.
+func trialWillEnd(ctx context.Context, q querier, id string) (bool, error) {
+	var wrote bool
+	if err := q.QueryRow(ctx, `SELECT tollgate.trial_will_end($1)`, id).Scan(&wrote); err != nil {
+		return false, fmt.Errorf("trial prompt of %s: %w", id, err)
+	}
+	return wrote, nil
 }
 
 func recordEvent(ctx context.Context, q querier, e event) (bool, error) {

@@ -22,7 +22,7 @@ func TestStripeMockNewestAPIShape(t *testing.T) {
 
 	// stripe-mock answers any id with its fixture: learn its customer and price
 	client := stripesync.NewClient(stripesync.ClientOptions{Key: stripetest.Key, APIBase: base})
-	sub, err := client.Subscription(ctx, "sub_mock")
+	sub, err := client.Subscription(ctx, "", "sub_mock")
 	require.NoError(t, err)
 	require.Equal(t, "sub_mock", sub.ID)
 	require.NotEmpty(t, sub.PriceIDs)
@@ -31,9 +31,17 @@ func TestStripeMockNewestAPIShape(t *testing.T) {
 	b.exec(t, `SELECT tollgate.define_plan('pro', false, $1, 10)`, sub.PriceIDs)
 	b.exec(t, `SELECT tollgate.set_customer('alice', NULL, $1)`, sub.Customer)
 
+	// stripe-mock's subscription has its payment collection paused (mark_uncollectible, no resumes_at): it
+	// gives no plan, unless pause_collection_keeps_plan says otherwise
+	require.Equal(t, "mark_uncollectible", sub.PauseCollection)
+	require.True(t, sub.PauseResumesAt.IsZero())
 	body := stripetest.Event("evt_mock", "customer.subscription.updated", newAPIVersion, time.Now(),
 		map[string]any{"id": "sub_mock", "object": "subscription"})
 	require.Equal(t, http.StatusOK, b.post(t, body, stripetest.Sign(body, secret, time.Now())))
+	require.Equal(t, "free", b.plan(t, "alice"))
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM tollgate.subscriptions
+		WHERE stripe_subscription = 'sub_mock' AND pause_collection = 'mark_uncollectible' AND pause_resumes_at IS NULL`))
+	b.exec(t, `SELECT tollgate.set_setting('pause_collection_keeps_plan', 'true')`)
 	require.Equal(t, "pro", b.plan(t, "alice"))
 	var start, end time.Time
 	require.NoError(t, b.owner.QueryRow(ctx, `SELECT current_period_start, current_period_end
@@ -53,7 +61,7 @@ func TestStripeMockNewestAPIShape(t *testing.T) {
 		WHERE current_period_start < '1971-01-01' OR current_period_end < '1971-01-01'`))
 
 	// and a Checkout Session of the newest shape is read without error
-	cs, err := client.CheckoutSession(ctx, "cs_test_mock")
+	cs, err := client.CheckoutSession(ctx, "", "cs_test_mock")
 	require.NoError(t, err)
 	require.Equal(t, "cs_test_mock", cs.ID)
 }

@@ -30,6 +30,7 @@ const (
 	DefaultMaxBodyBytes   = 1 << 20         // Stripe's event payloads are far below this
 	DefaultHandleTimeout  = 25 * time.Second
 	DefaultPageSize       = 100
+	DefaultResumeInterval = time.Minute
 	webhookSecretSplitter = ","
 )
 
@@ -53,6 +54,9 @@ type Options struct {
 	ReconcileInterval time.Duration
 	// PageSize is the subscriptions per listing page (1 to 100); 0 means 100.
 	PageSize int
+	// ResumeInterval is how often the Resumer component looks for paused collections due to resume; 0 means
+	// DefaultResumeInterval.
+	ResumeInterval time.Duration
 	// OnReconcile, when set, is told of every run of the Reconciler component (err is ErrLocked when another
 	// session was reconciling).
 	OnReconcile func(Result, error)
@@ -72,6 +76,7 @@ type Syncer struct {
 	m       syncMetrics
 
 	unmapped sync.Map // price sets already logged as mapping to no plan
+	fetches  *fetches // concurrent re-fetches of one object, coalesced
 }
 
 // New returns a Syncer. Pool and Client are required.
@@ -94,6 +99,9 @@ func New(opt Options) (*Syncer, error) {
 	if opt.PageSize <= 0 || opt.PageSize > 100 {
 		opt.PageSize = DefaultPageSize
 	}
+	if opt.ResumeInterval <= 0 {
+		opt.ResumeInterval = DefaultResumeInterval
+	}
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -108,6 +116,7 @@ func New(opt Options) (*Syncer, error) {
 		log:     opt.Logger,
 		m:       newSyncMetrics(opt.Metrics),
 	}
+	s.fetches = newFetches(func() { s.m.shared.With().Inc() })
 	prev := opt.Client.opt.OnError
 	opt.Client.opt.OnError = func(op string, err error) {
 		s.m.apiErrors.With(op, errorClass(err)).Inc()
@@ -183,6 +192,8 @@ type syncMetrics struct {
 	runDuration                           *metrics.HistogramVec
 	lastSuccess                           *metrics.GaugeVec
 	unmappedPrices                        *metrics.CounterVec
+	shared                                *metrics.CounterVec
+	resumes                               *metrics.CounterVec
 }
 
 func newSyncMetrics(r *metrics.Registry) syncMetrics {
@@ -196,7 +207,7 @@ func newSyncMetrics(r *metrics.Registry) syncMetrics {
 		ignored: r.Counter("tollgate_stripe_events_ignored_total",
 			"Stripe webhook events of types tollgate does not act on, answered 200, by type.", "type"),
 		rejected: r.Counter("tollgate_stripe_events_rejected_total",
-			"Stripe webhook requests rejected before any work (missing, malformed, mismatch, too_old, too_large, bad_json).", "reason"),
+			"Stripe webhook requests rejected before any work (missing, malformed, mismatch, too_old, too_new, too_large, bad_json, bad_id, bad_object).", "reason"),
 		failed: r.Counter("tollgate_stripe_events_failed_total",
 			"Stripe webhook events answered non-2xx so that Stripe retries them, by type and stage (stripe, database).", "type", "stage"),
 		lag: r.Histogram("tollgate_stripe_event_lag_seconds",
@@ -215,5 +226,9 @@ func newSyncMetrics(r *metrics.Registry) syncMetrics {
 			"Unix time of the end of this replica's last complete reconcile run."),
 		unmappedPrices: r.Counter("tollgate_stripe_unmapped_subscriptions_total",
 			"Subscriptions stored whose prices and products no plan names (they count as the default plan)."),
+		shared: r.Counter("tollgate_stripe_fetches_shared_total",
+			"Webhook re-fetches that shared a fetch of the same object with another delivery instead of calling Stripe."),
+		resumes: r.Counter("tollgate_stripe_pause_resumes_total",
+			"Subscriptions re-fetched because their paused collection was due to resume."),
 	}
 }

@@ -4,8 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -18,7 +22,9 @@ type event struct {
 	Type       string
 	APIVersion string
 	Created    int64
-	Object     eventObject
+	// Account is the connected account the event happened in (Connect); "" = the platform's own.
+	Account string
+	Object  eventObject
 }
 
 // What an event type makes tollgate do.
@@ -28,25 +34,80 @@ const (
 	ignore             action = iota
 	fetchSubscription         // data.object is the subscription
 	fetchInvoiceSub           // data.object is an invoice: its subscription
+	fetchScheduleSub          // data.object is a subscription schedule: its (released) subscription
 	fetchCheckout             // data.object is a Checkout Session: it, then its subscription
+	fetchCustomerSubs         // data.object is a deleted customer: its stored subscriptions
 	maxEventTypeLength = 100
 )
 
+// actions is every event type tollgate acts on; docs/stripe.md lists them.
 var actions = map[string]action{
-	"customer.subscription.created": fetchSubscription,
-	"customer.subscription.updated": fetchSubscription,
-	"customer.subscription.deleted": fetchSubscription,
-	"customer.subscription.paused":  fetchSubscription,
-	"customer.subscription.resumed": fetchSubscription,
-	"checkout.session.completed":    fetchCheckout,
-	"invoice.paid":                  fetchInvoiceSub,
-	"invoice.payment_failed":        fetchInvoiceSub,
+	"customer.subscription.created":                fetchSubscription,
+	"customer.subscription.updated":                fetchSubscription,
+	"customer.subscription.deleted":                fetchSubscription,
+	"customer.subscription.paused":                 fetchSubscription,
+	"customer.subscription.resumed":                fetchSubscription,
+	"customer.subscription.pending_update_applied": fetchSubscription,
+	"customer.subscription.pending_update_expired": fetchSubscription,
+	"customer.subscription.trial_will_end":         fetchSubscription, // and the trial prompt
+	"checkout.session.completed":                   fetchCheckout,
+	"invoice.paid":                                 fetchInvoiceSub,
+	"invoice.payment_failed":                       fetchInvoiceSub,
+	"subscription_schedule.aborted":                fetchScheduleSub,
+	"subscription_schedule.canceled":               fetchScheduleSub,
+	"subscription_schedule.completed":              fetchScheduleSub,
+	"subscription_schedule.created":                fetchScheduleSub,
+	"subscription_schedule.expiring":               fetchScheduleSub,
+	"subscription_schedule.released":               fetchScheduleSub,
+	"subscription_schedule.updated":                fetchScheduleSub,
+	"customer.deleted":                             fetchCustomerSubs,
+}
+
+const eventTrialWillEnd = "customer.subscription.trial_will_end"
+
+// Ids tollgate accepts from an event, and passes into a request path: a prefix and what Stripe's ids are made
+// of, at most 255 characters.
+var (
+	eventIDRE        = regexp.MustCompile(`^evt_[A-Za-z0-9_]{1,251}$`)
+	accountIDRE      = regexp.MustCompile(`^acct_[A-Za-z0-9_]{1,250}$`)
+	subscriptionIDRE = regexp.MustCompile(`^sub_[A-Za-z0-9_]{1,251}$`)
+	sessionIDRE      = regexp.MustCompile(`^cs_[A-Za-z0-9_]{1,252}$`)
+	customerIDRE     = regexp.MustCompile(`^cus_[A-Za-z0-9_]{1,251}$`)
+)
+
+// target is what a verified event makes tollgate re-fetch: one object id (checked), or none.
+func (ev event) target() (act action, id string, err error) {
+	act = actions[ev.Type]
+	var re *regexp.Regexp
+	switch act {
+	case ignore:
+		return ignore, "", nil
+	case fetchSubscription:
+		id, re = ev.Object.ID, subscriptionIDRE
+	case fetchInvoiceSub:
+		id, re = ev.Object.invoiceSubscription(), subscriptionIDRE
+	case fetchScheduleSub:
+		id, re = ev.Object.scheduleSubscription(), subscriptionIDRE
+	case fetchCheckout:
+		id, re = ev.Object.ID, sessionIDRE
+	case fetchCustomerSubs:
+		id, re = ev.Object.ID, customerIDRE
+	}
+	if id == "" {
+		return ignore, "", nil // an invoice or schedule of no subscription; an object without id
+	}
+	if !re.MatchString(id) {
+		return ignore, "", fmt.Errorf("%s names the object %q, which is not a Stripe id of its kind", ev.Type, truncate(id, 64))
+	}
+	return act, id, nil
 }
 
 // ServeHTTP is POST /webhooks/stripe. Answers: 200 when the event was applied, was a duplicate, or is of a type
-// tollgate ignores; 400 for a missing, malformed, wrong, tampered or too old signature (nothing is written);
-// 413 for a body over the limit; 405 for another method; 502 when re-fetching from Stripe failed and 500 when
-// the database failed (Stripe retries both); 503 when no webhook secret is configured.
+// tollgate ignores; 400 for a missing, malformed, wrong or tampered signature, one whose timestamp is more than
+// the tolerance in the past or the future, or a signed body that is not an event tollgate can read (an id that
+// is not evt_..., an object id of the wrong kind); nothing is written then; 413 for a body over the limit; 405
+// for another method; 502 when re-fetching from Stripe failed and 500 when the database failed (Stripe retries
+// both); 503 when no webhook secret is configured.
 func (s *Syncer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -73,6 +134,11 @@ func (s *Syncer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, reason, http.StatusBadRequest, err)
 		return
 	}
+	act, objectID, err := ev.target()
+	if err != nil {
+		s.reject(w, "bad_object", http.StatusBadRequest, err)
+		return
+	}
 	s.m.received.With(ev.Type).Inc()
 	if ev.Created > 0 {
 		s.m.lag.With().Observe(max(0, time.Since(time.Unix(ev.Created, 0)).Seconds()))
@@ -83,7 +149,10 @@ func (s *Syncer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.opt.HandleTimeout)
 	defer cancel()
 	log := s.log.With("event", ev.ID, "type", ev.Type, "object", ev.Object.ID)
-	outcome, stage, err := s.handle(ctx, ev)
+	if ev.Account != "" {
+		log = log.With("account", ev.Account)
+	}
+	outcome, stage, err := s.handle(ctx, ev, act, objectID)
 	if err != nil {
 		s.m.failed.With(ev.Type, stage).Inc()
 		code := http.StatusInternalServerError
@@ -112,7 +181,7 @@ func (s *Syncer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (s *Syncer) reject(w http.ResponseWriter, reason string, code int, err error) {
 	s.m.rejected.With(reason).Inc()
-	s.log.Warn("stripe webhook rejected", "reason", reason, "err", err)
+	s.log.Warn("stripe webhook rejected", "reason", reason, "err", redacted(err))
 	http.Error(w, "invalid webhook: "+reason, code)
 }
 
@@ -141,11 +210,17 @@ func (s *Syncer) verify(body []byte, header string) (event, string, error) {
 	default:
 		return event{}, "mismatch", lastErr
 	}
+	// stripe-go only rejects old timestamps; a signature from the future is a replay kept for later, or a
+	// clock that is wrong
+	if ts, ok := signatureTime(header); !ok || ts.After(time.Now().Add(s.opt.Tolerance)) {
+		return event{}, "too_new", fmt.Errorf("the signature's timestamp %s is more than %s in the future", ts.UTC().Format(time.RFC3339), s.opt.Tolerance)
+	}
 	var raw struct {
 		ID         string `json:"id"`
 		Type       string `json:"type"`
 		APIVersion string `json:"api_version"`
 		Created    int64  `json:"created"`
+		Account    string `json:"account"`
 		Data       struct {
 			Object json.RawMessage `json:"object"`
 		} `json:"data"`
@@ -153,7 +228,7 @@ func (s *Syncer) verify(body []byte, header string) (event, string, error) {
 	if err := json.Unmarshal(body, &raw); err != nil {
 		return event{}, "bad_json", err
 	}
-	ev := event{ID: raw.ID, Type: raw.Type, APIVersion: raw.APIVersion, Created: raw.Created}
+	ev := event{ID: raw.ID, Type: raw.Type, APIVersion: raw.APIVersion, Created: raw.Created, Account: raw.Account}
 	if len(raw.Data.Object) > 0 {
 		if err := json.Unmarshal(raw.Data.Object, &ev.Object); err != nil {
 			return event{}, "bad_json", err
@@ -162,35 +237,84 @@ func (s *Syncer) verify(body []byte, header string) (event, string, error) {
 	if ev.ID == "" || ev.Type == "" || len(ev.Type) > maxEventTypeLength {
 		return event{}, "bad_json", errors.New("event without id or type")
 	}
+	if !eventIDRE.MatchString(ev.ID) {
+		return event{}, "bad_id", fmt.Errorf("event id %q is not a Stripe event id (evt_...)", truncate(ev.ID, 64))
+	}
+	if ev.Account != "" && !accountIDRE.MatchString(ev.Account) {
+		return event{}, "bad_id", fmt.Errorf("event account %q is not a Stripe account id (acct_...)", truncate(ev.Account, 64))
+	}
+	if len(ev.APIVersion) > 255 || ev.Created < 0 || ev.Created > maxUnix {
+		return event{}, "bad_json", errors.New("event with an over-long api_version or a created time out of range")
+	}
 	return ev, "", nil
 }
 
-// fetched is an object read from Stripe and when the read started.
-type fetched struct {
-	sub Subscription
-	at  time.Time
+// maxUnix is the last second of the year 9999: later times are no Stripe time (and PostgreSQL's range ends).
+const maxUnix = 253402300799
+
+// signatureTime is the timestamp of a Stripe-Signature header, read as stripe-go does (the last t=).
+func signatureTime(header string) (time.Time, bool) {
+	var ts time.Time
+	found := false
+	for _, pair := range strings.Split(header, ",") {
+		k, v, ok := strings.Cut(pair, "=")
+		if !ok || k != "t" {
+			continue
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return time.Time{}, false
+		}
+		ts, found = time.Unix(n, 0), true
+	}
+	return ts, found
 }
 
-// handle applies a verified event: outcome is applied, duplicate or ignored; on error, stage is stripe or
-// database.
-func (s *Syncer) handle(ctx context.Context, ev event) (outcome, stage string, err error) {
-	act := actions[ev.Type]
-	subID := ""
+// truncate cuts s to at most n bytes, for messages.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// fetched is a subscription read from Stripe and when the read started; gone when Stripe answered 404.
+type fetched struct {
+	id   string
+	sub  Subscription
+	at   time.Time
+	gone bool
+}
+
+// handle applies a verified event whose object is objectID: outcome is applied, duplicate or ignored; on
+// error, stage is stripe or database.
+func (s *Syncer) handle(ctx context.Context, ev event, act action, objectID string) (outcome, stage string, err error) {
+	if act == ignore {
+		return "ignored", "", nil
+	}
+	// the subscriptions to re-fetch: known now, or (Checkout) once the session is read
+	var subRefs []objectRef
 	switch act {
-	case ignore:
-		return "ignored", "", nil
-	case fetchSubscription:
-		subID = ev.Object.ID
-	case fetchInvoiceSub:
-		subID = ev.Object.invoiceSubscription()
-		if subID == "" {
-			return "ignored", "", nil // an invoice of no subscription
+	case fetchSubscription, fetchInvoiceSub, fetchScheduleSub:
+		subRefs = []objectRef{{ev.Account, objectID}}
+	case fetchCustomerSubs:
+		refs, err := customerSubscriptions(ctx, s.pool, objectID)
+		if err != nil {
+			return "", "database", err
 		}
+		subRefs = refs
 	}
-	if ev.Object.ID == "" {
-		s.log.Warn("stripe event without data.object.id ignored", "event", ev.ID, "type", ev.Type)
-		return "ignored", "", nil
+	var sessionFlight *flight
+	if act == fetchCheckout {
+		sessionFlight = s.fetches.join("cs/"+ev.Account+"/"+objectID, ev.ID)
+		defer s.fetches.release(sessionFlight)
 	}
+	flights := make([]*flight, len(subRefs))
+	for i, ref := range subRefs {
+		flights[i] = s.fetches.join(subKey(ref), ev.ID)
+		defer s.fetches.release(flights[i])
+	}
+
 	// a redelivery of an applied event costs one query, no Stripe request
 	if seen, err := eventSeen(ctx, s.pool, ev.ID); err != nil {
 		return "", "database", err
@@ -199,22 +323,33 @@ func (s *Syncer) handle(ctx context.Context, ev event) (outcome, stage string, e
 	}
 
 	var session *CheckoutSession
-	if act == fetchCheckout {
-		cs, err := s.client.CheckoutSession(ctx, ev.Object.ID)
-		if err != nil {
+	if sessionFlight != nil {
+		v, _, err := s.fetches.result(ctx, sessionFlight, func(ctx context.Context) (any, error) {
+			return s.client.CheckoutSession(ctx, ev.Account, objectID)
+		})
+		switch {
+		case IsNotFound(err):
+			s.log.Info("stripe checkout session gone: nothing to link", "event", ev.ID, "session", objectID)
+		case err != nil:
 			return "", "stripe", err
+		default:
+			cs := v.(CheckoutSession)
+			session = &cs
+			if cs.Subscription != "" && subscriptionIDRE.MatchString(cs.Subscription) {
+				ref := objectRef{ev.Account, cs.Subscription}
+				fl := s.fetches.join(subKey(ref), ev.ID)
+				defer s.fetches.release(fl)
+				subRefs, flights = append(subRefs, ref), append(flights, fl)
+			}
 		}
-		session = &cs
-		subID = cs.Subscription
 	}
-	var subs []fetched
-	if subID != "" {
-		at := time.Now()
-		sub, err := s.client.Subscription(ctx, subID)
+	subs := make([]fetched, 0, len(subRefs))
+	for i, ref := range subRefs {
+		f, err := s.fetchSubscription(ctx, flights[i], ref)
 		if err != nil {
 			return "", "stripe", err
 		}
-		subs = append(subs, fetched{sub, at})
+		subs = append(subs, f)
 	}
 
 	// the event id and its effect commit together: a concurrent duplicate waits in record_stripe_event for
@@ -234,11 +369,22 @@ func (s *Syncer) handle(ctx context.Context, ev event) (outcome, stage string, e
 			}
 		}
 		for _, f := range subs {
-			st, err := storeSubscription(ctx, tx, f.sub, f.at)
+			var st Stored
+			var err error
+			if f.gone {
+				st, err = storeGone(ctx, tx, f.id, f.at)
+			} else {
+				st, err = storeSubscription(ctx, tx, f.sub, f.at)
+			}
 			if err != nil {
 				return err
 			}
 			stored = append(stored, st)
+			if ev.Type == eventTrialWillEnd && !f.gone {
+				if _, err := trialWillEnd(ctx, tx, f.id); err != nil {
+					return err
+				}
+			}
 		}
 		return nil
 	})
@@ -246,7 +392,29 @@ func (s *Syncer) handle(ctx context.Context, ev event) (outcome, stage string, e
 		return "", "database", err
 	}
 	for i, st := range stored {
+		if subs[i].gone {
+			s.log.Info("stripe answered 404 for the subscription: it gives no plan any more", "event", ev.ID,
+				"subscription", subs[i].id, "customer", st.Customer)
+			continue
+		}
 		s.noteStored(subs[i].sub, st)
 	}
 	return outcome, "", nil
+}
+
+func subKey(ref objectRef) string { return "sub/" + ref.Account + "/" + ref.ID }
+
+// fetchSubscription re-fetches a subscription through its shared fetch; a 404 (resource_missing) is a gone
+// subscription, not an error.
+func (s *Syncer) fetchSubscription(ctx context.Context, fl *flight, ref objectRef) (fetched, error) {
+	v, at, err := s.fetches.result(ctx, fl, func(ctx context.Context) (any, error) {
+		return s.client.Subscription(ctx, ref.Account, ref.ID)
+	})
+	switch {
+	case IsNotFound(err):
+		return fetched{id: ref.ID, at: at, gone: true}, nil
+	case err != nil:
+		return fetched{}, err
+	}
+	return fetched{id: ref.ID, sub: v.(Subscription), at: at}, nil
 }

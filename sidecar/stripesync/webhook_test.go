@@ -2,6 +2,7 @@ package stripesync_test
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -199,9 +200,6 @@ func TestWebhookRefetchFailureIsRetried(t *testing.T) {
 	// Stripe retries the same event; now it goes through
 	require.Equal(t, http.StatusOK, b.post(t, body, stripetest.Sign(body, secret, time.Now())))
 	require.Equal(t, "pro", b.plan(t, "alice"))
-
-	// a subscription Stripe does not know is a failure too (non-2xx, logged)
-	require.Equal(t, http.StatusBadGateway, b.deliver(t, "evt_missing", "customer.subscription.updated", subObject("sub_nope")))
 }
 
 func TestWebhookAcknowledgesOtherEvents(t *testing.T) {
@@ -254,4 +252,112 @@ func TestBestEntitledPlanWins(t *testing.T) {
 	b.fake.SetStatus("sub_pro", "unpaid")
 	require.Equal(t, http.StatusOK, b.deliver(t, "evt_5", "customer.subscription.updated", subObject("sub_pro")))
 	require.Equal(t, "free", b.plan(t, "alice"))
+}
+
+// Signed bodies that are no event tollgate can act on are answered 400 (Stripe gives up on them), not 500 (which
+// Stripe retries for three days); a signature from the future is rejected like one from the past.
+func TestWebhookRejectsSignedBadEvents(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.exec(t, `SELECT tollgate.set_customer('alice', NULL, 'cus_alice')`)
+	b.fake.PutSubscription(stripetest.Subscription{ID: "sub_a", Customer: "cus_alice", Status: "active", Items: proItems})
+	now := time.Now()
+	signed := func(body []byte) ([]byte, string) { return body, stripetest.Sign(body, secret, now) }
+	long := strings.Repeat("x", 300)
+	for name, tc := range map[string]struct {
+		body   []byte
+		reason string
+	}{
+		"id not evt_":       {stripetest.Event("ev_1", "customer.subscription.created", apiVersion, now, subObject("sub_a")), "bad_id"},
+		"id with a slash":   {stripetest.Event("evt_1/../x", "customer.subscription.created", apiVersion, now, subObject("sub_a")), "bad_id"},
+		"id too long":       {stripetest.Event("evt_"+long, "customer.subscription.created", apiVersion, now, subObject("sub_a")), "bad_id"},
+		"bad account":       {stripetest.ConnectEvent("evt_2", "customer.subscription.created", apiVersion, "cus_x", now, subObject("sub_a")), "bad_id"},
+		"object not sub_":   {stripetest.Event("evt_3", "customer.subscription.created", apiVersion, now, subObject("si_a")), "bad_object"},
+		"object with path":  {stripetest.Event("evt_4", "customer.subscription.created", apiVersion, now, subObject("sub_a/../../v1/x")), "bad_object"},
+		"session not cs_":   {stripetest.Event("evt_5", "checkout.session.completed", apiVersion, now, map[string]any{"id": "sub_a"}), "bad_object"},
+		"customer not cus_": {stripetest.Event("evt_6", "customer.deleted", apiVersion, now, map[string]any{"id": "acct_1"}), "bad_object"},
+		"invoice's sub":     {stripetest.Event("evt_7", "invoice.paid", apiVersion, now, stripetest.Invoice("in_1", "sub_"+long, apiVersion)), "bad_object"},
+		"created far":       {stripetest.Event("evt_8", "customer.subscription.created", apiVersion, time.Unix(1<<40, 0), subObject("sub_a")), "bad_json"},
+	} {
+		body, sig := signed(tc.body)
+		require.Equal(t, http.StatusBadRequest, b.post(t, body, sig), name)
+		require.NotZero(t, b.metricValue(t, `tollgate_stripe_events_rejected_total{reason="`+tc.reason+`"}`), name)
+	}
+	// a timestamp more than the tolerance ahead: rejected, even with a valid signature
+	body := stripetest.Event("evt_9", "customer.subscription.created", apiVersion, now, subObject("sub_a"))
+	require.Equal(t, http.StatusBadRequest, b.post(t, body, stripetest.Sign(body, secret, now.Add(6*time.Minute))))
+	b.metric(t, `tollgate_stripe_events_rejected_total{reason="too_new"} 1`)
+	require.Equal(t, http.StatusBadRequest, b.post(t, body, "t=99999999999999999999,v1="+strings.Repeat("0", 64)))
+	require.Zero(t, b.rowsEverywhere(t)-b.count(t, `SELECT count(*) FROM tollgate.customers`), "a rejected webhook wrote something")
+	require.Empty(t, b.fake.Requests(), "a rejected webhook made Stripe requests")
+	// within the tolerance either way: accepted
+	require.Equal(t, http.StatusOK, b.post(t, body, stripetest.Sign(body, secret, now.Add(4*time.Minute))))
+	require.Equal(t, "pro", b.plan(t, "alice"))
+}
+
+// The subscription events beyond created/updated/deleted, and subscription schedules, re-fetch the
+// subscription they concern.
+func TestWebhookRefetchesOnEveryEventOfASubscription(t *testing.T) {
+	t.Parallel()
+	shapes(t, func(t *testing.T, b *testBundle, version string) {
+		b.exec(t, `SELECT tollgate.set_customer('alice', NULL, 'cus_alice')`)
+		b.fake.PutSubscription(stripetest.Subscription{ID: "sub_a", Customer: "cus_alice", Status: "active", Items: proItems})
+		status := []string{"active", "canceled"}
+		for i, tc := range []struct {
+			typ    string
+			object map[string]any
+		}{
+			{"customer.subscription.pending_update_applied", subObject("sub_a")},
+			{"customer.subscription.pending_update_expired", subObject("sub_a")},
+			{"subscription_schedule.created", map[string]any{"id": "sub_sched_1", "object": "subscription_schedule", "subscription": "sub_a"}},
+			{"subscription_schedule.updated", map[string]any{"id": "sub_sched_1", "object": "subscription_schedule", "subscription": "sub_a"}},
+			{"subscription_schedule.expiring", map[string]any{"id": "sub_sched_1", "object": "subscription_schedule", "subscription": "sub_a"}},
+			{"subscription_schedule.completed", map[string]any{"id": "sub_sched_1", "object": "subscription_schedule", "subscription": "sub_a"}},
+			{"subscription_schedule.aborted", map[string]any{"id": "sub_sched_1", "object": "subscription_schedule", "subscription": "sub_a"}},
+			{"subscription_schedule.canceled", map[string]any{"id": "sub_sched_1", "object": "subscription_schedule", "subscription": "sub_a"}},
+			{"subscription_schedule.released", map[string]any{"id": "sub_sched_1", "object": "subscription_schedule",
+				"subscription": nil, "released_subscription": "sub_a"}},
+		} {
+			// each event finds the subscription changed since the last
+			b.fake.SetStatus("sub_a", status[i%2])
+			before := b.fake.Count("/v1/subscriptions/sub_a")
+			require.Equal(t, http.StatusOK, b.deliverFrom(t, "", version, fmt.Sprintf("evt_%d", i), tc.typ, tc.object), tc.typ)
+			require.Equal(t, before+1, b.fake.Count("/v1/subscriptions/sub_a"), tc.typ)
+			want := map[string]string{"active": "pro", "canceled": "free"}[status[i%2]]
+			require.Equal(t, want, b.plan(t, "alice"), tc.typ)
+			b.metric(t, fmt.Sprintf(`tollgate_stripe_events_applied_total{type=%q} 1`, tc.typ))
+		}
+		// a schedule that governs no subscription yet: acknowledged, nothing fetched
+		before := len(b.fake.Requests())
+		require.Equal(t, http.StatusOK, b.deliverFrom(t, "", version, "evt_s", "subscription_schedule.created",
+			map[string]any{"id": "sub_sched_2", "object": "subscription_schedule", "subscription": nil}))
+		require.Len(t, b.fake.Requests(), before)
+	})
+}
+
+// An answer that is not Stripe's JSON (a proxy's 502 page) is counted by its status, not as a network error.
+func TestNonJSONAnswerCountedByStatus(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOptions{maxAttempts: 3})
+	b.exec(t, `SELECT tollgate.set_customer('alice', NULL, 'cus_alice')`)
+	b.fake.PutSubscription(stripetest.Subscription{ID: "sub_a", Customer: "cus_alice", Status: "active", Items: proItems})
+	b.fake.FailRaw(3, "/v1/subscriptions/sub_a", http.StatusBadGateway, "<html><body>502 Bad Gateway</body></html>")
+	require.Equal(t, http.StatusBadGateway, b.deliver(t, "evt_1", "customer.subscription.created", subObject("sub_a")))
+	b.metric(t, `tollgate_stripe_api_errors_total{op="subscriptions.get",code="502"} 3`)
+	require.Zero(t, b.metricValue(t, `tollgate_stripe_api_errors_total{op="subscriptions.get",code="network"}`))
+	// a 4xx page is not retried
+	b.fake.FailRaw(1, "/v1/subscriptions/sub_a", http.StatusForbidden, "<html>denied</html>")
+	require.Equal(t, http.StatusBadGateway, b.deliver(t, "evt_1", "customer.subscription.created", subObject("sub_a")))
+	b.metric(t, `tollgate_stripe_api_errors_total{op="subscriptions.get",code="403"} 1`)
+	require.Equal(t, http.StatusOK, b.deliver(t, "evt_1", "customer.subscription.created", subObject("sub_a")))
+	require.Equal(t, 5, b.fake.Count("/v1/subscriptions/sub_a"))
+}
+
+// A success whose body is not a subscription is counted as invalid_response, and retried.
+func TestUndecodableAnswerCountedAsInvalidResponse(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOptions{maxAttempts: 2})
+	b.fake.FailRaw(2, "/v1/subscriptions/sub_a", http.StatusOK, "<html>a captive portal</html>")
+	require.Equal(t, http.StatusBadGateway, b.deliver(t, "evt_1", "customer.subscription.created", subObject("sub_a")))
+	b.metric(t, `tollgate_stripe_api_errors_total{op="subscriptions.get",code="invalid_response"} 2`)
 }

@@ -31,6 +31,19 @@ type Subscription struct {
 	CancelAtPeriodEnd bool
 	// Created is zero when Stripe gave none.
 	Created time.Time
+	// Account is the connected account the subscription was fetched from; "" = the platform's own.
+	Account string
+	// PauseCollection is pause_collection.behavior (void, keep_as_draft, mark_uncollectible); "" when payment
+	// collection is not paused. PauseResumesAt is pause_collection.resumes_at; zero when none.
+	PauseCollection string
+	PauseResumesAt  time.Time
+	// TrialStart and TrialEnd are the trial's; zero when it has none.
+	TrialStart time.Time
+	TrialEnd   time.Time
+	// HasPaymentMethod says whether the subscription (default_payment_method, default_source) or its customer
+	// (invoice_settings.default_payment_method, default_source) has a payment method; nil when unknown (the
+	// customer was not expanded).
+	HasPaymentMethod *bool
 }
 
 // expandable is an id that Stripe gives either as a string or, when expanded, as an object.
@@ -38,6 +51,11 @@ type expandable struct {
 	ID       string
 	Deleted  bool
 	Metadata map[string]string
+	// Expanded is true when Stripe gave the object, not only its id.
+	Expanded bool
+	// PaymentMethod is true when an expanded customer has invoice_settings.default_payment_method or
+	// default_source.
+	PaymentMethod bool
 }
 
 func (e *expandable) UnmarshalJSON(data []byte) error {
@@ -50,16 +68,23 @@ func (e *expandable) UnmarshalJSON(data []byte) error {
 		return json.Unmarshal(data, &e.ID)
 	}
 	var obj struct {
-		ID       string            `json:"id"`
-		Deleted  bool              `json:"deleted"`
-		Metadata map[string]string `json:"metadata"`
+		ID              string            `json:"id"`
+		Deleted         bool              `json:"deleted"`
+		Metadata        map[string]string `json:"metadata"`
+		DefaultSource   *expandable       `json:"default_source"`
+		InvoiceSettings struct {
+			DefaultPaymentMethod *expandable `json:"default_payment_method"`
+		} `json:"invoice_settings"`
 	}
 	if err := json.Unmarshal(data, &obj); err != nil {
 		return err
 	}
-	*e = expandable{ID: obj.ID, Deleted: obj.Deleted, Metadata: obj.Metadata}
+	*e = expandable{ID: obj.ID, Deleted: obj.Deleted, Metadata: obj.Metadata, Expanded: true,
+		PaymentMethod: obj.DefaultSource.present() || obj.InvoiceSettings.DefaultPaymentMethod.present()}
 	return nil
 }
+
+func (e *expandable) present() bool { return e != nil && e.ID != "" }
 
 type wireItem struct {
 	ID    string `json:"id"`
@@ -87,6 +112,14 @@ type wireSubscription struct {
 	CurrentPeriodEnd   int64        `json:"current_period_end"`
 	CancelAtPeriodEnd  bool         `json:"cancel_at_period_end"`
 	Items              wireItemList `json:"items"`
+	PauseCollection    *struct {
+		Behavior  string `json:"behavior"`
+		ResumesAt int64  `json:"resumes_at"`
+	} `json:"pause_collection"`
+	TrialStart           int64       `json:"trial_start"`
+	TrialEnd             int64       `json:"trial_end"`
+	DefaultPaymentMethod *expandable `json:"default_payment_method"`
+	DefaultSource        *expandable `json:"default_source"`
 }
 
 type wireSubscriptionList struct {
@@ -139,6 +172,15 @@ func (w *wireSubscription) subscription() (Subscription, error) {
 	if !w.Customer.Deleted {
 		s.TollgateCustomer = w.Customer.Metadata["tollgate_customer"]
 	}
+	if w.PauseCollection != nil && w.PauseCollection.Behavior != "" {
+		s.PauseCollection = w.PauseCollection.Behavior
+		s.PauseResumesAt = unixTime(w.PauseCollection.ResumesAt)
+	}
+	s.TrialStart, s.TrialEnd = unixTime(w.TrialStart), unixTime(w.TrialEnd)
+	if pm := w.DefaultPaymentMethod.present() || w.DefaultSource.present(); pm || w.Customer.Expanded {
+		pm = pm || w.Customer.PaymentMethod
+		s.HasPaymentMethod = &pm
+	}
 	for _, it := range w.Items.Data {
 		if it.Price.ID != "" {
 			s.PriceIDs = appendUnique(s.PriceIDs, it.Price.ID)
@@ -164,14 +206,25 @@ func appendUnique(list []string, s string) []string {
 
 // eventObject is the part of an event's data.object that says what to re-fetch.
 type eventObject struct {
-	ID           string     `json:"id"`
-	Object       string     `json:"object"`
-	Subscription expandable `json:"subscription"` // invoice, API 2023-10-16
-	Parent       struct {   // invoice, API 2025-03-31 and later
+	ID     string `json:"id"`
+	Object string `json:"object"`
+	// invoice (API 2023-10-16) and subscription schedule
+	Subscription expandable `json:"subscription"`
+	// subscription schedule, once released (subscription is then null)
+	ReleasedSubscription expandable `json:"released_subscription"`
+	Parent               struct {   // invoice, API 2025-03-31 and later
 		SubscriptionDetails struct {
 			Subscription expandable `json:"subscription"`
 		} `json:"subscription_details"`
 	} `json:"parent"`
+}
+
+// scheduleSubscription is the subscription a subscription schedule governs, or governed until it was released.
+func (o eventObject) scheduleSubscription() string {
+	if o.Subscription.ID != "" {
+		return o.Subscription.ID
+	}
+	return o.ReleasedSubscription.ID
 }
 
 func (o eventObject) invoiceSubscription() string {

@@ -10,12 +10,21 @@ import (
 // Event is a webhook event body: id, type, the API version it was rendered with, when Stripe created it, and
 // data.object.
 func Event(id, typ, apiVersion string, created time.Time, object map[string]any) []byte {
-	body, err := json.Marshal(map[string]any{
+	return ConnectEvent(id, typ, apiVersion, "", created, object)
+}
+
+// ConnectEvent is Event from a connected account (Event.account = account; "" = the platform's own event).
+func ConnectEvent(id, typ, apiVersion, account string, created time.Time, object map[string]any) []byte {
+	ev := map[string]any{
 		"id": id, "object": "event", "type": typ, "api_version": apiVersion, "created": created.Unix(),
 		"livemode": false, "pending_webhooks": 1,
 		"request": map[string]any{"id": nil, "idempotency_key": nil},
 		"data":    map[string]any{"object": object},
-	})
+	}
+	if account != "" {
+		ev["account"] = account
+	}
+	body, err := json.Marshal(ev)
 	if err != nil {
 		panic(err)
 	}

@@ -1,7 +1,7 @@
-// Package stripetest gives tests a Stripe to talk to: Fake, an in-process Stripe API in the 2023-10-16 shape
-// (the one stripe-go v76 pins) that keeps state, so tests can change a subscription and send the webhook
-// afterwards; StripeMock, Stripe's own stripe-mock (stateless, newest API shape) started on free ports; and
-// signed webhook events.
+// Package stripetest gives tests a Stripe to talk to: Fake, an in-process Stripe API that keeps state, so tests
+// can change a subscription and send the webhook afterwards, and renders its objects in the 2023-10-16 shape
+// (the one stripe-go v76 pins) or the newest shape (periods on subscription items); StripeMock, Stripe's own
+// stripe-mock (stateless, newest API shape) started on free ports; and signed webhook events.
 package stripetest
 
 import (
@@ -20,9 +20,20 @@ import (
 // Key is the API key the fakes accept.
 const Key = "sk_test_tollgate"
 
+// The API versions whose shapes Fake renders: the one stripe-go v76 pins, and the newest, where the billing
+// period moved from the subscription to its items (2025-03-31.basil and later) and invoices name their
+// subscription under parent.subscription_details.
+const (
+	APIVersion2023 = "2023-10-16"
+	APIVersionNew  = "2025-09-30.clover"
+)
+
 // Subscription is a subscription held by Fake.
 type Subscription struct {
-	ID                string
+	ID string
+	// Account is the connected account (acct_...) the subscription lives in; "" = the platform's own. Fake
+	// serves it only to requests with that Stripe-Account header.
+	Account           string
 	Customer          string
 	Status            string
 	Items             []Item
@@ -30,6 +41,13 @@ type Subscription struct {
 	PeriodEnd         int64
 	CancelAtPeriodEnd bool
 	Created           int64
+	// PauseBehavior is pause_collection.behavior (void, keep_as_draft, mark_uncollectible); "" = not paused.
+	PauseBehavior  string
+	PauseResumesAt int64 // pause_collection.resumes_at; 0 = none
+	TrialStart     int64
+	TrialEnd       int64
+	// DefaultPaymentMethod is the subscription's default_payment_method (pm_...); "" = none.
+	DefaultPaymentMethod string
 }
 
 // Item is a subscription item: a price of a product.
@@ -42,11 +60,15 @@ type Item struct {
 type Customer struct {
 	ID       string
 	Metadata map[string]string
+	// DefaultPaymentMethod is invoice_settings.default_payment_method; "" = none.
+	DefaultPaymentMethod string
+	Deleted              bool
 }
 
 // CheckoutSession is a Checkout Session held by Fake.
 type CheckoutSession struct {
 	ID                string
+	Account           string // as Subscription.Account
 	ClientReferenceID string
 	Customer          string
 	Subscription      string
@@ -58,6 +80,7 @@ type CheckoutSession struct {
 type Request struct {
 	Method, Path string
 	Query        string
+	Account      string // the Stripe-Account header
 	At           time.Time
 	Status       int
 }
@@ -66,18 +89,29 @@ type Request struct {
 type Fake struct {
 	URL string
 
-	mu        sync.Mutex
-	subs      map[string]*Subscription
-	customers map[string]*Customer
-	sessions  map[string]*CheckoutSession
-	requests  []Request
-	failures  []failure
+	mu         sync.Mutex
+	apiVersion string
+	subs       map[string]*Subscription // by account/id
+	customers  map[string]*Customer
+	sessions   map[string]*CheckoutSession // by account/id
+	requests   []Request
+	failures   []failure
+	holds      []*hold
 }
 
 type failure struct {
 	status     int
 	retryAfter string // "" = no header
 	path       string // "" = any
+	exact      bool   // path must equal, not only start the request's path
+	raw        string // a body that is not Stripe's JSON; "" = Stripe's error JSON
+}
+
+type hold struct {
+	path    string
+	arrived chan struct{}
+	release chan struct{}
+	once    sync.Once
 }
 
 // NewFake starts a Fake, stopped when the test ends.
@@ -91,14 +125,32 @@ func NewFake(t testing.TB) *Fake {
 // StartFake serves a Fake outside a test (tollgate demo); stop shuts it down.
 func StartFake() (f *Fake, stop func()) {
 	f = &Fake{
-		subs:      map[string]*Subscription{},
-		customers: map[string]*Customer{},
-		sessions:  map[string]*CheckoutSession{},
+		apiVersion: APIVersion2023,
+		subs:       map[string]*Subscription{},
+		customers:  map[string]*Customer{},
+		sessions:   map[string]*CheckoutSession{},
 	}
 	srv := httptest.NewServer(http.HandlerFunc(f.serve))
 	f.URL = srv.URL
-	return f, srv.Close
+	return f, func() {
+		f.mu.Lock()
+		for _, h := range f.holds {
+			h.once.Do(func() { close(h.release) })
+		}
+		f.mu.Unlock()
+		srv.Close()
+	}
 }
+
+// SetAPIVersion makes Fake render every object in the shape of version (APIVersion2023 or APIVersionNew),
+// whatever Stripe-Version the request asks for, as a proxy or stripe-mock would.
+func (f *Fake) SetAPIVersion(version string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.apiVersion = version
+}
+
+func key(account, id string) string { return account + "/" + id }
 
 // PutSubscription creates or replaces a subscription (a copy is kept). Created defaults to now, the period to
 // a month from Created.
@@ -118,14 +170,31 @@ func (f *Fake) PutSubscription(s Subscription) {
 		f.customers[s.Customer] = &Customer{ID: s.Customer}
 	}
 	s.Items = append([]Item(nil), s.Items...)
-	f.subs[s.ID] = &s
+	f.subs[key(s.Account, s.ID)] = &s
 }
 
-// SetStatus changes a subscription's status.
-func (f *Fake) SetStatus(id, status string) {
+// UpdateSubscription changes a platform subscription in place.
+func (f *Fake) UpdateSubscription(id string, change func(*Subscription)) {
+	f.UpdateSubscriptionIn("", id, change)
+}
+
+// UpdateSubscriptionIn changes a subscription of a connected account ("" = the platform's) in place.
+func (f *Fake) UpdateSubscriptionIn(account, id string, change func(*Subscription)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.subs[id].Status = status
+	change(f.subs[key(account, id)])
+}
+
+// SetStatus changes a platform subscription's status.
+func (f *Fake) SetStatus(id, status string) {
+	f.UpdateSubscription(id, func(s *Subscription) { s.Status = status })
+}
+
+// DeleteSubscription removes a subscription altogether: Stripe answers 404 for it from now on.
+func (f *Fake) DeleteSubscription(account, id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.subs, key(account, id))
 }
 
 // PutCustomer creates or replaces a customer.
@@ -133,6 +202,19 @@ func (f *Fake) PutCustomer(c Customer) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.customers[c.ID] = &c
+}
+
+// DeleteCustomer deletes a customer as Stripe does: the customer is rendered {"id", "deleted": true} and its
+// subscriptions are canceled (they stay retrievable).
+func (f *Fake) DeleteCustomer(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.customers[id] = &Customer{ID: id, Deleted: true}
+	for _, s := range f.subs {
+		if s.Customer == id && s.Status != "canceled" && s.Status != "incomplete_expired" {
+			s.Status = "canceled"
+		}
+	}
 }
 
 // PutCheckoutSession creates or replaces a Checkout Session.
@@ -145,17 +227,43 @@ func (f *Fake) PutCheckoutSession(s CheckoutSession) {
 	if s.Status == "" {
 		s.Status = "complete"
 	}
-	f.sessions[s.ID] = &s
+	f.sessions[key(s.Account, s.ID)] = &s
 }
 
 // Fail makes the next n requests whose path starts with path ("" = any) fail with status; a 429 carries
 // Retry-After: retryAfter unless it is "".
 func (f *Fake) Fail(n int, path string, status int, retryAfter string) {
+	f.addFailures(n, failure{status: status, retryAfter: retryAfter, path: path})
+}
+
+// FailExact is Fail for requests whose path is path exactly ("/v1/subscriptions" is the listing, not a
+// subscription).
+func (f *Fake) FailExact(n int, path string, status int, retryAfter string) {
+	f.addFailures(n, failure{status: status, retryAfter: retryAfter, path: path, exact: true})
+}
+
+// FailRaw makes the next n requests whose path starts with path answer status with body as text/html, as a
+// proxy in front of Stripe does.
+func (f *Fake) FailRaw(n int, path string, status int, body string) {
+	f.addFailures(n, failure{status: status, path: path, raw: body})
+}
+
+func (f *Fake) addFailures(n int, fl failure) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for range n {
-		f.failures = append(f.failures, failure{status: status, retryAfter: retryAfter, path: path})
+		f.failures = append(f.failures, fl)
 	}
+}
+
+// Hold makes the next request whose path is path wait until release is called; arrived is closed when that
+// request has come (and is being held). Requests answered while held are not held.
+func (f *Fake) Hold(path string) (arrived <-chan struct{}, release func()) {
+	h := &hold{path: path, arrived: make(chan struct{}), release: make(chan struct{})}
+	f.mu.Lock()
+	f.holds = append(f.holds, h)
+	f.mu.Unlock()
+	return h.arrived, func() { h.once.Do(func() { close(h.release) }) }
 }
 
 // Requests returns the requests answered so far.
@@ -165,21 +273,50 @@ func (f *Fake) Requests() []Request {
 	return append([]Request(nil), f.requests...)
 }
 
+// Count is the number of requests answered so far whose path is path.
+func (f *Fake) Count(path string) int {
+	n := 0
+	for _, r := range f.Requests() {
+		if r.Path == path {
+			n++
+		}
+	}
+	return n
+}
+
 func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
+	for i, h := range f.holds {
+		if h.path == r.URL.Path {
+			f.holds = append(f.holds[:i], f.holds[i+1:]...)
+			f.mu.Unlock()
+			close(h.arrived)
+			<-h.release
+			f.mu.Lock()
+			break
+		}
+	}
 	defer f.mu.Unlock()
-	req := Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, At: time.Now()}
+	req := Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Account: r.Header.Get("Stripe-Account"), At: time.Now()}
 	status, body, header := f.answer(r)
 	req.Status = status
 	f.requests = append(f.requests, req)
 	for k, v := range header {
 		w.Header().Set(k, v)
 	}
-	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Request-Id", fmt.Sprintf("req_fake%d", len(f.requests)))
+	if raw, ok := body.(rawBody); ok {
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(status)
+		_, _ = w.Write([]byte(raw))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(body)
 }
+
+type rawBody string
 
 func stripeError(status int, typ, code, msg string) (int, any, map[string]string) {
 	e := map[string]any{"type": typ, "message": msg}
@@ -194,10 +331,13 @@ func (f *Fake) answer(r *http.Request) (int, any, map[string]string) {
 		return stripeError(http.StatusUnauthorized, "invalid_request_error", "", "Invalid API Key provided")
 	}
 	for i, fl := range f.failures {
-		if fl.path != "" && !strings.HasPrefix(r.URL.Path, fl.path) {
+		if fl.path != "" && (fl.exact && r.URL.Path != fl.path || !fl.exact && !strings.HasPrefix(r.URL.Path, fl.path)) {
 			continue
 		}
 		f.failures = append(f.failures[:i], f.failures[i+1:]...)
+		if fl.raw != "" {
+			return fl.status, rawBody(fl.raw), nil
+		}
 		status, body, _ := stripeError(fl.status, "api_error", "", "injected failure")
 		if fl.status == http.StatusTooManyRequests {
 			status, body, _ = stripeError(fl.status, "invalid_request_error", "rate_limit", "Too many requests")
@@ -211,19 +351,20 @@ func (f *Fake) answer(r *http.Request) (int, any, map[string]string) {
 	if r.Method != http.MethodGet {
 		return stripeError(http.StatusMethodNotAllowed, "invalid_request_error", "", "fake: GET only")
 	}
+	account := r.Header.Get("Stripe-Account")
 	q := r.URL.Query()
 	expand := q["expand[]"]
 	switch path := r.URL.Path; {
 	case path == "/v1/subscriptions":
-		return f.list(q)
+		return f.list(account, q)
 	case strings.HasPrefix(path, "/v1/subscriptions/"):
-		s, ok := f.subs[strings.TrimPrefix(path, "/v1/subscriptions/")]
+		s, ok := f.subs[key(account, strings.TrimPrefix(path, "/v1/subscriptions/"))]
 		if !ok {
 			return stripeError(http.StatusNotFound, "invalid_request_error", "resource_missing", "No such subscription")
 		}
 		return http.StatusOK, f.render(s, contains(expand, "customer")), nil
 	case strings.HasPrefix(path, "/v1/checkout/sessions/"):
-		cs, ok := f.sessions[strings.TrimPrefix(path, "/v1/checkout/sessions/")]
+		cs, ok := f.sessions[key(account, strings.TrimPrefix(path, "/v1/checkout/sessions/"))]
 		if !ok {
 			return stripeError(http.StatusNotFound, "invalid_request_error", "resource_missing", "No such checkout.session")
 		}
@@ -236,7 +377,7 @@ func (f *Fake) answer(r *http.Request) (int, any, map[string]string) {
 	return stripeError(http.StatusNotFound, "invalid_request_error", "", "Unrecognized request URL")
 }
 
-func (f *Fake) list(q map[string][]string) (int, any, map[string]string) {
+func (f *Fake) list(account string, q map[string][]string) (int, any, map[string]string) {
 	get := func(k string) string {
 		if v := q[k]; len(v) > 0 {
 			return v[0]
@@ -254,10 +395,12 @@ func (f *Fake) list(q map[string][]string) (int, any, map[string]string) {
 		}
 		limit = n
 	}
-	// newest first, as Stripe lists
+	// newest first, as Stripe lists; only the account the request is made for
 	all := make([]*Subscription, 0, len(f.subs))
 	for _, s := range f.subs {
-		all = append(all, s)
+		if s.Account == account {
+			all = append(all, s)
+		}
 	}
 	sort.Slice(all, func(i, j int) bool {
 		if all[i].Created != all[j].Created {
@@ -285,33 +428,67 @@ func (f *Fake) list(q map[string][]string) (int, any, map[string]string) {
 	return http.StatusOK, map[string]any{"object": "list", "url": "/v1/subscriptions", "has_more": end < len(all), "data": data}, nil
 }
 
-// render gives a subscription in the 2023-10-16 shape: periods on the subscription, none on its items.
+// render gives a subscription in the shape of the fake's API version: 2023-10-16 has the period on the
+// subscription and none on its items; the newest has it on each item only.
 func (f *Fake) render(s *Subscription, expandCustomer bool) map[string]any {
+	newest := f.apiVersion != APIVersion2023
 	var customer any = s.Customer
 	if expandCustomer {
 		c := f.customers[s.Customer]
-		md := map[string]string{}
-		if c != nil {
-			for k, v := range c.Metadata {
-				md[k] = v
+		switch {
+		case c != nil && c.Deleted:
+			customer = map[string]any{"id": s.Customer, "object": "customer", "deleted": true}
+		default:
+			md := map[string]string{}
+			var pm any
+			if c != nil {
+				for k, v := range c.Metadata {
+					md[k] = v
+				}
+				pm = nullable(c.DefaultPaymentMethod)
 			}
+			customer = map[string]any{"id": s.Customer, "object": "customer", "metadata": md,
+				"default_source": nil, "invoice_settings": map[string]any{"default_payment_method": pm}}
 		}
-		customer = map[string]any{"id": s.Customer, "object": "customer", "metadata": md}
 	}
 	items := []any{}
 	for i, it := range s.Items {
-		items = append(items, map[string]any{
+		item := map[string]any{
 			"id": fmt.Sprintf("si_%s_%d", strings.TrimPrefix(s.ID, "sub_"), i), "object": "subscription_item",
 			"price": map[string]any{"id": it.Price, "object": "price", "product": it.Product},
-		})
+		}
+		if newest {
+			item["current_period_start"], item["current_period_end"] = s.PeriodStart, s.PeriodEnd
+		}
+		items = append(items, item)
 	}
-	return map[string]any{
+	var pause any
+	if s.PauseBehavior != "" {
+		pause = map[string]any{"behavior": s.PauseBehavior, "resumes_at": nullableInt(s.PauseResumesAt)}
+	}
+	out := map[string]any{
 		"id": s.ID, "object": "subscription", "customer": customer, "status": s.Status,
-		"created": s.Created, "current_period_start": s.PeriodStart, "current_period_end": s.PeriodEnd,
-		"cancel_at_period_end": s.CancelAtPeriodEnd,
+		"created": s.Created, "cancel_at_period_end": s.CancelAtPeriodEnd,
+		"pause_collection": pause, "trial_start": nullableInt(s.TrialStart), "trial_end": nullableInt(s.TrialEnd),
+		"default_payment_method": nullable(s.DefaultPaymentMethod), "default_source": nil,
 		"items": map[string]any{"object": "list", "data": items, "has_more": false,
 			"url": "/v1/subscription_items?subscription=" + s.ID},
 	}
+	if !newest {
+		out["current_period_start"], out["current_period_end"] = s.PeriodStart, s.PeriodEnd
+	}
+	return out
+}
+
+// Invoice is the data.object of an invoice event naming subscription, in the shape of version: 2023-10-16 has
+// invoice.subscription, the newest invoice.parent.subscription_details.subscription.
+func Invoice(id, subscription, version string) map[string]any {
+	if version == APIVersion2023 {
+		return map[string]any{"id": id, "object": "invoice", "subscription": subscription}
+	}
+	return map[string]any{"id": id, "object": "invoice",
+		"parent": map[string]any{"type": "subscription_details",
+			"subscription_details": map[string]any{"subscription": subscription}}}
 }
 
 func nullable(s string) any {
@@ -319,6 +496,13 @@ func nullable(s string) any {
 		return nil
 	}
 	return s
+}
+
+func nullableInt(n int64) any {
+	if n == 0 {
+		return nil
+	}
+	return n
 }
 
 func contains(list []string, s string) bool {
