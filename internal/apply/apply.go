@@ -15,7 +15,7 @@ type Options struct {
 	// DryRun computes and prints the changes, makes them, and rolls back: the output is what a real run
 	// would print, and the database is left as it was.
 	DryRun bool
-	// Prune removes the plans, features, limits and routes that the file does not name. Usage history is
+	// Prune removes the plans, features, limits, routes and top-up packs that the file does not name. Usage history is
 	// kept. Without it they are kept and listed.
 	Prune bool
 }
@@ -86,6 +86,7 @@ const (
 	selectLimits   = "SELECT plan, feature, quota FROM tollgate.limits ORDER BY plan, feature"
 	selectRoutes   = "SELECT method, pattern, feature, amount FROM tollgate.routes ORDER BY method, pattern"
 	selectSettings = "SELECT key, value FROM tollgate.settings ORDER BY key"
+	selectTopups   = "SELECT topup, stripe_price, feature, amount, extract(epoch FROM expires)::bigint FROM tollgate.topups ORDER BY topup"
 )
 
 // ReadState reads the configuration tables.
@@ -113,6 +114,12 @@ func ReadState(ctx context.Context, q pgx.Tx) (State, error) {
 	if s.Routes, err = query(ctx, q, selectRoutes, func(r pgx.CollectableRow) (rt RouteRow, err error) {
 		err = r.Scan(&rt.Method, &rt.Pattern, &rt.Feature, &rt.Amount)
 		return rt, err
+	}); err != nil {
+		return s, err
+	}
+	if s.Topups, err = query(ctx, q, selectTopups, func(r pgx.CollectableRow) (t TopupRow, err error) {
+		err = r.Scan(&t.Topup, &t.StripePrice, &t.Feature, &t.Amount, &t.ExpiresSeconds)
+		return t, err
 	}); err != nil {
 		return s, err
 	}

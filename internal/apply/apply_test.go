@@ -100,12 +100,13 @@ func TestApplyExample(t *testing.T) {
 		"+ limit pro/projects: 100",
 		"+ limit pro/sso: unlimited",
 		"+ route POST /api/features/*: feature api_calls",
+		"+ topup calls_500: price_calls500: 500 api_calls, expires 365d",
 		"+ setting attribution_window: 30 days",
 		"+ setting past_due_is_grace: false",
 		"+ setting pause_collection_keeps_plan: false",
 		`+ setting trial_prompt: ""`,
 	}, changeLines(out))
-	require.True(t, strings.HasSuffix(out, "applied 16 changes\n"), out)
+	require.True(t, strings.HasSuffix(out, "applied 17 changes\n"), out)
 
 	ctx := t.Context()
 	pool := b.db.Pool(t)
@@ -213,16 +214,18 @@ features:
 		"~ plan free: default true -> false; kept (not in file; use --prune)",
 		"~ feature api_calls: period 30d -> month, notify_at [80 100] -> [100], message \"You've reached your free tier limit. ...\" -> none, upgrade_prompt \"upgrade_prompt\" -> none",
 		"+ limit basic/api_calls: 50",
+		"= topup calls_500: kept (not in file; use --prune)",
 		"= route POST /api/features/*: kept (not in file; use --prune)",
 		"= feature projects: kept (not in file; use --prune)",
 		"= feature sso: kept (not in file; use --prune)",
 		"= plan pro: kept (not in file; use --prune)",
 	}, changeLines(out))
-	require.True(t, strings.HasSuffix(out, "applied 4 changes; 4 kept (not in file; use --prune)\n"), out)
+	require.True(t, strings.HasSuffix(out, "applied 4 changes; 5 kept (not in file; use --prune)\n"), out)
 
 	code, out, errOut = b.apply(t, path, "--prune")
 	require.Equal(t, 0, code, errOut)
 	require.Equal(t, []string{
+		"- topup calls_500",
 		"- route POST /api/features/*",
 		"- limit free/api_calls",
 		"- limit free/projects",
@@ -296,7 +299,7 @@ func TestApplyEnvURL(t *testing.T) {
 		return ""
 	})
 	require.Equal(t, 0, code, errOut.String())
-	require.Contains(t, out.String(), "dry run: 16 changes, rolled back")
+	require.Contains(t, out.String(), "dry run: 17 changes, rolled back")
 
 	out.Reset()
 	errOut.Reset()
@@ -344,7 +347,7 @@ func TestApplyConcurrent(t *testing.T) {
 	waitForLockWait(t, b)
 	res1, err := Apply(t.Context(), tx, cfg, Options{}, &bytes.Buffer{})
 	require.NoError(t, err)
-	require.Equal(t, 16, res1.Writes)
+	require.Equal(t, 17, res1.Writes)
 	require.NoError(t, tx.Commit(t.Context()))
 	res2 := <-done
 	require.NoError(t, <-errs)
@@ -392,4 +395,68 @@ func TestApplyPastDueGrace(t *testing.T) {
 	require.Equal(t, 0, code, errOut)
 	require.Equal(t, "~ setting past_due_is_grace: false -> true\napplied 1 change\n", out)
 	require.Equal(t, "pro", planOf())
+}
+
+// Top-up packs: added, changed, kept and pruned like the rest, through define_topup and remove_topup.
+func TestApplyTopups(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	const base = `plans: { free: { default: true } }
+features:
+  api_calls: { period: month, limits: { free: 100 } }
+  exports: { period: month, limits: { free: 5 } }
+`
+	code, out, errOut := b.apply(t, writeFile(t, base+`topups:
+  calls_500: { stripe_price: price_calls500, feature: api_calls, amount: 500, expires: 365d }
+  exports_10: { stripe_price: price_exports10, feature: exports, amount: 10, expires: 90m }
+`))
+	require.Equal(t, 0, code, errOut)
+	require.Subset(t, changeLines(out), []string{
+		"+ topup calls_500: price_calls500: 500 api_calls, expires 365d",
+		"+ topup exports_10: price_exports10: 10 exports, expires 1h30m0s",
+	})
+	topups := func() string {
+		var s string
+		require.NoError(t, b.db.Pool(t).QueryRow(t.Context(), `SELECT coalesce(string_agg(format('%s %s %s %s %s',
+			topup, stripe_price, feature, amount, coalesce(expires::text, 'never')), '; ' ORDER BY topup), '') FROM tollgate.topups`).Scan(&s))
+		return s
+	}
+	require.Equal(t, "calls_500 price_calls500 api_calls 500 365 days; exports_10 price_exports10 exports 10 01:30:00", topups())
+
+	// the same file again: nothing to do (the intervals compare as seconds)
+	code, out, _ = b.apply(t, writeFile(t, base+`topups:
+  calls_500: { stripe_price: price_calls500, feature: api_calls, amount: 500, expires: 365d }
+  exports_10: { stripe_price: price_exports10, feature: exports, amount: 10, expires: 90m }
+`))
+	require.Equal(t, 0, code)
+	require.Equal(t, "no changes\n", out)
+
+	// changed, and one left out: kept unless --prune
+	changed := writeFile(t, base+`topups:
+  calls_500: { stripe_price: price_calls500b, feature: api_calls, amount: 600 }
+`)
+	code, out, errOut = b.apply(t, changed)
+	require.Equal(t, 0, code, errOut)
+	require.Equal(t, []string{
+		"~ topup calls_500: stripe_price price_calls500 -> price_calls500b, amount 500 -> 600, expires 365d -> never",
+		"= topup exports_10: kept (not in file; use --prune)",
+	}, changeLines(out))
+	require.Equal(t, "calls_500 price_calls500b api_calls 600 never; exports_10 price_exports10 exports 10 01:30:00", topups())
+
+	code, out, errOut = b.apply(t, changed, "--prune")
+	require.Equal(t, 0, code, errOut)
+	require.Equal(t, []string{"- topup exports_10"}, changeLines(out))
+	require.Equal(t, "calls_500 price_calls500b api_calls 600 never", topups())
+
+	// a pack renamed: the file gives the old pack's price to the new one, so the old one goes first, also
+	// without --prune (a price is one pack)
+	code, out, errOut = b.apply(t, writeFile(t, base+`topups:
+  api_500: { stripe_price: price_calls500b, feature: api_calls, amount: 600 }
+`))
+	require.Equal(t, 0, code, errOut)
+	require.Equal(t, []string{
+		"- topup calls_500: its price price_calls500b is now top-up api_500's",
+		"+ topup api_500: price_calls500b: 600 api_calls, expires never",
+	}, changeLines(out))
+	require.Equal(t, "api_500 price_calls500b api_calls 600 never", topups())
 }

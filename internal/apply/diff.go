@@ -20,6 +20,7 @@ type State struct {
 	Features []FeatureRow
 	Limits   []LimitRow
 	Routes   []RouteRow
+	Topups   []TopupRow
 	Settings []SettingRow
 }
 
@@ -52,6 +53,14 @@ type LimitRow struct {
 type RouteRow struct {
 	Method, Pattern, Feature string
 	Amount                   int64
+}
+
+// TopupRow is a row of tollgate.topups: a top-up pack sold in Stripe.
+type TopupRow struct {
+	Topup, StripePrice, Feature string
+	Amount                      int64
+	// ExpiresSeconds is how long the pack's units last, in whole seconds; nil = never.
+	ExpiresSeconds *int64
 }
 
 // SettingRow is a row of tollgate.settings: behaviour the SQL functions read, such as past_due_is_grace.
@@ -91,6 +100,14 @@ func Desired(cfg *config.Config) State {
 		for _, r := range f.Routes {
 			s.Routes = append(s.Routes, RouteRow{Method: r.Method, Pattern: r.Pattern, Feature: f.Name, Amount: 1})
 		}
+	}
+	for _, t := range cfg.Topups {
+		row := TopupRow{Topup: t.Name, StripePrice: t.StripePrice, Feature: t.Feature, Amount: t.Amount}
+		if t.Expires > 0 {
+			secs := int64(t.Expires / time.Second)
+			row.ExpiresSeconds = &secs
+		}
+		s.Topups = append(s.Topups, row)
 	}
 	return s
 }
@@ -153,6 +170,8 @@ const (
 	sqlRemoveRoute   = "SELECT tollgate.remove_route(method => $1, pattern => $2)"
 	sqlRemoveFeature = "SELECT tollgate.remove_feature(feature => $1)"
 	sqlRemovePlan    = "SELECT tollgate.remove_plan(plan => $1)"
+	sqlDefineTopup   = "SELECT tollgate.define_topup(topup => $1, stripe_price => $2, feature => $3, amount => $4, expires => $5::interval)"
+	sqlRemoveTopup   = "SELECT tollgate.remove_topup(topup => $1)"
 )
 
 // Diff returns the changes that turn cur into want, in the order they must be made so that every constraint
@@ -163,8 +182,10 @@ const (
 //  2. features;
 //  3. limits (they need their plan and feature);
 //  4. routes (they need their feature);
-//  5. settings (set_setting recomputes the plans of customers it concerns);
-//  6. with prune: routes, limits, features, then plans that want does not name. Removing a feature or a plan
+//  5. top-up packs (they need their feature); a pack the file no longer names goes first when pruning, or
+//     when the file gives its price to another pack;
+//  6. settings (set_setting recomputes the plans of customers it concerns);
+//  7. with prune: routes, limits, features, then plans that want does not name. Removing a feature or a plan
 //     keeps its usage history; their limits and routes are removed first, each listed.
 //
 // Objects in cur that want does not name are Keep changes unless prune is set. A Keep whose parent (plan or
@@ -260,7 +281,38 @@ func Diff(cur, want State, prune bool) []Change {
 		}
 	}
 
-	// 5. settings; the database's other settings are left alone (there is no removing a setting)
+	// 5. top-up packs. A price belongs to one pack: a pack the file no longer names goes first when the file
+	// gives its price to another pack (even without prune), or when pruning.
+	topupKey := func(t TopupRow) string { return t.Topup }
+	curTopups := index(cur.Topups, topupKey)
+	wantTopups := index(want.Topups, topupKey)
+	wantPrices := index(want.Topups, func(t TopupRow) string { return t.StripePrice })
+	removedTopups := map[string]bool{}
+	for _, t := range sorted(cur.Topups, topupKey) {
+		if _, ok := wantTopups[t.Topup]; ok {
+			continue
+		}
+		if other, taken := wantPrices[t.StripePrice]; taken {
+			out = append(out, topupChange(Remove, t, "its price "+t.StripePrice+" is now top-up "+other.Topup+"'s"))
+			removedTopups[t.Topup] = true
+		} else if prune {
+			out = append(out, topupChange(Remove, t, ""))
+			removedTopups[t.Topup] = true
+		}
+	}
+	for _, t := range sorted(want.Topups, topupKey) {
+		old, ok := curTopups[t.Topup]
+		switch {
+		case !ok:
+			out = append(out, topupChange(Add, t, topupText(t)))
+		default:
+			if d := topupDetail(old, t); d != "" {
+				out = append(out, topupChange(Update, t, d))
+			}
+		}
+	}
+
+	// 6. settings; the database's other settings are left alone (there is no removing a setting)
 	curSettings := index(cur.Settings, func(s SettingRow) string { return s.Key })
 	for _, st := range sorted(want.Settings, func(s SettingRow) string { return s.Key }) {
 		old, ok := curSettings[st.Key]
@@ -276,10 +328,19 @@ func Diff(cur, want State, prune bool) []Change {
 		out = append(out, c)
 	}
 
-	// 6. what the file does not name
+	// 7. what the file does not name
 	keepOrRemove := Keep
 	if prune {
 		keepOrRemove = Remove
+	}
+	for _, t := range sorted(cur.Topups, topupKey) {
+		if _, ok := wantTopups[t.Topup]; ok || removedTopups[t.Topup] {
+			continue
+		}
+		if _, parentKept := wantFeatures[t.Feature]; !parentKept {
+			continue // listed with its feature
+		}
+		out = append(out, topupChange(Keep, t, keptNote))
 	}
 	for _, r := range sorted(cur.Routes, routeKey) {
 		if _, ok := wantRoutes[routeKey(r)]; ok {
@@ -383,6 +444,55 @@ func routeChange(op Op, r RouteRow, detail string) Change {
 		c.SQL, c.Args = sqlRemoveRoute, []any{r.Method, r.Pattern}
 	}
 	return c
+}
+
+func topupChange(op Op, t TopupRow, detail string) Change {
+	c := Change{Op: op, Kind: "topup", Key: t.Topup, Detail: detail}
+	switch op {
+	case Add, Update:
+		var expires *string
+		if t.ExpiresSeconds != nil {
+			s := intervalText(time.Duration(*t.ExpiresSeconds) * time.Second)
+			expires = &s
+		}
+		c.SQL, c.Args = sqlDefineTopup, []any{t.Topup, t.StripePrice, t.Feature, t.Amount, expires}
+	case Remove:
+		c.SQL, c.Args = sqlRemoveTopup, []any{t.Topup}
+	}
+	return c
+}
+
+// topupText describes a pack: "price_calls500: 500 api_calls, expires 365d".
+func topupText(t TopupRow) string {
+	return fmt.Sprintf("%s: %d %s, expires %s", t.StripePrice, t.Amount, t.Feature, expiresText(t.ExpiresSeconds))
+}
+
+func expiresText(secs *int64) string {
+	if secs == nil {
+		return "never"
+	}
+	d := time.Duration(*secs) * time.Second
+	if d%(24*time.Hour) == 0 {
+		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
+	}
+	return d.String()
+}
+
+func topupDetail(old, t TopupRow) string {
+	var d []string
+	if old.StripePrice != t.StripePrice {
+		d = append(d, "stripe_price "+old.StripePrice+" -> "+t.StripePrice)
+	}
+	if old.Feature != t.Feature {
+		d = append(d, "feature "+old.Feature+" -> "+t.Feature)
+	}
+	if old.Amount != t.Amount {
+		d = append(d, fmt.Sprintf("amount %d -> %d", old.Amount, t.Amount))
+	}
+	if !eqPtr(old.ExpiresSeconds, t.ExpiresSeconds) {
+		d = append(d, "expires "+expiresText(old.ExpiresSeconds)+" -> "+expiresText(t.ExpiresSeconds))
+	}
+	return strings.Join(d, ", ")
 }
 
 func planDetail(old, p PlanRow) string {

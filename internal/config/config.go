@@ -42,7 +42,9 @@ type Config struct {
 	// Plans in file order. Exactly one has Default set.
 	Plans []Plan
 	// Features in file order.
-	Features    []Feature
+	Features []Feature
+	// Topups are the top-up packs sold in Stripe, in file order.
+	Topups      []Topup
 	Email       Email
 	Stripe      Stripe
 	Sidecar     Sidecar
@@ -87,6 +89,30 @@ type Feature struct {
 	// Routes gate HTTP requests (in the Django middleware) on this feature.
 	Routes []Route
 	Pos    Pos
+}
+
+// Topup is an entry under topups: a Stripe price whose payment grants units of a feature.
+type Topup struct {
+	Name string
+	// StripePrice is the Stripe Price id (price_...) of the pack.
+	StripePrice string
+	// Feature is the feature the pack grants units of (not a rolling one).
+	Feature string
+	// Amount is the units one pack grants (times the quantity bought).
+	Amount int64
+	// Expires is how long granted units last from the purchase; 0 means they never expire.
+	Expires time.Duration
+	Pos     Pos
+}
+
+// Topup returns the top-up pack with the given name.
+func (c *Config) Topup(name string) (Topup, bool) {
+	for _, t := range c.Topups {
+		if t.Name == name {
+			return t, true
+		}
+	}
+	return Topup{}, false
 }
 
 // Limit is one plan's quota for a feature.

@@ -210,7 +210,7 @@ func TestParseErrors(t *testing.T) {
 		{"no plans", "features: {}\n", "1:1", "plans: is required"},
 		{"plans empty", "plans: {}\n", "1:8", "at least one plan"},
 		{"plans null", "plans:\n# sk_live_abc\n", "1:7", "at least one plan"},
-		{"unknown top key", plans + "plan: {}\n", "2:1", "unknown key plan in the file, expected one of plans, features, email, stripe, sidecar, conversions"},
+		{"unknown top key", plans + "plan: {}\n", "2:1", "unknown key plan in the file, expected one of plans, features, topups, email, stripe, sidecar, conversions"},
 		{"unknown plan key", "plans: { free: { default: true, price: x } }\n", "1:33", "unknown key price in plan free, expected one of default, stripe_prices, stripe_products, rank"},
 		{"duplicate key", "plans:\n  free: { default: true }\n  free: {}\n", "3:3", "duplicate key free in plans (first at line 2)"},
 		{"merge key", "plans:\n  free: { <<: {default: true} }\n", "2:11", "merge keys"},

@@ -20,7 +20,8 @@ import (
 
 // The keys each mapping accepts. The schema test checks schema/tollgate.schema.json against these lists.
 var (
-	topKeys           = []string{"plans", "features", "email", "stripe", "sidecar", "conversions"}
+	topKeys           = []string{"plans", "features", "topups", "email", "stripe", "sidecar", "conversions"}
+	topupKeys         = []string{"stripe_price", "feature", "amount", "expires"}
 	planKeys          = []string{"default", "stripe_prices", "stripe_products", "rank"}
 	featureKeys       = []string{"period", "limits", "enforcement", "notify_at", "message", "upgrade_prompt", "routes"}
 	upgradePromptKeys = []string{"email"}
@@ -40,6 +41,8 @@ var (
 	decimalRE     = regexp.MustCompile(`^(0|[1-9][0-9]*)$`)
 	daysRE        = regexp.MustCompile(`^([1-9][0-9]*)d$`)
 	stripeIDRE    = regexp.MustCompile(`^[A-Za-z0-9_\-]{1,255}$`)
+	// stripePriceRE is what tollgate.define_topup accepts as a pack's price.
+	stripePriceRE = regexp.MustCompile(`^price_[A-Za-z0-9_]{1,249}$`)
 )
 
 var (
@@ -376,7 +379,7 @@ func pos(n *yaml.Node) Pos { return Pos{Line: n.Line, Col: n.Column} }
 func (p *parser) config(root *yaml.Node) *Config {
 	cfg := Defaults()
 	cfg.File = p.file
-	var plansNode, featuresNode *yaml.Node
+	var plansNode, featuresNode, topupsNode *yaml.Node
 	for _, f := range p.entries(root, "the file", topKeys) {
 		switch f.key.Value {
 		case "plans":
@@ -384,6 +387,8 @@ func (p *parser) config(root *yaml.Node) *Config {
 			cfg.Plans = p.plans(f.val)
 		case "features":
 			featuresNode = f.val
+		case "topups":
+			topupsNode = f.val
 		case "email":
 			p.email(f.val, &cfg.Email)
 		case "stripe":
@@ -401,6 +406,9 @@ func (p *parser) config(root *yaml.Node) *Config {
 	}
 	if featuresNode != nil {
 		cfg.Features = p.features(featuresNode, cfg.Plans)
+	}
+	if topupsNode != nil {
+		cfg.Topups = p.topups(topupsNode, cfg)
 	}
 	cfg.Email.Templates = resolveTemplates(p.file, cfg.Email.Templates)
 	if cfg.Email.UpgradeURL == "" && cfg.Stripe.TrialPrompt != "" {
@@ -831,4 +839,99 @@ func (p *parser) conversions(n *yaml.Node, c *Conversions) {
 			c.AttributionWindow = d
 		}
 	}
+}
+
+// topups reads topups:, after plans and features (a pack names a feature, and its price must be no plan's).
+func (p *parser) topups(n *yaml.Node, cfg *Config) []Topup {
+	var out []Topup
+	prices := map[string]Topup{}
+	planPrices := map[string]string{}
+	for _, pl := range cfg.Plans {
+		for _, id := range pl.StripePrices {
+			planPrices[id] = pl.Name
+		}
+	}
+	for _, f := range p.entries(n, "topups", nil) {
+		name := f.key.Value
+		if !nameRE.MatchString(name) {
+			p.errorf(f.key, "top-up name %s must match %s", quoteKey(name), nameRE)
+			continue
+		}
+		t := Topup{Name: name, Pos: pos(f.key)}
+		var priceNode, featureNode, amountNode *yaml.Node
+		ok := true
+		for _, tf := range p.entries(f.val, "topup "+name, topupKeys) {
+			what := "topups." + name + "." + tf.key.Value
+			switch tf.key.Value {
+			case "stripe_price":
+				priceNode = deref(tf.val)
+				if s, good := p.str(tf.val, what); good {
+					if stripePriceRE.MatchString(s) {
+						t.StripePrice = s
+					} else {
+						p.errorf(priceNode, "%s: %s is not a Stripe price id (price_ followed by letters, digits and _)", what, quoteKey(s))
+						ok = false
+					}
+				} else {
+					ok = false
+				}
+			case "feature":
+				featureNode = deref(tf.val)
+				if s, good := p.str(tf.val, what); good {
+					feat, known := cfg.Feature(s)
+					switch {
+					case !known:
+						p.errorf(featureNode, "%s: unknown feature %s", what, quoteKey(s))
+						ok = false
+					case strings.HasPrefix(feat.Period, "rolling "):
+						p.errorf(featureNode, "%s: feature %s has a rolling period: top-up units need a fixed or lifetime one", what, s)
+						ok = false
+					default:
+						t.Feature = s
+					}
+				} else {
+					ok = false
+				}
+			case "amount":
+				amountNode = deref(tf.val)
+				if v, good := p.integer(tf.val, what, 1, math.MaxInt64); good {
+					t.Amount = v
+				} else {
+					ok = false
+				}
+			case "expires":
+				if d, good := p.duration(tf.val, what); good {
+					if d < time.Second {
+						p.errorf(deref(tf.val), "%s must be at least 1s", what)
+						ok = false
+					} else {
+						t.Expires = d
+					}
+				}
+			}
+		}
+		for _, req := range []struct {
+			node *yaml.Node
+			key  string
+		}{{priceNode, "stripe_price"}, {featureNode, "feature"}, {amountNode, "amount"}} {
+			if req.node == nil || isNull(req.node) {
+				p.errorf(f.key, "topup %s needs %s:, as in { stripe_price: price_calls500, feature: api_calls, amount: 500, expires: 365d }", name, req.key)
+				ok = false
+			}
+		}
+		if !ok {
+			continue
+		}
+		if other, dup := prices[t.StripePrice]; dup {
+			p.errorf(priceNode, "Stripe price %s is on top-ups %s and %s: a price is one pack", t.StripePrice, other.Name, name)
+			continue
+		}
+		if plan, dup := planPrices[t.StripePrice]; dup {
+			p.errorf(priceNode, "Stripe price %s is plan %s's: a top-up pack needs a price of its own", t.StripePrice, plan)
+			continue
+		}
+		prices[t.StripePrice] = t
+		out = append(out, t)
+	}
+	return out
 }

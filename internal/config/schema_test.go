@@ -66,6 +66,7 @@ func TestSchemaAgreesWithParse(t *testing.T) {
 		plans + "stripe: { pause_collection_keeps_plan: true, trial_prompt: { email: trial_ending } }\n",
 		plans + "sidecar: { listen: \"127.0.0.1:0\", metrics_listen: \":9100\", poll_interval: 250ms }\nconversions: { attribution_window: 7d }\n",
 		plans + "features: { a: { period: 999999d, limits: { free: 1 } }, b: { period: rolling 9999d, limits: { free: 1 } } }\n",
+		plans + "features: { a: { period: month, limits: { free: 1 } } }\ntopups: { p: { stripe_price: price_p, feature: a, amount: 5, expires: 30d }, q: { stripe_price: price_q, feature: a, amount: 1 } }\n",
 	}
 	for _, src := range valid {
 		_, err := Parse("t.yaml", []byte(src))
@@ -102,6 +103,10 @@ func TestSchemaAgreesWithParse(t *testing.T) {
 		plans + "stripe: { reconcile_interval: 1 hour }\n",
 		plans + "sidecar: { listen: 8080 }\n",
 		plans + "conversions: { attribution_window: 30 }\n",
+		plans + "features: { a: { period: month, limits: { free: 1 } } }\ntopups: { p: { stripe_price: prod_p, feature: a, amount: 5 } }\n",
+		plans + "features: { a: { period: month, limits: { free: 1 } } }\ntopups: { p: { stripe_price: price_p, feature: a, amount: 0 } }\n",
+		plans + "features: { a: { period: month, limits: { free: 1 } } }\ntopups: { p: { stripe_price: price_p, amount: 5 } }\n",
+		plans + "features: { a: { period: month, limits: { free: 1 } } }\ntopups: { p: { stripe_price: price_p, feature: a, amount: 5, expires: 1 year } }\n",
 	}
 	for _, src := range invalid {
 		_, err := Parse("t.yaml", []byte(src))
@@ -139,4 +144,5 @@ func TestSchemaHasEveryKey(t *testing.T) {
 	require.Equal(t, sorted(stripeKeys), keys("properties", "stripe"))
 	require.Equal(t, sorted(sidecarKeys), keys("properties", "sidecar"))
 	require.Equal(t, sorted(conversionsKeys), keys("properties", "conversions"))
+	require.Equal(t, sorted(topupKeys), keys("$defs", "topup"))
 }
