@@ -737,6 +737,58 @@ CREATE FUNCTION tollgate._fold_shards(p_customer text, p_feature text, p_start t
 $$;
 
 --
+-- Name: _grant_pending_topups(text); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate._grant_pending_topups(p_stripe_customer text) RETURNS integer
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  v_owner text;
+  v_object text;
+  v_packs integer := 0;
+BEGIN
+  IF p_stripe_customer IS NULL
+     OR NOT EXISTS (SELECT FROM tollgate.topup_purchases tp
+                     WHERE tp.stripe_customer = p_stripe_customer AND tp.granted_at IS NULL) THEN
+    RETURN 0;
+  END IF;
+  v_owner := tollgate._stripe_owner(p_stripe_customer);
+  IF v_owner IS NULL THEN
+    RETURN 0;
+  END IF;
+  FOR v_object IN SELECT tp.stripe_object FROM tollgate.topup_purchases tp
+                   WHERE tp.stripe_customer = p_stripe_customer AND tp.granted_at IS NULL
+                   ORDER BY tp.received_at, tp.stripe_object LOOP
+    v_packs := v_packs + tollgate._grant_topup_purchase(v_object, v_owner);
+  END LOOP;
+  RETURN v_packs;
+END
+$$;
+
+--
+-- Name: _grant_topup_purchase(text, text); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate._grant_topup_purchase(p_object text, p_customer text) RETURNS integer
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  p tollgate.topup_purchases;
+  v_packs integer;
+BEGIN
+  SELECT * INTO p FROM tollgate.topup_purchases tp WHERE tp.stripe_object = p_object FOR UPDATE;
+  IF NOT FOUND OR p.granted_at IS NOT NULL THEN
+    RETURN 0;
+  END IF;
+  v_packs := tollgate.record_topup(p_object, p_customer, p.price_ids, p.quantities);
+  UPDATE tollgate.topup_purchases tp SET customer = p_customer, packs = v_packs, granted_at = now()
+   WHERE tp.stripe_object = p_object;
+  RETURN v_packs;
+END
+$$;
+
+--
 -- Name: _granted(text, text, timestamp with time zone); Type: FUNCTION; Schema: tollgate; Owner: -
 --
 
@@ -775,6 +827,8 @@ BEGIN
   END IF;
   UPDATE tollgate.subscriptions s SET customer = v_owner
    WHERE s.stripe_customer = p_stripe_customer AND s.customer IS DISTINCT FROM v_owner;
+  -- top-up purchases that waited for this Stripe customer's owner
+  PERFORM tollgate._grant_pending_topups(p_stripe_customer);
   RETURN v_owner;
 END
 $$;
@@ -2397,6 +2451,74 @@ $_$;
 COMMENT ON FUNCTION tollgate.record_stripe_event(id text, type text, api_version text, object_id text, stripe_created timestamp with time zone) IS 'Sidecar: records a Stripe webhook event (Event.id, .type, .api_version, .data.object.id, .created) once. Returns true the first time and false for a duplicate. Call it in the transaction that applies the event''s effect, so a rolled-back effect leaves the event unrecorded and a retry applies it. Errors: TG422 for a NULL, malformed or over-long (255) id, type, api_version or object_id, or a created time at the epoch or infinite.';
 
 --
+-- Name: record_stripe_topup(text, text, text, text, text[], bigint[]); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate.record_stripe_topup(stripe_object text, stripe_customer text, tollgate_customer text, client_reference_id text, price_ids text[], quantities bigint[], OUT customer text, OUT matched integer, OUT granted integer, OUT recorded boolean) RETURNS record
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'tollgate', 'pg_temp'
+    AS $_$
+DECLARE
+  v_object text := $1;
+  v_stripe text := $2;
+  v_meta text := nullif($3, '');
+  v_ref text := nullif($4, '');
+  v_prices text[] := $5;
+  v_quantities bigint[] := $6;
+  v_customer text;
+BEGIN
+  IF v_object IS NULL OR pg_catalog.length(v_object) > 190 OR v_object !~ '^(in|cs)_[A-Za-z0-9_]+$' THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422',
+      MESSAGE = pg_catalog.format('stripe_object %s is not a Stripe invoice (in_...) or Checkout Session (cs_...) id of at most 190 characters',
+                                  coalesce(pg_catalog.quote_literal(pg_catalog.left(v_object, 64)), 'NULL'));
+  END IF;
+  IF v_stripe IS NOT NULL THEN
+    PERFORM tollgate._check_stripe_id(v_stripe, 'stripe_customer', 'cus', 'Stripe customer ids look like cus_NffrFeUfNV2Hib');
+  END IF;
+  PERFORM tollgate._check_text(v_meta, 'tollgate_customer', 255, true);
+  PERFORM tollgate._check_text(v_ref, 'client_reference_id', 255, true);
+  IF v_prices IS NULL OR v_quantities IS NULL OR pg_catalog.cardinality(v_prices) <> pg_catalog.cardinality(v_quantities)
+     OR pg_catalog.cardinality(v_prices) > 1000 OR coalesce(pg_catalog.array_ndims(v_prices), 1) <> 1
+     OR coalesce(pg_catalog.array_ndims(v_quantities), 1) <> 1
+     OR EXISTS (SELECT FROM pg_catalog.unnest(v_prices) AS x(id) WHERE x.id IS NULL OR x.id = '' OR pg_catalog.length(x.id) > 255)
+     OR EXISTS (SELECT FROM pg_catalog.unnest(v_quantities) AS q(n) WHERE q.n IS NULL OR q.n <= 0 OR q.n > 1000000) THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422',
+      MESSAGE = 'price_ids and quantities must be lists of the same length (at most 1000): ids of 1 to 255 characters, '
+                'quantities from 1 to 1000000';
+  END IF;
+
+  SELECT count(DISTINCT t.topup)::integer INTO matched
+    FROM pg_catalog.unnest(v_prices) AS l(price) JOIN tollgate.topups t ON t.stripe_price = l.price;
+  granted := 0;
+  recorded := false;
+  IF matched = 0 THEN
+    RETURN; -- no pack among its prices: nothing to record
+  END IF;
+
+  IF v_stripe IS NOT NULL AND v_meta IS NOT NULL THEN
+    PERFORM tollgate._link_stripe_customer(v_stripe, v_meta, 'metadata', NULL);
+  END IF;
+  v_customer := coalesce(tollgate._stripe_owner(v_stripe), v_ref);
+  INSERT INTO tollgate.topup_purchases AS tp (stripe_object, stripe_customer, price_ids, quantities)
+  VALUES (v_object, v_stripe, v_prices, v_quantities)
+  ON CONFLICT ON CONSTRAINT topup_purchases_pkey DO NOTHING;
+  recorded := FOUND;
+  IF v_customer IS NOT NULL THEN
+    granted := tollgate._grant_topup_purchase(v_object, v_customer);
+  END IF;
+  -- the customer it went to, when it went (also on a redelivery)
+  SELECT tp.customer INTO v_customer FROM tollgate.topup_purchases tp WHERE tp.stripe_object = v_object;
+  customer := v_customer;
+END
+$_$;
+
+--
+-- Name: FUNCTION record_stripe_topup(stripe_object text, stripe_customer text, tollgate_customer text, client_reference_id text, price_ids text[], quantities bigint[], OUT customer text, OUT matched integer, OUT granted integer, OUT recorded boolean); Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON FUNCTION tollgate.record_stripe_topup(stripe_object text, stripe_customer text, tollgate_customer text, client_reference_id text, price_ids text[], quantities bigint[], OUT customer text, OUT matched integer, OUT granted integer, OUT recorded boolean) IS 'Sidecar: records a paid Stripe object (an invoice, or a Checkout Session in payment mode without one) whose line items (price_ids with their quantities) include top-up prices, once per object, and grants the packs (tollgate.record_topup) to the customer stripe_customer belongs to (the app''s set_customer link, tollgate_customer = the Stripe customer''s metadata.tollgate_customer, recorded as a link, or a Checkout Session''s client_reference_id), or without a Stripe customer to client_reference_id. Returns that customer (NULL: nobody is known yet; the purchase waits and is granted when its Stripe customer is linked), how many packs its prices matched (0: no pack, nothing recorded), how many were granted by this call (0 on a redelivery) and whether this call recorded the purchase (false: it was recorded before). Errors: TG422 for a malformed id or bad lists.';
+
+--
 -- Name: record_topup(text, text, text[], bigint[]); Type: FUNCTION; Schema: tollgate; Owner: -
 --
 
@@ -2658,6 +2780,8 @@ BEGIN
        AND s.customer IS DISTINCT FROM tollgate._stripe_owner(s.stripe_customer);
     UPDATE tollgate.subscriptions s SET customer = v_customer
      WHERE s.stripe_customer = v_stripe AND s.customer IS DISTINCT FROM v_customer;
+    -- top-up packs bought by this Stripe customer before anyone knew whose it was
+    PERFORM tollgate._grant_pending_topups(v_stripe);
   END IF;
 END
 $_$;
@@ -2666,7 +2790,7 @@ $_$;
 -- Name: FUNCTION set_customer(customer text, email text, stripe_customer text); Type: COMMENT; Schema: tollgate; Owner: -
 --
 
-COMMENT ON FUNCTION tollgate.set_customer(customer text, email text, stripe_customer text) IS 'Registers customer, or updates it: email (where upgrade prompts go) and stripe_customer (the Stripe Customer.id that links their subscriptions). NULL leaves a value as it is. Errors: TG422 for an empty customer or one over 255 characters, a malformed email or one over 320 characters, a malformed Stripe id or one over 255 characters, or a Stripe id that belongs to another customer.';
+COMMENT ON FUNCTION tollgate.set_customer(customer text, email text, stripe_customer text) IS 'Registers customer, or updates it: email (where upgrade prompts go) and stripe_customer (the Stripe Customer.id that links their subscriptions, and grants the top-up packs it bought that waited for an owner). NULL leaves a value as it is. Errors: TG422 for an empty customer or one over 255 characters, a malformed email or one over 320 characters, a malformed Stripe id or one over 255 characters, or a Stripe id that belongs to another customer.';
 
 --
 -- Name: set_email_opt_out(text, boolean); Type: FUNCTION; Schema: tollgate; Owner: -
@@ -3148,6 +3272,23 @@ $_$;
 COMMENT ON FUNCTION tollgate.sync_subscription(stripe_subscription text, stripe_customer text, status text, price_ids text[], product_ids text[], current_period_start timestamp with time zone, current_period_end timestamp with time zone, cancel_at_period_end boolean, stripe_created timestamp with time zone, fetched_at timestamp with time zone, tollgate_customer text, stripe_account text, pause_collection text, pause_resumes_at timestamp with time zone, trial_start timestamp with time zone, trial_end timestamp with time zone, has_payment_method boolean, OUT customer text, OUT plan text, OUT applied boolean) IS 'Sidecar: stores a subscription as just fetched from Stripe (Subscription.id, .customer, .status, items.data[].price.id and .product, current_period_start/end from the subscription or, on API 2025-03-31 and later, its items; NULL when Stripe gives none, .cancel_at_period_end, .created). fetched_at is when the fetch started: a fetch older than the stored one changes nothing (applied = false). tollgate_customer is the Stripe customer''s metadata.tollgate_customer, recorded as a link. stripe_account is the connected account (Connect) it was fetched from; pause_collection and pause_resumes_at are .pause_collection.behavior and .resumes_at (NULL when collection is not paused); trial_start and trial_end are the trial''s; has_payment_method says whether the subscription or its customer has a default payment method. A subscription marked gone (stripe_subscription_gone) is known again. The plan comes from the prices and products, the customer from the links (set_customer first, then metadata, then Checkout); the customer''s plan is recomputed. Returns the customer (NULL = nobody yet: linked when a mapping appears) and plan (NULL = no plan names these prices). Errors: TG422 for a NULL, malformed or over-long (255) id, status or tollgate_customer, more than 1000 prices or products, a NULL or infinite fetched_at, or a timestamp at the epoch or infinite.';
 
 --
+-- Name: topup_prices(); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate.topup_prices() RETURNS text[]
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'tollgate', 'pg_temp'
+    AS $$
+  SELECT coalesce(pg_catalog.array_agg(t.stripe_price ORDER BY t.stripe_price), '{}') FROM tollgate.topups t
+$$;
+
+--
+-- Name: FUNCTION topup_prices(); Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON FUNCTION tollgate.topup_prices() IS 'Sidecar: the Stripe prices of the top-up packs (tollgate.yaml topups:), sorted; empty when none are defined.';
+
+--
 -- Name: trial_funnel(timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: tollgate; Owner: -
 --
 
@@ -3285,6 +3426,26 @@ $_$;
 --
 
 COMMENT ON FUNCTION tollgate.usage(customer text) IS 'One verdict per feature for customer, changing nothing: "80 of 100 API calls used" displays. allowed says whether one more unit would be allowed. Errors: TG422 invalid customer.';
+
+--
+-- Name: waiting_topups(); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate.waiting_topups() RETURNS TABLE(stripe_object text, stripe_customer text, price_ids text[], quantities bigint[], received_at timestamp with time zone)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'tollgate', 'pg_temp'
+    AS $$
+  SELECT tp.stripe_object, tp.stripe_customer, tp.price_ids, tp.quantities, tp.received_at
+    FROM tollgate.topup_purchases tp
+   WHERE tp.granted_at IS NULL
+   ORDER BY tp.received_at, tp.stripe_object
+$$;
+
+--
+-- Name: FUNCTION waiting_topups(); Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON FUNCTION tollgate.waiting_topups() IS 'Paid Stripe purchases of top-up packs that wait for their customer (no tollgate customer is known for their Stripe customer, or they have none): granted once the Stripe customer is linked (set_customer, metadata.tollgate_customer, a completed Checkout Session); one without a Stripe customer waits for an operator (tollgate.grant with the key OBJECT:TOPUP).';
 
 --
 -- Name: code_package; Type: TABLE; Schema: tollgate; Owner: -
@@ -4076,6 +4237,52 @@ ALTER TABLE tollgate.sync_runs ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY 
 );
 
 --
+-- Name: topup_purchases; Type: TABLE; Schema: tollgate; Owner: -
+--
+
+CREATE TABLE tollgate.topup_purchases (
+    stripe_object text NOT NULL,
+    stripe_customer text,
+    customer text,
+    price_ids text[] NOT NULL,
+    quantities bigint[] NOT NULL,
+    packs integer DEFAULT 0 NOT NULL,
+    received_at timestamp with time zone DEFAULT now() NOT NULL,
+    granted_at timestamp with time zone,
+    CONSTRAINT topup_purchases_check CHECK (((granted_at IS NULL) = (customer IS NULL)))
+);
+
+--
+-- Name: TABLE topup_purchases; Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON TABLE tollgate.topup_purchases IS 'Paid Stripe objects (Checkout Sessions in payment mode, invoices) with top-up prices, once each; granted_at NULL = nobody is known for them yet.';
+
+--
+-- Name: COLUMN topup_purchases.stripe_object; Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON COLUMN tollgate.topup_purchases.stripe_object IS 'The invoice (in_...) of the purchase, or the Checkout Session (cs_...) when it has no invoice: the key of its grants.';
+
+--
+-- Name: COLUMN topup_purchases.stripe_customer; Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON COLUMN tollgate.topup_purchases.stripe_customer IS 'Stripe Customer.id (cus_...) that paid; NULL when the session created none.';
+
+--
+-- Name: COLUMN topup_purchases.customer; Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON COLUMN tollgate.topup_purchases.customer IS 'The customer the packs were granted to; NULL while nobody is known.';
+
+--
+-- Name: COLUMN topup_purchases.packs; Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON COLUMN tollgate.topup_purchases.packs IS 'How many packs (distinct top-ups) the grant matched.';
+
+--
 -- Name: topups; Type: TABLE; Schema: tollgate; Owner: -
 --
 
@@ -4342,6 +4549,13 @@ ALTER TABLE ONLY tollgate.sync_runs
     ADD CONSTRAINT sync_runs_pkey PRIMARY KEY (id);
 
 --
+-- Name: topup_purchases topup_purchases_pkey; Type: CONSTRAINT; Schema: tollgate; Owner: -
+--
+
+ALTER TABLE ONLY tollgate.topup_purchases
+    ADD CONSTRAINT topup_purchases_pkey PRIMARY KEY (stripe_object);
+
+--
 -- Name: topups topups_pkey; Type: CONSTRAINT; Schema: tollgate; Owner: -
 --
 
@@ -4485,6 +4699,12 @@ CREATE INDEX subscriptions_stripe_customer ON tollgate.subscriptions USING btree
 --
 
 CREATE INDEX subscriptions_trial_end ON tollgate.subscriptions USING btree (trial_end) WHERE (trial_end IS NOT NULL);
+
+--
+-- Name: topup_purchases_pending; Type: INDEX; Schema: tollgate; Owner: -
+--
+
+CREATE INDEX topup_purchases_pending ON tollgate.topup_purchases USING btree (stripe_customer) WHERE (granted_at IS NULL);
 
 --
 -- Name: trial_conversions_trial_end; Type: INDEX; Schema: tollgate; Owner: -
@@ -4762,6 +4982,18 @@ REVOKE ALL ON FUNCTION tollgate._entitlements_changed(p_customer text) FROM PUBL
 --
 
 REVOKE ALL ON FUNCTION tollgate._fold_shards(p_customer text, p_feature text, p_start timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _grant_pending_topups(p_stripe_customer text); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate._grant_pending_topups(p_stripe_customer text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _grant_topup_purchase(p_object text, p_customer text); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate._grant_topup_purchase(p_object text, p_customer text) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _granted(p_customer text, p_feature text, p_at timestamp with time zone, OUT granted bigint, OUT expires timestamp with time zone); Type: ACL; Schema: tollgate; Owner: -
@@ -5111,6 +5343,13 @@ REVOKE ALL ON FUNCTION tollgate.record_stripe_event(id text, type text, api_vers
 GRANT ALL ON FUNCTION tollgate.record_stripe_event(id text, type text, api_version text, object_id text, stripe_created timestamp with time zone) TO tollgate_sidecar;
 
 --
+-- Name: FUNCTION record_stripe_topup(stripe_object text, stripe_customer text, tollgate_customer text, client_reference_id text, price_ids text[], quantities bigint[], OUT customer text, OUT matched integer, OUT granted integer, OUT recorded boolean); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate.record_stripe_topup(stripe_object text, stripe_customer text, tollgate_customer text, client_reference_id text, price_ids text[], quantities bigint[], OUT customer text, OUT matched integer, OUT granted integer, OUT recorded boolean) FROM PUBLIC;
+GRANT ALL ON FUNCTION tollgate.record_stripe_topup(stripe_object text, stripe_customer text, tollgate_customer text, client_reference_id text, price_ids text[], quantities bigint[], OUT customer text, OUT matched integer, OUT granted integer, OUT recorded boolean) TO tollgate_sidecar;
+
+--
 -- Name: FUNCTION record_topup(stripe_object text, customer text, price_ids text[], quantities bigint[]); Type: ACL; Schema: tollgate; Owner: -
 --
 
@@ -5258,6 +5497,13 @@ REVOKE ALL ON FUNCTION tollgate.sync_subscription(stripe_subscription text, stri
 GRANT ALL ON FUNCTION tollgate.sync_subscription(stripe_subscription text, stripe_customer text, status text, price_ids text[], product_ids text[], current_period_start timestamp with time zone, current_period_end timestamp with time zone, cancel_at_period_end boolean, stripe_created timestamp with time zone, fetched_at timestamp with time zone, tollgate_customer text, stripe_account text, pause_collection text, pause_resumes_at timestamp with time zone, trial_start timestamp with time zone, trial_end timestamp with time zone, has_payment_method boolean, OUT customer text, OUT plan text, OUT applied boolean) TO tollgate_sidecar;
 
 --
+-- Name: FUNCTION topup_prices(); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate.topup_prices() FROM PUBLIC;
+GRANT ALL ON FUNCTION tollgate.topup_prices() TO tollgate_sidecar;
+
+--
 -- Name: FUNCTION trial_funnel(since timestamp with time zone, until timestamp with time zone); Type: ACL; Schema: tollgate; Owner: -
 --
 
@@ -5284,6 +5530,13 @@ GRANT ALL ON FUNCTION tollgate.unmapped_subscriptions() TO tollgate_sidecar;
 
 REVOKE ALL ON FUNCTION tollgate.usage(customer text) FROM PUBLIC;
 GRANT ALL ON FUNCTION tollgate.usage(customer text) TO tollgate_app;
+
+--
+-- Name: FUNCTION waiting_topups(); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate.waiting_topups() FROM PUBLIC;
+GRANT ALL ON FUNCTION tollgate.waiting_topups() TO tollgate_sidecar;
 
 --
 -- Name: TABLE code_package; Type: ACL; Schema: tollgate; Owner: -

@@ -30,3 +30,27 @@ COMMENT ON FUNCTION tollgate.unmapped_subscriptions() IS
   'no plan, or no customer, no plan.';
 
 GRANT EXECUTE ON FUNCTION tollgate.unmapped_subscriptions() TO tollgate_sidecar;
+
+-- Top-up purchases that wait for their customer: paid in Stripe, not granted
+-- because nobody is known for their Stripe customer (docs/stripe.md).
+CREATE OR REPLACE FUNCTION tollgate.waiting_topups()
+RETURNS TABLE (
+  stripe_object   text,
+  stripe_customer text,
+  price_ids       text[],
+  quantities      bigint[],
+  received_at     timestamptz)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = tollgate, pg_temp
+AS $$
+  SELECT tp.stripe_object, tp.stripe_customer, tp.price_ids, tp.quantities, tp.received_at
+    FROM tollgate.topup_purchases tp
+   WHERE tp.granted_at IS NULL
+   ORDER BY tp.received_at, tp.stripe_object
+$$;
+COMMENT ON FUNCTION tollgate.waiting_topups() IS
+  'Paid Stripe purchases of top-up packs that wait for their customer (no tollgate customer is known for their '
+  'Stripe customer, or they have none): granted once the Stripe customer is linked (set_customer, '
+  'metadata.tollgate_customer, a completed Checkout Session); one without a Stripe customer waits for an '
+  'operator (tollgate.grant with the key OBJECT:TOPUP).';
+
+GRANT EXECUTE ON FUNCTION tollgate.waiting_topups() TO tollgate_sidecar;

@@ -51,6 +51,7 @@
 {{ template "stripe_sync_subscription.sql" . }}
 {{ template "stripe_events.sql" . }}
 {{ template "stripe_sync_runs.sql" . }}
+{{ template "stripe_topups.sql" . }}
 
 -- Upgrade prompts (the email outbox): add includes below this line.
 {{ template "email_opt_out.sql" . }}

@@ -36,11 +36,14 @@ BEGIN
        AND s.customer IS DISTINCT FROM tollgate._stripe_owner(s.stripe_customer);
     UPDATE tollgate.subscriptions s SET customer = v_customer
      WHERE s.stripe_customer = v_stripe AND s.customer IS DISTINCT FROM v_customer;
+    -- top-up packs bought by this Stripe customer before anyone knew whose it was
+    PERFORM tollgate._grant_pending_topups(v_stripe);
   END IF;
 END
 $$;
 COMMENT ON FUNCTION tollgate.set_customer(text, text, text) IS
   'Registers customer, or updates it: email (where upgrade prompts go) and stripe_customer (the Stripe Customer.id '
-  'that links their subscriptions). NULL leaves a value as it is. Errors: TG422 for an empty customer or one over '
+  'that links their subscriptions, and grants the top-up packs it bought that waited for an owner). NULL leaves a '
+  'value as it is. Errors: TG422 for an empty customer or one over '
   '255 characters, a malformed email or one over 320 characters, a malformed Stripe id or one over 255 '
   'characters, or a Stripe id that belongs to another customer.';

@@ -78,7 +78,8 @@ $$;
 -- Records a link found in Stripe (source 'metadata' or 'checkout'; a metadata
 -- link replaces a checkout link, never the reverse), registers the customer
 -- when the link decides the owner, and moves the Stripe customer's stored
--- subscriptions to the owner (the subscriptions trigger recomputes plans).
+-- subscriptions to the owner (the subscriptions trigger recomputes plans), and
+-- grants its top-up purchases that waited for an owner.
 -- Returns the owner, which is the app's own link when there is one.
 CREATE OR REPLACE FUNCTION tollgate._link_stripe_customer(
   p_stripe_customer text, p_customer text, p_source text, p_source_id text)
@@ -103,6 +104,8 @@ BEGIN
   END IF;
   UPDATE tollgate.subscriptions s SET customer = v_owner
    WHERE s.stripe_customer = p_stripe_customer AND s.customer IS DISTINCT FROM v_owner;
+  -- top-up purchases that waited for this Stripe customer's owner
+  PERFORM tollgate._grant_pending_topups(p_stripe_customer);
   RETURN v_owner;
 END
 $$;
