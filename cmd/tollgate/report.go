@@ -190,8 +190,8 @@ func reportTable(w io.Writer, since, until time.Time, rows []funnel.Row, a funne
 // writeAttention lists what needs an operator: dead emails and subscriptions that give nobody a plan. all also
 // says so when nothing does.
 func writeAttention(w io.Writer, a funnel.Attention, all bool) {
-	dead, unmapped := a.DeadEmails(), a.Unmapped
-	if dead == 0 && len(unmapped) == 0 {
+	dead, unmapped, waiting := a.DeadEmails(), a.Unmapped, a.WaitingTopups
+	if dead == 0 && len(unmapped) == 0 && len(waiting) == 0 {
 		if all {
 			fmt.Fprintln(w, "Nothing needs attention: no dead emails, every live subscription gives a customer a plan.")
 		}
@@ -208,6 +208,24 @@ func writeAttention(w io.Writer, a funnel.Attention, all bool) {
 			prices := append(append([]string{}, s.PriceIDs...), s.ProductIDs...)
 			fmt.Fprintf(tw, "    %s\t%s\t%s\t%s\titems: %s\n", s.StripeSubscription, s.StripeCustomer, s.Status, s.Problem,
 				strings.Join(prices, ", "))
+		}
+		tw.Flush()
+	}
+	if len(waiting) > 0 {
+		fmt.Fprintf(w, "  %d top-up purchase%s waiting for their customer (link the Stripe customer; docs/stripe.md):\n",
+			len(waiting), plural(int64(len(waiting))))
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for _, p := range waiting {
+			customer := "no Stripe customer"
+			if p.StripeCustomer != nil {
+				customer = *p.StripeCustomer
+			}
+			items := make([]string, len(p.PriceIDs))
+			for i, id := range p.PriceIDs {
+				items[i] = fmt.Sprintf("%s x%d", id, p.Quantities[i])
+			}
+			fmt.Fprintf(tw, "    %s\t%s\t%s\titems: %s\n", p.StripeObject, customer, p.ReceivedAt.UTC().Format("2006-01-02 15:04 UTC"),
+				strings.Join(items, ", "))
 		}
 		tw.Flush()
 	}

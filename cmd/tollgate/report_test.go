@@ -47,6 +47,8 @@ func TestReportFormats(t *testing.T) {
 	require.Contains(t, out, "Needs attention:\n  1 upgrade prompt given up")
 	require.Contains(t, out, "2 Stripe subscriptions giving nobody a plan:")
 	require.Regexp(t, `sub_odd\s+cus_nobody\s+trialing\s+no customer, no plan\s+items: price_odd`, out)
+	require.Contains(t, out, "1 top-up purchase waiting for their customer")
+	require.Regexp(t, `in_waiting\s+cus_nobody\s+\S+ \S+ UTC\s+items: price_calls50 x2`, out)
 
 	code, out, errOut = report(t, env, "--format", "json", "--since", "7d")
 	require.Equal(t, 0, code, errOut)
@@ -66,6 +68,8 @@ func TestReportFormats(t *testing.T) {
 	require.True(t, doc.Funnel[2].Total)
 	require.EqualValues(t, 1, doc.DeadEmails)
 	require.Len(t, doc.Attention.Unmapped, 2)
+	require.Len(t, doc.Attention.WaitingTopups, 1)
+	require.Equal(t, "in_waiting", doc.Attention.WaitingTopups[0].StripeObject)
 
 	code, out, errOut = report(t, env, "--format=csv")
 	require.Equal(t, 0, code, errOut)

@@ -97,11 +97,21 @@ type Subscription struct {
 	Problem            string   `json:"problem"`
 }
 
-// Attention is what an operator should look at: emails per outbox status (dead ones were given up) and
-// subscriptions that give nobody a plan.
+// Topup is a paid purchase of top-up packs that waits for its customer (tollgate.waiting_topups).
+type Topup struct {
+	StripeObject   string    `json:"stripe_object"`
+	StripeCustomer *string   `json:"stripe_customer"`
+	PriceIDs       []string  `json:"price_ids"`
+	Quantities     []int64   `json:"quantities"`
+	ReceivedAt     time.Time `json:"received_at"`
+}
+
+// Attention is what an operator should look at: emails per outbox status (dead ones were given up),
+// subscriptions that give nobody a plan, and top-up purchases that wait for their customer.
 type Attention struct {
-	Emails   map[string]int64 `json:"emails"`
-	Unmapped []Subscription   `json:"unmapped_subscriptions"`
+	Emails        map[string]int64 `json:"emails"`
+	Unmapped      []Subscription   `json:"unmapped_subscriptions"`
+	WaitingTopups []Topup          `json:"waiting_topups"`
 }
 
 // DeadEmails is how many upgrade prompts were given up.
@@ -109,7 +119,7 @@ func (a Attention) DeadEmails() int64 { return a.Emails["dead"] }
 
 // QueryAttention reads the outbox counts and the unmapped subscriptions.
 func QueryAttention(ctx context.Context, q Querier) (Attention, error) {
-	a := Attention{Emails: map[string]int64{}, Unmapped: []Subscription{}}
+	a := Attention{Emails: map[string]int64{}, Unmapped: []Subscription{}, WaitingTopups: []Topup{}}
 	rows, err := q.Query(ctx, `SELECT status, emails FROM tollgate.outbox_counts()`)
 	if err != nil {
 		return a, translate(err)
@@ -128,6 +138,18 @@ func QueryAttention(ctx context.Context, q Querier) (Attention, error) {
 		var s Subscription
 		err := row.Scan(&s.StripeSubscription, &s.StripeCustomer, &s.Customer, &s.Status, &s.PriceIDs, &s.ProductIDs, &s.Problem)
 		return s, err
+	})
+	if err != nil {
+		return a, translate(err)
+	}
+	rows, err = q.Query(ctx, `SELECT stripe_object, stripe_customer, price_ids, quantities, received_at FROM tollgate.waiting_topups()`)
+	if err != nil {
+		return a, translate(err)
+	}
+	a.WaitingTopups, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Topup, error) {
+		var p Topup
+		err := row.Scan(&p.StripeObject, &p.StripeCustomer, &p.PriceIDs, &p.Quantities, &p.ReceivedAt)
+		return p, err
 	})
 	if err != nil {
 		return a, translate(err)

@@ -149,19 +149,80 @@ func (c *Client) Subscription(ctx context.Context, account, id string) (Subscrip
 	return s, err
 }
 
-// CheckoutSession fetches one Checkout Session (of the connected account account; "" = the platform's).
+// CheckoutSession fetches one Checkout Session (of the connected account account; "" = the platform's) with its
+// customer (for metadata.tollgate_customer) and every line item (top-up packs bought in payment mode).
 func (c *Client) CheckoutSession(ctx context.Context, account, id string) (CheckoutSession, error) {
 	var w wireCheckoutSession
-	if err := c.call(ctx, "checkout.sessions.get", http.MethodGet, "/v1/checkout/sessions/"+id, account, nil, &w); err != nil {
+	q := &form.Values{}
+	q.Add("expand[]", "customer")
+	q.Add("expand[]", "line_items")
+	if err := c.call(ctx, "checkout.sessions.get", http.MethodGet, "/v1/checkout/sessions/"+id, account, q, &w); err != nil {
 		return CheckoutSession{}, err
 	}
-	return CheckoutSession{
+	cs := w.session()
+	for more := w.LineItems; more != nil && more.HasMore && len(more.Data) > 0; {
+		q := &form.Values{}
+		q.Add("limit", "100")
+		q.Add("starting_after", more.Data[len(more.Data)-1].ID)
+		var page wireLineItems
+		if err := c.call(ctx, "checkout.sessions.line_items", http.MethodGet, "/v1/checkout/sessions/"+id+"/line_items", account, q, &page); err != nil {
+			return CheckoutSession{}, err
+		}
+		cs.Lines = append(cs.Lines, page.items()...)
+		more = &page
+	}
+	return cs, nil
+}
+
+func (w *wireCheckoutSession) session() CheckoutSession {
+	cs := CheckoutSession{
 		ID:                w.ID,
 		ClientReferenceID: w.ClientReferenceID,
 		Customer:          w.Customer.ID,
 		Subscription:      w.Subscription.ID,
+		Invoice:           w.Invoice.ID,
+		Mode:              w.Mode,
 		Status:            w.Status,
-	}, nil
+		PaymentStatus:     w.PaymentStatus,
+		URL:               w.URL,
+		Metadata:          w.Metadata,
+		Lines:             w.LineItems.items(),
+	}
+	if !w.Customer.Deleted {
+		cs.TollgateCustomer = w.Customer.Metadata["tollgate_customer"]
+	}
+	return cs
+}
+
+// Invoice fetches one invoice with its customer and every line (of the connected account account; "" = the
+// platform's).
+func (c *Client) Invoice(ctx context.Context, account, id string) (Invoice, error) {
+	var w wireInvoice
+	q := &form.Values{}
+	q.Add("expand[]", "customer")
+	if err := c.call(ctx, "invoices.get", http.MethodGet, "/v1/invoices/"+id, account, q, &w); err != nil {
+		return Invoice{}, err
+	}
+	inv := Invoice{ID: w.ID, Status: w.Status, Customer: w.Customer.ID, Lines: w.Lines.items(),
+		Subscription: w.Subscription.ID}
+	if inv.Subscription == "" {
+		inv.Subscription = w.Parent.SubscriptionDetails.Subscription.ID
+	}
+	if !w.Customer.Deleted {
+		inv.TollgateCustomer = w.Customer.Metadata["tollgate_customer"]
+	}
+	for more := &w.Lines; more.HasMore && len(more.Data) > 0; {
+		q := &form.Values{}
+		q.Add("limit", "100")
+		q.Add("starting_after", more.Data[len(more.Data)-1].ID)
+		var page wireLineItems
+		if err := c.call(ctx, "invoices.lines", http.MethodGet, "/v1/invoices/"+id+"/lines", account, q, &page); err != nil {
+			return Invoice{}, err
+		}
+		inv.Lines = append(inv.Lines, page.items()...)
+		more = &page
+	}
+	return inv, nil
 }
 
 // Page is one page of a subscription listing.

@@ -37,6 +37,10 @@ var goodArgs = map[string][]string{
 	"trial_funnel":                  {"now() - interval '1 day'", "now()"},
 	"unmapped_subscriptions":        {},
 	"set_email_opt_out":             {"'carol'", "true"}, // the app's, in sql/email_opt_out.sql
+	"record_topup":                  {"'in_1'", "'carol'", "'{price_calls50}'", "'{1}'"},
+	"record_stripe_topup":           {"'in_1'", "'cus_1'", "'carol'", "'carol'", "'{price_calls50}'", "'{1}'"},
+	"topup_prices":                  {},
+	"prune_idempotency_keys":        {"interval '2 days'"},
 }
 
 // badArgs are the arguments of each type that must never surface a SQLSTATE outside class TG: NULL, empty and
@@ -50,6 +54,7 @@ var badArgs = map[string][]string{
 	"interval":                 {"NULL::interval", "interval '-1 day'", "interval '0'", "interval '178000000 years'", "interval '-178000000 years'"},
 	"boolean":                  {"NULL::boolean"},
 	"text[]":                   {"NULL::text[]", "'{NULL}'::text[]", "ARRAY[repeat('x', 100000)]", "array_fill('p'::text, ARRAY[2000])", "'{{a},{b}}'::text[]", "'{\"\"}'::text[]"},
+	"bigint[]":                 {"NULL::bigint[]", "'{NULL}'::bigint[]", "'{-1}'::bigint[]", "'{9223372036854775807}'::bigint[]", "array_fill(1::bigint, ARRAY[2000])", "'{{1},{2}}'::bigint[]"},
 }
 
 // Every function the sidecar may call (and the app's set_email_opt_out), fed bad arguments one position at a
@@ -64,6 +69,7 @@ func TestSidecarFunctionsRejectBadArguments(t *testing.T) {
 	b.exec(t, `SELECT tollgate.set_limit('free', 'api_calls', 1)`)
 	b.exec(t, `SELECT tollgate.set_customer('carol', 'carol@example.test', 'cus_1')`)
 	b.exec(t, `SELECT tollgate.set_setting('trial_prompt', 'trial_ending')`)
+	b.exec(t, `SELECT tollgate.define_topup('calls_50', 'price_calls50', 'api_calls', 50)`)
 	b.exec(t, `SELECT * FROM tollgate.consume('carol', 'api_calls', 2)`)
 	for _, stmt := range []string{
 		`SELECT tollgate.record_stripe_event('evt_1', 'x')`,

@@ -170,6 +170,30 @@ func linkCheckout(ctx context.Context, q querier, cs CheckoutSession) (string, e
 	return deref(owner), nil
 }
 
+// topupPrices lists the Stripe prices of the top-up packs.
+func topupPrices(ctx context.Context, q querier) ([]string, error) {
+	var prices []string
+	if err := q.QueryRow(ctx, `SELECT tollgate.topup_prices()`).Scan(&prices); err != nil {
+		return nil, fmt.Errorf("top-up prices: %w", err)
+	}
+	return prices, nil
+}
+
+// recordTopup records a purchase with tollgate.record_stripe_topup.
+func recordTopup(ctx context.Context, q querier, p purchase) (topupResult, error) {
+	r := topupResult{purchase: p}
+	prices, quantities := PriceIDs(p.Lines)
+	var customer *string
+	err := q.QueryRow(ctx, `SELECT customer, matched, granted, recorded FROM tollgate.record_stripe_topup($1, $2, $3, $4, $5, $6)`,
+		p.Object, nullString(p.StripeCustomer), nullString(p.TollgateCustomer), nullString(p.ClientReference),
+		prices, quantities).Scan(&customer, &r.Matched, &r.Granted, &r.Recorded)
+	if err != nil {
+		return r, fmt.Errorf("record top-up purchase %s: %w", p.Object, err)
+	}
+	r.Customer = deref(customer)
+	return r, nil
+}
+
 func nullTime(t time.Time) *time.Time {
 	if t.IsZero() {
 		return nil

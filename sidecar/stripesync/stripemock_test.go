@@ -64,4 +64,14 @@ func TestStripeMockNewestAPIShape(t *testing.T) {
 	cs, err := client.CheckoutSession(ctx, "", "cs_test_mock")
 	require.NoError(t, err)
 	require.Equal(t, "cs_test_mock", cs.ID)
+	require.NotEmpty(t, cs.Lines, "the expanded line_items")
+	require.Regexp(t, `^price_`, cs.Lines[0].Price)
+	require.Positive(t, cs.Lines[0].Quantity)
+
+	// and an invoice of the newest shape (pricing instead of price on its lines), with its customer expanded
+	inv, err := client.Invoice(ctx, "", "in_mock")
+	require.NoError(t, err)
+	require.Equal(t, "in_mock", inv.ID)
+	require.NotEmpty(t, inv.Status)
+	require.Regexp(t, `^cus_`, inv.Customer)
 }

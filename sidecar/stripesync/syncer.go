@@ -194,6 +194,7 @@ type syncMetrics struct {
 	unmappedPrices                        *metrics.CounterVec
 	shared                                *metrics.CounterVec
 	resumes                               *metrics.CounterVec
+	topupsGranted, topupsUnmapped         *metrics.CounterVec
 }
 
 func newSyncMetrics(r *metrics.Registry) syncMetrics {
@@ -230,5 +231,9 @@ func newSyncMetrics(r *metrics.Registry) syncMetrics {
 			"Webhook re-fetches that shared a fetch of the same object with another delivery instead of calling Stripe."),
 		resumes: r.Counter("tollgate_stripe_pause_resumes_total",
 			"Subscriptions re-fetched because their paused collection was due to resume."),
+		topupsGranted: r.Counter("tollgate_stripe_topups_granted_total",
+			"Top-up packs granted for paid Checkout Sessions and invoices (once per Stripe object and pack)."),
+		topupsUnmapped: r.Counter("tollgate_stripe_topups_unmapped_total",
+			"Paid purchases of top-up packs whose Stripe customer belongs to no tollgate customer yet: they wait in tollgate.topup_purchases."),
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stripe/stripe-go/v76/webhook"
@@ -51,7 +52,9 @@ var actions = map[string]action{
 	"customer.subscription.pending_update_expired": fetchSubscription,
 	"customer.subscription.trial_will_end":         fetchSubscription, // and the trial prompt
 	"checkout.session.completed":                   fetchCheckout,
+	"checkout.session.async_payment_succeeded":     fetchCheckout, // a delayed payment (top-up packs)
 	"invoice.paid":                                 fetchInvoiceSub,
+	"invoice.payment_succeeded":                    fetchInvoiceSub,
 	"invoice.payment_failed":                       fetchInvoiceSub,
 	"subscription_schedule.aborted":                fetchScheduleSub,
 	"subscription_schedule.canceled":               fetchScheduleSub,
@@ -65,6 +68,10 @@ var actions = map[string]action{
 
 const eventTrialWillEnd = "customer.subscription.trial_will_end"
 
+// paidInvoiceEvents are the invoice events whose invoice may carry top-up packs: while packs are defined, the
+// invoice itself is re-fetched too (also one of no subscription).
+var paidInvoiceEvents = map[string]bool{"invoice.paid": true, "invoice.payment_succeeded": true}
+
 // Ids tollgate accepts from an event, and passes into a request path: a prefix and what Stripe's ids are made
 // of, at most 255 characters.
 var (
@@ -73,6 +80,7 @@ var (
 	subscriptionIDRE = regexp.MustCompile(`^sub_[A-Za-z0-9_]{1,251}$`)
 	sessionIDRE      = regexp.MustCompile(`^cs_[A-Za-z0-9_]{1,252}$`)
 	customerIDRE     = regexp.MustCompile(`^cus_[A-Za-z0-9_]{1,251}$`)
+	invoiceIDRE      = regexp.MustCompile(`^in_[A-Za-z0-9_]{1,186}$`) // record_stripe_topup keys grants by it (190)
 )
 
 // target is what a verified event makes tollgate re-fetch: one object id (checked), or none.
@@ -86,6 +94,9 @@ func (ev event) target() (act action, id string, err error) {
 		id, re = ev.Object.ID, subscriptionIDRE
 	case fetchInvoiceSub:
 		id, re = ev.Object.invoiceSubscription(), subscriptionIDRE
+		if id == "" && paidInvoiceEvents[ev.Type] && invoiceIDRE.MatchString(ev.Object.ID) {
+			return fetchInvoiceSub, "", nil // a paid invoice of no subscription: it may carry top-up packs
+		}
 	case fetchScheduleSub:
 		id, re = ev.Object.scheduleSubscription(), subscriptionIDRE
 	case fetchCheckout:
@@ -296,7 +307,9 @@ func (s *Syncer) handle(ctx context.Context, ev event, act action, objectID stri
 	var subRefs []objectRef
 	switch act {
 	case fetchSubscription, fetchInvoiceSub, fetchScheduleSub:
-		subRefs = []objectRef{{ev.Account, objectID}}
+		if objectID != "" {
+			subRefs = []objectRef{{ev.Account, objectID}}
+		}
 	case fetchCustomerSubs:
 		refs, err := customerSubscriptions(ctx, s.pool, objectID)
 		if err != nil {
@@ -308,6 +321,21 @@ func (s *Syncer) handle(ctx context.Context, ev event, act action, objectID stri
 	if act == fetchCheckout {
 		sessionFlight = s.fetches.join("cs/"+ev.Account+"/"+objectID, ev.ID)
 		defer s.fetches.release(sessionFlight)
+	}
+	// a paid invoice is read itself while top-up packs are defined (their lines are on it)
+	var invoiceFlight *flight
+	if act == fetchInvoiceSub && paidInvoiceEvents[ev.Type] && invoiceIDRE.MatchString(ev.Object.ID) {
+		prices, err := topupPrices(ctx, s.pool)
+		if err != nil {
+			return "", "database", err
+		}
+		if len(prices) > 0 {
+			invoiceFlight = s.fetches.join("in/"+ev.Account+"/"+ev.Object.ID, ev.ID)
+			defer s.fetches.release(invoiceFlight)
+		}
+	}
+	if act == fetchInvoiceSub && len(subRefs) == 0 && invoiceFlight == nil {
+		return "ignored", "", nil
 	}
 	flights := make([]*flight, len(subRefs))
 	for i, ref := range subRefs {
@@ -343,6 +371,22 @@ func (s *Syncer) handle(ctx context.Context, ev event, act action, objectID stri
 			}
 		}
 	}
+	var invoice *Invoice
+	if invoiceFlight != nil {
+		v, _, err := s.fetches.result(ctx, invoiceFlight, func(ctx context.Context) (any, error) {
+			return s.client.Invoice(ctx, ev.Account, ev.Object.ID)
+		})
+		switch {
+		case IsNotFound(err):
+			s.log.Info("stripe invoice gone: no top-up packs to grant", "event", ev.ID, "invoice", ev.Object.ID)
+		case err != nil:
+			return "", "stripe", err
+		default:
+			inv := v.(Invoice)
+			invoice = &inv
+		}
+	}
+	purchases := topupPurchases(session, invoice)
 	subs := make([]fetched, 0, len(subRefs))
 	for i, ref := range subRefs {
 		f, err := s.fetchSubscription(ctx, flights[i], ref)
@@ -355,18 +399,26 @@ func (s *Syncer) handle(ctx context.Context, ev event, act action, objectID stri
 	// the event id and its effect commit together: a concurrent duplicate waits in record_stripe_event for
 	// this transaction, then finds the event recorded
 	var stored []Stored
+	var bought []topupResult
 	err = inTx(ctx, s.pool, func(tx pgx.Tx) error {
-		stored = stored[:0]
+		stored, bought = stored[:0], bought[:0]
 		first, err := recordEvent(ctx, tx, ev)
 		if err != nil || !first {
 			outcome = "duplicate"
 			return err
 		}
 		outcome = "applied"
-		if session != nil && session.ClientReferenceID != "" && session.Customer != "" {
+		if session != nil && validRef(session.ClientReferenceID) && customerIDRE.MatchString(session.Customer) {
 			if _, err := linkCheckout(ctx, tx, *session); err != nil {
 				return err
 			}
+		}
+		for _, p := range purchases {
+			r, err := recordTopup(ctx, tx, p)
+			if err != nil {
+				return err
+			}
+			bought = append(bought, r)
 		}
 		for _, f := range subs {
 			var st Stored
@@ -390,6 +442,9 @@ func (s *Syncer) handle(ctx context.Context, ev event, act action, objectID stri
 	})
 	if err != nil {
 		return "", "database", err
+	}
+	for _, r := range bought {
+		s.noteTopup(ev, r)
 	}
 	for i, st := range stored {
 		if subs[i].gone {
@@ -417,4 +472,97 @@ func (s *Syncer) fetchSubscription(ctx context.Context, fl *flight, ref objectRe
 		return fetched{}, err
 	}
 	return fetched{id: ref.ID, sub: v.(Subscription), at: at}, nil
+}
+
+// purchase is a paid Stripe object that may carry top-up packs, as tollgate.record_stripe_topup takes it.
+type purchase struct {
+	Object           string // the invoice, or the Checkout Session without one
+	StripeCustomer   string // "" = none
+	TollgateCustomer string // the Stripe customer's metadata.tollgate_customer
+	ClientReference  string // the session's client_reference_id
+	Lines            []LineItem
+}
+
+// topupResult is what tollgate.record_stripe_topup did with a purchase.
+type topupResult struct {
+	purchase
+	Customer         string // "" = nobody is known for it yet
+	Matched, Granted int
+	Recorded         bool // this delivery recorded the purchase (another event of the same object may have)
+}
+
+// maxTopupLines and maxTopupQuantity are record_stripe_topup's bounds; lines beyond them are no pack anyone sells.
+const (
+	maxTopupLines    = 1000
+	maxTopupQuantity = 1_000_000
+)
+
+// topupPurchases are the paid objects among a re-fetched Checkout Session and invoice: a complete, paid
+// payment-mode session (keyed by its invoice when it has one, so the session's and the invoice's events grant
+// once), and a paid invoice.
+func topupPurchases(session *CheckoutSession, invoice *Invoice) []purchase {
+	var out []purchase
+	if cs := session; cs != nil && cs.Mode == "payment" && cs.Paid() && len(cs.Lines) > 0 {
+		p := purchase{Object: cs.ID, TollgateCustomer: cs.TollgateCustomer, Lines: topupLines(cs.Lines)}
+		if invoiceIDRE.MatchString(cs.Invoice) {
+			p.Object = cs.Invoice
+		}
+		if customerIDRE.MatchString(cs.Customer) {
+			p.StripeCustomer = cs.Customer
+		}
+		if validRef(cs.ClientReferenceID) {
+			p.ClientReference = cs.ClientReferenceID
+		}
+		if len(p.Object) <= 190 && len(p.Lines) > 0 {
+			out = append(out, p)
+		}
+	}
+	if inv := invoice; inv != nil && inv.Status == "paid" && len(inv.Lines) > 0 && invoiceIDRE.MatchString(inv.ID) {
+		p := purchase{Object: inv.ID, TollgateCustomer: inv.TollgateCustomer, Lines: topupLines(inv.Lines)}
+		if customerIDRE.MatchString(inv.Customer) {
+			p.StripeCustomer = inv.Customer
+		}
+		if len(p.Lines) > 0 {
+			out = append(out, p)
+		}
+	}
+	for i := range out {
+		if !validRef(out[i].TollgateCustomer) {
+			out[i].TollgateCustomer = ""
+		}
+	}
+	return out
+}
+
+// topupLines keeps the lines record_stripe_topup can take: a price id of at most 255 characters and a
+// quantity up to a million, at most 1000 of them.
+func topupLines(lines []LineItem) []LineItem {
+	var out []LineItem
+	for _, l := range lines {
+		if l.Price != "" && len(l.Price) <= 255 && l.Quantity >= 1 && l.Quantity <= maxTopupQuantity && len(out) < maxTopupLines {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// validRef reports whether s can be a customer key: 1 to 255 characters.
+func validRef(s string) bool { return s != "" && utf8.RuneCountInString(s) <= 255 }
+
+// noteTopup counts and logs what became of a purchase with top-up packs; one whose customer is unknown is
+// counted in tollgate_stripe_topups_unmapped_total and logged, and waits in tollgate.topup_purchases.
+func (s *Syncer) noteTopup(ev event, r topupResult) {
+	switch {
+	case r.Matched == 0:
+	case r.Customer == "":
+		if r.Recorded {
+			s.m.topupsUnmapped.With().Inc()
+		}
+		s.log.Warn("stripe top-up purchase belongs to no tollgate customer yet: it waits, and is granted once its Stripe customer is linked",
+			"event", ev.ID, "object", r.Object, "stripe_customer", r.StripeCustomer, "packs", r.Matched,
+			"hint", "link the Stripe customer with tollgate.set_customer (or metadata.tollgate_customer); without a Stripe customer, pass client_reference_id to Checkout")
+	case r.Granted > 0:
+		s.m.topupsGranted.With().Add(float64(r.Granted))
+		s.log.Info("stripe top-up packs granted", "event", ev.ID, "object", r.Object, "customer", r.Customer, "packs", r.Granted)
+	}
 }

@@ -130,12 +130,17 @@ type wireSubscriptionList struct {
 
 type wireCheckoutSession struct {
 	stripe.APIResource
-	ID                string     `json:"id"`
-	ClientReferenceID string     `json:"client_reference_id"`
-	Customer          expandable `json:"customer"`
-	Subscription      expandable `json:"subscription"`
-	Mode              string     `json:"mode"`
-	Status            string     `json:"status"`
+	ID                string            `json:"id"`
+	ClientReferenceID string            `json:"client_reference_id"`
+	Customer          expandable        `json:"customer"`
+	Subscription      expandable        `json:"subscription"`
+	Invoice           expandable        `json:"invoice"`
+	Mode              string            `json:"mode"`
+	Status            string            `json:"status"`
+	PaymentStatus     string            `json:"payment_status"`
+	URL               string            `json:"url"`
+	Metadata          map[string]string `json:"metadata"`
+	LineItems         *wireLineItems    `json:"line_items"`
 }
 
 // CheckoutSession is a Stripe Checkout Session as tollgate reads it.
@@ -143,8 +148,116 @@ type CheckoutSession struct {
 	ID                string
 	ClientReferenceID string
 	Customer          string // "" when the session created none (payment mode without a customer)
-	Subscription      string // "" unless mode=subscription
-	Status            string
+	// TollgateCustomer is the Stripe customer's metadata.tollgate_customer; "" when absent.
+	TollgateCustomer string
+	Subscription     string // "" unless mode=subscription
+	// Invoice is the invoice of a payment-mode session that created one (invoice_creation); "" when none.
+	Invoice       string
+	Mode          string // payment, subscription or setup
+	Status        string // open, complete or expired
+	PaymentStatus string // paid, unpaid or no_payment_required
+	// URL is where the customer pays (a session just created); "" once it is complete.
+	URL string
+	// Metadata is the session's own metadata (tollgate_click, tollgate_email, ... on sessions of upgrade links).
+	Metadata map[string]string
+	// Lines are its line items (every page).
+	Lines []LineItem
+}
+
+// Paid reports whether a completed payment-mode session was paid (or needed no payment).
+func (cs CheckoutSession) Paid() bool {
+	return cs.Status == "complete" && (cs.PaymentStatus == "paid" || cs.PaymentStatus == "no_payment_required")
+}
+
+// LineItem is a price bought, and how many: a line of a Checkout Session or an invoice.
+type LineItem struct {
+	Price    string
+	Quantity int64
+}
+
+// wireLineItem is a Checkout Session line item or an invoice line, in either shape: price.id (Checkout, and
+// invoices up to API 2025-03-31), or pricing.price_details.price (invoices since 2025-03-31.basil).
+type wireLineItem struct {
+	ID      string     `json:"id"`
+	Price   expandable `json:"price"`
+	Pricing *struct {
+		Type         string `json:"type"`
+		PriceDetails *struct {
+			Price expandable `json:"price"`
+		} `json:"price_details"`
+	} `json:"pricing"`
+	Quantity *int64 `json:"quantity"`
+}
+
+func (l wireLineItem) item() (LineItem, bool) {
+	price := l.Price.ID
+	if price == "" && l.Pricing != nil && l.Pricing.PriceDetails != nil {
+		price = l.Pricing.PriceDetails.Price.ID
+	}
+	if price == "" {
+		return LineItem{}, false // a line of no price (a one-off amount, a tax line)
+	}
+	q := int64(1) // a line without a quantity is one of its price
+	if l.Quantity != nil && *l.Quantity > 0 {
+		q = *l.Quantity
+	}
+	return LineItem{Price: price, Quantity: q}, true
+}
+
+type wireLineItems struct {
+	stripe.APIResource
+	Data    []wireLineItem `json:"data"`
+	HasMore bool           `json:"has_more"`
+}
+
+func (w *wireLineItems) items() []LineItem {
+	if w == nil {
+		return nil
+	}
+	var out []LineItem
+	for _, l := range w.Data {
+		if it, ok := l.item(); ok {
+			out = append(out, it)
+		}
+	}
+	return out
+}
+
+type wireInvoice struct {
+	stripe.APIResource
+	ID           string        `json:"id"`
+	Status       string        `json:"status"`
+	Customer     expandable    `json:"customer"`
+	Subscription expandable    `json:"subscription"`
+	Lines        wireLineItems `json:"lines"`
+	Parent       struct {
+		SubscriptionDetails struct {
+			Subscription expandable `json:"subscription"`
+		} `json:"subscription_details"`
+	} `json:"parent"`
+}
+
+// Invoice is a Stripe invoice as tollgate reads it: for top-up packs bought on it.
+type Invoice struct {
+	ID     string
+	Status string // draft, open, paid, uncollectible or void
+	// Customer is the Stripe customer id; TollgateCustomer its metadata.tollgate_customer ("" when absent).
+	Customer         string
+	TollgateCustomer string
+	// Subscription is the invoice's subscription, in either API shape; "" for an invoice of none.
+	Subscription string
+	// Lines are its lines (every page) that have a price.
+	Lines []LineItem
+}
+
+// PriceIDs and Quantities split lines for tollgate.record_stripe_topup.
+func PriceIDs(lines []LineItem) (prices []string, quantities []int64) {
+	prices, quantities = []string{}, []int64{}
+	for _, l := range lines {
+		prices = append(prices, l.Price)
+		quantities = append(quantities, l.Quantity)
+	}
+	return prices, quantities
 }
 
 func unixTime(s int64) time.Time {

@@ -19,7 +19,7 @@ import (
 //	        prompt (1 and 2 hours after it), and the 10th converted without one
 //	3 customers without events converted without a prompt
 //
-// and two subscriptions that give nobody a plan. Want is what tollgate.funnel gives for it.
+// and two subscriptions that give nobody a plan, and a top-up purchase waiting for its customer. Want is what tollgate.funnel gives for it.
 const SeedSQL = `
 SELECT tollgate.define_plan('free', true);
 SELECT tollgate.define_plan('pro', false, '{price_pro}', 10);
@@ -46,6 +46,8 @@ SELECT c, 'free', 'pro', 'conversion', now() - interval '2 hours'
   FROM unnest(ARRAY['export_10', 'walkin_1', 'walkin_2', 'walkin_3']) c;
 INSERT INTO tollgate.subscriptions (stripe_subscription, stripe_customer, status, price_ids)
 VALUES ('sub_orphan', 'cus_nobody', 'active', '{price_pro}'), ('sub_odd', 'cus_nobody', 'trialing', '{price_odd}');
+INSERT INTO tollgate.topup_purchases (stripe_object, stripe_customer, price_ids, quantities, received_at)
+VALUES ('in_waiting', 'cus_nobody', '{price_calls50}', '{2}', now() - interval '1 hour');
 `
 
 // Want is the funnel of SeedSQL over a range that holds the last day: hit_threshold, hit_limit, prompted,

@@ -71,9 +71,45 @@ type CheckoutSession struct {
 	Account           string // as Subscription.Account
 	ClientReferenceID string
 	Customer          string
-	Subscription      string
-	Mode              string // default "subscription"
-	Status            string // default "complete"
+	// CustomerEmail is customer_email: the address Checkout prefills when there is no customer.
+	CustomerEmail string
+	Subscription  string
+	// Invoice is the invoice of a payment-mode session that created one (invoice_creation).
+	Invoice       string
+	Mode          string // default "subscription"
+	Status        string // default "complete"
+	PaymentStatus string // default "paid" when complete, "unpaid" otherwise
+	// Lines are the session's line items (a price and its quantity each).
+	Lines []Line
+	// Metadata is the session's own metadata.
+	Metadata   map[string]string
+	SuccessURL string
+	CancelURL  string
+	// URL is where the customer pays; Fake sets it for the sessions it creates.
+	URL string
+	// IdempotencyKey is the Idempotency-Key of the request that created it ("" for PutCheckoutSession's).
+	IdempotencyKey string
+}
+
+// Line is a line item of a Checkout Session or an invoice.
+type Line struct {
+	Price    string
+	Quantity int64
+}
+
+// InvoiceRecord is an invoice held by Fake.
+type InvoiceRecord struct {
+	ID           string
+	Account      string // as Subscription.Account
+	Customer     string
+	Status       string // default "paid"
+	Subscription string // "" = an invoice of no subscription
+	Lines        []Line
+}
+
+// PortalSession is a Billing Portal session Fake created.
+type PortalSession struct {
+	ID, Customer, ReturnURL, URL string
 }
 
 // Request is one request Fake answered.
@@ -94,6 +130,10 @@ type Fake struct {
 	subs       map[string]*Subscription // by account/id
 	customers  map[string]*Customer
 	sessions   map[string]*CheckoutSession // by account/id
+	invoices   map[string]*InvoiceRecord   // by account/id
+	portals    []PortalSession
+	created    int               // sessions created, for their ids
+	idem       map[string]string // Idempotency-Key -> the id of the session it created
 	requests   []Request
 	failures   []failure
 	holds      []*hold
@@ -129,6 +169,8 @@ func StartFake() (f *Fake, stop func()) {
 		subs:       map[string]*Subscription{},
 		customers:  map[string]*Customer{},
 		sessions:   map[string]*CheckoutSession{},
+		invoices:   map[string]*InvoiceRecord{},
+		idem:       map[string]string{},
 	}
 	srv := httptest.NewServer(http.HandlerFunc(f.serve))
 	f.URL = srv.URL
@@ -227,7 +269,81 @@ func (f *Fake) PutCheckoutSession(s CheckoutSession) {
 	if s.Status == "" {
 		s.Status = "complete"
 	}
+	if s.PaymentStatus == "" {
+		s.PaymentStatus = map[bool]string{true: "paid", false: "unpaid"}[s.Status == "complete"]
+	}
+	s.Lines = append([]Line(nil), s.Lines...)
 	f.sessions[key(s.Account, s.ID)] = &s
+}
+
+// CheckoutSession returns a copy of a session (the platform's), and whether it exists.
+func (f *Fake) CheckoutSession(id string) (CheckoutSession, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	cs, ok := f.sessions[key("", id)]
+	if !ok {
+		return CheckoutSession{}, false
+	}
+	return *cs, true
+}
+
+// CreatedSessions returns the Checkout Sessions created through the API (POST /v1/checkout/sessions), oldest
+// first.
+func (f *Fake) CreatedSessions() []CheckoutSession {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []CheckoutSession
+	for i := 1; i <= f.created; i++ {
+		if cs, ok := f.sessions[key("", fmt.Sprintf("cs_test_fake%d", i))]; ok {
+			out = append(out, *cs)
+		}
+	}
+	return out
+}
+
+// CompleteCheckoutSession plays the customer paying a subscription-mode session created through the API: the
+// Stripe customer (customerID, created unless it exists, with the session's email) gets an active subscription
+// of the session's prices (with product), and the session is complete. It returns the session.
+func (f *Fake) CompleteCheckoutSession(id, customerID, subscriptionID, product string) CheckoutSession {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	cs := f.sessions[key("", id)]
+	if cs.Customer != "" {
+		customerID = cs.Customer
+	}
+	if _, ok := f.customers[customerID]; !ok {
+		f.customers[customerID] = &Customer{ID: customerID}
+	}
+	now := time.Now().Unix()
+	sub := &Subscription{ID: subscriptionID, Customer: customerID, Status: "active", Created: now, PeriodStart: now,
+		PeriodEnd: time.Unix(now, 0).AddDate(0, 1, 0).Unix()}
+	for _, l := range cs.Lines {
+		sub.Items = append(sub.Items, Item{Price: l.Price, Product: product})
+	}
+	f.subs[key("", subscriptionID)] = sub
+	cs.Customer, cs.Subscription, cs.Status, cs.PaymentStatus, cs.URL = customerID, subscriptionID, "complete", "paid", ""
+	return *cs
+}
+
+// PortalSessions returns the Billing Portal sessions created so far.
+func (f *Fake) PortalSessions() []PortalSession {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]PortalSession(nil), f.portals...)
+}
+
+// PutInvoice creates or replaces an invoice.
+func (f *Fake) PutInvoice(inv InvoiceRecord) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if inv.Status == "" {
+		inv.Status = "paid"
+	}
+	inv.Lines = append([]Line(nil), inv.Lines...)
+	if _, ok := f.customers[inv.Customer]; !ok && inv.Customer != "" {
+		f.customers[inv.Customer] = &Customer{ID: inv.Customer}
+	}
+	f.invoices[key(inv.Account, inv.ID)] = &inv
 }
 
 // Fail makes the next n requests whose path starts with path ("" = any) fail with status; a 429 carries
@@ -348,13 +464,34 @@ func (f *Fake) answer(r *http.Request) (int, any, map[string]string) {
 		}
 		return status, body, h
 	}
-	if r.Method != http.MethodGet {
-		return stripeError(http.StatusMethodNotAllowed, "invalid_request_error", "", "fake: GET only")
-	}
 	account := r.Header.Get("Stripe-Account")
+	if r.Method == http.MethodPost {
+		return f.post(r, account)
+	}
+	if r.Method != http.MethodGet {
+		return stripeError(http.StatusMethodNotAllowed, "invalid_request_error", "", "fake: GET and POST only")
+	}
 	q := r.URL.Query()
 	expand := q["expand[]"]
 	switch path := r.URL.Path; {
+	case strings.HasPrefix(path, "/v1/checkout/sessions/") && strings.HasSuffix(path, "/line_items"):
+		cs, ok := f.sessions[key(account, strings.TrimSuffix(strings.TrimPrefix(path, "/v1/checkout/sessions/"), "/line_items"))]
+		if !ok {
+			return stripeError(http.StatusNotFound, "invalid_request_error", "resource_missing", "No such checkout.session")
+		}
+		return f.linePage(cs.ID, path, cs.Lines, q, false)
+	case strings.HasPrefix(path, "/v1/invoices/") && strings.HasSuffix(path, "/lines"):
+		inv, ok := f.invoices[key(account, strings.TrimSuffix(strings.TrimPrefix(path, "/v1/invoices/"), "/lines"))]
+		if !ok {
+			return stripeError(http.StatusNotFound, "invalid_request_error", "resource_missing", "No such invoice")
+		}
+		return f.linePage(inv.ID, path, inv.Lines, q, true)
+	case strings.HasPrefix(path, "/v1/invoices/"):
+		inv, ok := f.invoices[key(account, strings.TrimPrefix(path, "/v1/invoices/"))]
+		if !ok {
+			return stripeError(http.StatusNotFound, "invalid_request_error", "resource_missing", "No such invoice")
+		}
+		return http.StatusOK, f.renderInvoice(inv, contains(expand, "customer")), nil
 	case path == "/v1/subscriptions":
 		return f.list(account, q)
 	case strings.HasPrefix(path, "/v1/subscriptions/"):
@@ -368,11 +505,7 @@ func (f *Fake) answer(r *http.Request) (int, any, map[string]string) {
 		if !ok {
 			return stripeError(http.StatusNotFound, "invalid_request_error", "resource_missing", "No such checkout.session")
 		}
-		return http.StatusOK, map[string]any{
-			"id": cs.ID, "object": "checkout.session", "client_reference_id": nullable(cs.ClientReferenceID),
-			"customer": nullable(cs.Customer), "subscription": nullable(cs.Subscription), "mode": cs.Mode,
-			"status": cs.Status,
-		}, nil
+		return http.StatusOK, f.renderSession(cs, contains(expand, "customer"), contains(expand, "line_items")), nil
 	}
 	return stripeError(http.StatusNotFound, "invalid_request_error", "", "Unrecognized request URL")
 }
@@ -478,6 +611,188 @@ func (f *Fake) render(s *Subscription, expandCustomer bool) map[string]any {
 		out["current_period_start"], out["current_period_end"] = s.PeriodStart, s.PeriodEnd
 	}
 	return out
+}
+
+// embeddedLines is how many lines Stripe embeds in an object before has_more.
+const embeddedLines = 10
+
+func (f *Fake) customerObject(id string) any {
+	if id == "" {
+		return nil
+	}
+	c := f.customers[id]
+	if c != nil && c.Deleted {
+		return map[string]any{"id": id, "object": "customer", "deleted": true}
+	}
+	md := map[string]string{}
+	var pm any
+	if c != nil {
+		for k, v := range c.Metadata {
+			md[k] = v
+		}
+		pm = nullable(c.DefaultPaymentMethod)
+	}
+	return map[string]any{"id": id, "object": "customer", "metadata": md,
+		"default_source": nil, "invoice_settings": map[string]any{"default_payment_method": pm}}
+}
+
+// renderLine gives a line item: a Checkout Session's (price object) or an invoice's in the fake's shape (price
+// object on 2023-10-16, pricing.price_details.price on the newest).
+func (f *Fake) renderLine(owner string, i int, l Line, invoice bool) map[string]any {
+	id := fmt.Sprintf("li_%s_%d", strings.TrimPrefix(strings.TrimPrefix(owner, "cs_"), "in_"), i)
+	out := map[string]any{"id": id, "quantity": l.Quantity}
+	if invoice {
+		out["object"] = "line_item"
+		if f.apiVersion != APIVersion2023 {
+			out["pricing"] = map[string]any{"type": "price_details", "price_details": map[string]any{"price": l.Price, "product": "prod_x"}}
+			return out
+		}
+	} else {
+		out["object"] = "item"
+	}
+	out["price"] = map[string]any{"id": l.Price, "object": "price"}
+	return out
+}
+
+func (f *Fake) lineList(owner, url string, lines []Line, invoice bool) map[string]any {
+	data := []any{}
+	for i, l := range lines {
+		if i == embeddedLines {
+			break
+		}
+		data = append(data, f.renderLine(owner, i, l, invoice))
+	}
+	return map[string]any{"object": "list", "url": url, "has_more": len(lines) > embeddedLines, "data": data}
+}
+
+func (f *Fake) linePage(owner, url string, lines []Line, q map[string][]string, invoice bool) (int, any, map[string]string) {
+	limit, start := 10, 0
+	if v := q["limit"]; len(v) > 0 {
+		limit, _ = strconv.Atoi(v[0])
+	}
+	if v := q["starting_after"]; len(v) > 0 {
+		start = -1
+		for i := range lines {
+			if f.renderLine(owner, i, lines[i], invoice)["id"] == v[0] {
+				start = i + 1
+			}
+		}
+		if start < 0 {
+			return stripeError(http.StatusBadRequest, "invalid_request_error", "resource_missing", "No such line: starting_after")
+		}
+	}
+	end := min(start+max(limit, 1), len(lines))
+	data := []any{}
+	for i := start; i < end; i++ {
+		data = append(data, f.renderLine(owner, i, lines[i], invoice))
+	}
+	return http.StatusOK, map[string]any{"object": "list", "url": url, "has_more": end < len(lines), "data": data}, nil
+}
+
+func (f *Fake) renderSession(cs *CheckoutSession, expandCustomer, expandLines bool) map[string]any {
+	var customer any = nullable(cs.Customer)
+	if expandCustomer {
+		customer = f.customerObject(cs.Customer)
+	}
+	md := map[string]string{}
+	for k, v := range cs.Metadata {
+		md[k] = v
+	}
+	out := map[string]any{
+		"id": cs.ID, "object": "checkout.session", "client_reference_id": nullable(cs.ClientReferenceID),
+		"customer": customer, "customer_email": nullable(cs.CustomerEmail), "subscription": nullable(cs.Subscription),
+		"invoice": nullable(cs.Invoice), "mode": cs.Mode, "status": cs.Status, "payment_status": cs.PaymentStatus,
+		"metadata": md, "url": nullable(cs.URL), "success_url": nullable(cs.SuccessURL), "cancel_url": nullable(cs.CancelURL),
+	}
+	if expandLines {
+		out["line_items"] = f.lineList(cs.ID, "/v1/checkout/sessions/"+cs.ID+"/line_items", cs.Lines, false)
+	}
+	return out
+}
+
+// renderInvoice gives an invoice in the fake's shape: invoice.subscription on 2023-10-16,
+// invoice.parent.subscription_details.subscription on the newest.
+func (f *Fake) renderInvoice(inv *InvoiceRecord, expandCustomer bool) map[string]any {
+	var customer any = nullable(inv.Customer)
+	if expandCustomer {
+		customer = f.customerObject(inv.Customer)
+	}
+	out := map[string]any{"id": inv.ID, "object": "invoice", "customer": customer, "status": inv.Status,
+		"lines": f.lineList(inv.ID, "/v1/invoices/"+inv.ID+"/lines", inv.Lines, true)}
+	if f.apiVersion == APIVersion2023 {
+		out["subscription"] = nullable(inv.Subscription)
+	} else if inv.Subscription != "" {
+		out["parent"] = map[string]any{"type": "subscription_details",
+			"subscription_details": map[string]any{"subscription": inv.Subscription}}
+	} else {
+		out["parent"] = nil
+	}
+	return out
+}
+
+// post answers the requests that create: Checkout Sessions and Billing Portal sessions.
+func (f *Fake) post(r *http.Request, account string) (int, any, map[string]string) {
+	if err := r.ParseForm(); err != nil {
+		return stripeError(http.StatusBadRequest, "invalid_request_error", "", "fake: bad form")
+	}
+	form := r.PostForm
+	switch r.URL.Path {
+	case "/v1/checkout/sessions":
+		idem := r.Header.Get("Idempotency-Key")
+		if id, ok := f.idem[idem]; ok && idem != "" {
+			return http.StatusOK, f.renderSession(f.sessions[key(account, id)], false, false), nil
+		}
+		mode := form.Get("mode")
+		if mode != "subscription" && mode != "payment" {
+			return stripeError(http.StatusBadRequest, "invalid_request_error", "parameter_invalid_empty", "Missing required param: mode.")
+		}
+		if form.Get("success_url") == "" {
+			return stripeError(http.StatusBadRequest, "invalid_request_error", "parameter_missing", "Missing required param: success_url.")
+		}
+		if form.Get("customer") != "" && form.Get("customer_email") != "" {
+			return stripeError(http.StatusBadRequest, "invalid_request_error", "", "You may only specify one of these parameters: customer, customer_email.")
+		}
+		f.created++
+		cs := &CheckoutSession{
+			ID: fmt.Sprintf("cs_test_fake%d", f.created), Account: account, Mode: mode, Status: "open", PaymentStatus: "unpaid",
+			ClientReferenceID: form.Get("client_reference_id"), Customer: form.Get("customer"),
+			CustomerEmail: form.Get("customer_email"), SuccessURL: form.Get("success_url"), CancelURL: form.Get("cancel_url"),
+			Metadata: map[string]string{}, IdempotencyKey: idem,
+		}
+		for i := 0; ; i++ {
+			price := form.Get(fmt.Sprintf("line_items[%d][price]", i))
+			if price == "" {
+				break
+			}
+			qty, _ := strconv.ParseInt(form.Get(fmt.Sprintf("line_items[%d][quantity]", i)), 10, 64)
+			cs.Lines = append(cs.Lines, Line{Price: price, Quantity: qty})
+		}
+		if len(cs.Lines) == 0 {
+			return stripeError(http.StatusBadRequest, "invalid_request_error", "", "fake: line_items are required")
+		}
+		for k, v := range form {
+			if name, ok := strings.CutPrefix(k, "metadata["); ok && strings.HasSuffix(name, "]") && len(v) > 0 {
+				cs.Metadata[strings.TrimSuffix(name, "]")] = v[0]
+			}
+		}
+		cs.URL = f.URL + "/pay/" + cs.ID
+		f.sessions[key(account, cs.ID)] = cs
+		if idem != "" {
+			f.idem[idem] = cs.ID
+		}
+		return http.StatusOK, f.renderSession(cs, false, false), nil
+	case "/v1/billing_portal/sessions":
+		customer := form.Get("customer")
+		if _, ok := f.customers[customer]; !ok {
+			return stripeError(http.StatusBadRequest, "invalid_request_error", "resource_missing", "No such customer: "+customer)
+		}
+		ps := PortalSession{ID: fmt.Sprintf("bps_fake%d", len(f.portals)+1), Customer: customer, ReturnURL: form.Get("return_url")}
+		ps.URL = f.URL + "/portal/" + ps.ID
+		f.portals = append(f.portals, ps)
+		return http.StatusOK, map[string]any{"id": ps.ID, "object": "billing_portal.session", "customer": customer,
+			"return_url": nullable(ps.ReturnURL), "url": ps.URL}, nil
+	}
+	return stripeError(http.StatusNotFound, "invalid_request_error", "", "Unrecognized request URL")
 }
 
 // Invoice is the data.object of an invoice event naming subscription, in the shape of version: 2023-10-16 has
