@@ -29,7 +29,8 @@ On sidecar.metrics_listen ("127.0.0.1:8081", this host only):
   GET  /metrics          Prometheus metrics
   GET  /readyz           the database is reachable, migrated to this version, and every component is ready
   GET  /healthz
-and reconciles every Stripe subscription at start and every stripe.reconcile_interval.
+and reconciles every Stripe subscription at start and every stripe.reconcile_interval, sends upgrade prompts
+from the outbox, and prunes the idempotency keys of consume and require hourly.
 
   --config FILE          tollgate.yaml (stripe:, sidecar:, email: sections)
   --listen ADDR          host:port of the webhook; default: sidecar.listen of the file (":8080")

@@ -98,7 +98,7 @@ func TestServeCommand(t *testing.T) {
 		require.NoError(t, json.NewDecoder(resp.Body).Decode(&ready))
 		return resp.StatusCode == http.StatusOK
 	}, 10*time.Second, 10*time.Millisecond, "%v", ready)
-	require.Equal(t, map[string]string{"database": "ok", "mailer": "ok", "stripe-reconcile": "ok", "stripe-resume": "ok"}, ready.Checks)
+	require.Equal(t, map[string]string{"database": "ok", "idempotency-prune": "ok", "mailer": "ok", "stripe-reconcile": "ok", "stripe-resume": "ok"}, ready.Checks)
 
 	// /metrics and /readyz: on the metrics listener only, and only with the token
 	for url, want := range map[string]int{base + "/metrics": http.StatusNotFound, base + "/readyz": http.StatusNotFound,
