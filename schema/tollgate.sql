@@ -39,6 +39,18 @@ CREATE TYPE tollgate.verdict AS (
 COMMENT ON TYPE tollgate.verdict IS 'The answer of consume, check, require, refund and usage: whether the call is allowed, the customer''s plan, usage in the current window, the quota (NULL = unlimited), what remains of it (NULL = unlimited), when the window resets (NULL = never), when blocked or over quota the message to show, and the granted units left on top of the quota (grants and top-up packs).';
 
 --
+-- Name: _assign_variant(text, text, text); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate._assign_variant(p_customer text, p_feature text, p_variant text) RETURNS void
+    LANGUAGE sql
+    AS $$
+  INSERT INTO tollgate.variant_assignments AS a (customer, feature, variant) VALUES (p_customer, p_feature, p_variant)
+  ON CONFLICT ON CONSTRAINT variant_assignments_pkey DO UPDATE SET variant = EXCLUDED.variant, assigned_at = now()
+   WHERE a.variant IS DISTINCT FROM EXCLUDED.variant
+$$;
+
+--
 -- Name: _attribution_window(); Type: FUNCTION; Schema: tollgate; Owner: -
 --
 
@@ -47,6 +59,16 @@ CREATE FUNCTION tollgate._attribution_window() RETURNS interval
     AS $$
   SELECT coalesce((SELECT s.value::interval FROM tollgate.settings s WHERE s.key = 'attribution_window'),
                   interval '30 days')
+$$;
+
+--
+-- Name: _b64url(bytea); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate._b64url(p bytea) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    AS $$
+  SELECT pg_catalog.translate(pg_catalog.encode(p, 'base64'), E'+/=\n', '-_')
 $$;
 
 --
@@ -309,6 +331,24 @@ END
 $$;
 
 --
+-- Name: _check_experiment(text, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate._check_experiment(p_feature text, p_since timestamp with time zone, p_until timestamp with time zone) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    AS $$
+BEGIN
+  PERFORM tollgate._check_text('feature', p_feature, 63);
+  IF p_since IS NULL OR p_until IS NULL OR p_since > p_until OR NOT pg_catalog.isfinite(p_since)
+     OR NOT pg_catalog.isfinite(p_until) THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422',
+      MESSAGE = 'since and until must be finite times with since <= until',
+      HINT = 'For the last 30 days: tollgate.experiment_results(''api_calls'', now() - interval ''30 days'', now()).';
+  END IF;
+END
+$$;
+
+--
 -- Name: _check_room(bigint, bigint); Type: FUNCTION; Schema: tollgate; Owner: -
 --
 
@@ -398,6 +438,86 @@ BEGIN
                                        ELSE pg_catalog.length(p_value) || ' characters' END);
   END IF;
 END
+$$;
+
+--
+-- Name: link_clicks; Type: TABLE; Schema: tollgate; Owner: -
+--
+
+CREATE TABLE tollgate.link_clicks (
+    id bigint NOT NULL,
+    token text NOT NULL,
+    minute timestamp with time zone NOT NULL,
+    customer text NOT NULL,
+    feature text NOT NULL,
+    event_id bigint,
+    email_id bigint,
+    variant text,
+    target text,
+    checkout_session text,
+    completed_at timestamp with time zone,
+    clicked_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT link_clicks_target_check CHECK ((target = ANY (ARRAY['checkout'::text, 'portal'::text, 'fallback'::text])))
+);
+
+--
+-- Name: TABLE link_clicks; Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON TABLE tollgate.link_clicks IS 'Clicks of signed upgrade links, once per link and minute, and where each led.';
+
+--
+-- Name: COLUMN link_clicks.token; Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON COLUMN tollgate.link_clicks.token IS 'The link''s signature (hex): one link''s clicks share it.';
+
+--
+-- Name: COLUMN link_clicks.minute; Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON COLUMN tollgate.link_clicks.minute IS 'The minute of the click: a link counts one click per minute.';
+
+--
+-- Name: COLUMN link_clicks.event_id; Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON COLUMN tollgate.link_clicks.event_id IS 'The limit_reached event the link came from (the 402''s, or the email''s).';
+
+--
+-- Name: COLUMN link_clicks.email_id; Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON COLUMN tollgate.link_clicks.email_id IS 'The email the link was in; NULL for a 402''s link.';
+
+--
+-- Name: COLUMN link_clicks.target; Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON COLUMN tollgate.link_clicks.target IS 'checkout: a Checkout Session was created; portal: the Billing Portal (a paying customer); fallback: the static upgrade_url.';
+
+--
+-- Name: COLUMN link_clicks.checkout_session; Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON COLUMN tollgate.link_clicks.checkout_session IS 'Stripe Checkout Session.id (cs_...) created for the click.';
+
+--
+-- Name: COLUMN link_clicks.completed_at; Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON COLUMN tollgate.link_clicks.completed_at IS 'When the sidecar saw that Checkout Session completed.';
+
+--
+-- Name: _click_prompted_at(tollgate.link_clicks); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate._click_prompted_at(k tollgate.link_clicks) RETURNS timestamp with time zone
+    LANGUAGE sql STABLE
+    AS $$
+  SELECT coalesce((SELECT m.sent_at FROM tollgate.emails m WHERE m.id = k.email_id AND m.status = 'sent'),
+                  (SELECT e.created_at FROM tollgate.events e WHERE e.id = k.event_id),
+                  k.clicked_at)
 $$;
 
 --
@@ -648,6 +768,8 @@ DECLARE
   v_event bigint;
   v_feature text;
   v_prompted timestamptz;
+  v_click tollgate.link_clicks;
+  v_variant text;
 BEGIN
   SELECT p.plan INTO v_default FROM tollgate.plans p WHERE p.is_default;
   v_default := coalesce(v_default, 'default');
@@ -667,20 +789,38 @@ BEGIN
 
   v_kind := CASE WHEN NOT v_from_paid THEN 'conversion' WHEN NOT v_to_paid THEN 'churn' ELSE 'change' END;
   IF v_kind = 'conversion' THEN
-    SELECT m.id, m.event_id, m.feature, m.sent_at
-      INTO v_email, v_event, v_feature, v_prompted
-      FROM tollgate.emails m
-      JOIN tollgate.events e ON e.id = m.event_id
-     WHERE m.customer = NEW.customer
-       AND m.status = 'sent'
-       AND m.sent_at >= now() - tollgate._attribution_window()
-       AND m.sent_at <= now()
-       AND e.plan = v_from
-     ORDER BY m.sent_at DESC, m.id DESC
+    SELECT k.* INTO v_click
+      FROM tollgate.link_clicks k
+     WHERE k.customer = NEW.customer
+       AND k.completed_at IS NOT NULL
+       AND k.clicked_at >= now() - tollgate._attribution_window()
+       AND k.clicked_at <= now()
+       AND NOT EXISTS (SELECT FROM tollgate.plan_changes p WHERE p.click_id = k.id)
+     ORDER BY k.completed_at DESC, k.id DESC
      LIMIT 1;
+    IF v_click.id IS NOT NULL THEN
+      v_email := v_click.email_id;
+      v_event := v_click.event_id;
+      v_feature := v_click.feature;
+      v_prompted := tollgate._click_prompted_at(v_click);
+      v_variant := v_click.variant;
+    ELSE
+      SELECT m.id, m.event_id, m.feature, m.sent_at, m.variant
+        INTO v_email, v_event, v_feature, v_prompted, v_variant
+        FROM tollgate.emails m
+        JOIN tollgate.events e ON e.id = m.event_id
+       WHERE m.customer = NEW.customer
+         AND m.status = 'sent'
+         AND m.sent_at >= now() - tollgate._attribution_window()
+         AND m.sent_at <= now()
+         AND e.plan = v_from
+       ORDER BY m.sent_at DESC, m.id DESC
+       LIMIT 1;
+    END IF;
   END IF;
-  INSERT INTO tollgate.plan_changes (customer, from_plan, to_plan, kind, email_id, event_id, feature, prompted_at)
-  VALUES (NEW.customer, v_from, v_to, v_kind, v_email, v_event, v_feature, v_prompted);
+  INSERT INTO tollgate.plan_changes
+    (customer, from_plan, to_plan, kind, email_id, event_id, feature, prompted_at, click_id, variant)
+  VALUES (NEW.customer, v_from, v_to, v_kind, v_email, v_event, v_feature, v_prompted, v_click.id, v_variant);
   RETURN NULL;
 END
 $$;
@@ -694,14 +834,21 @@ CREATE FUNCTION tollgate._emit(p_kind text, p_customer text, p_feature text, p_p
     AS $$
 DECLARE
   v_id bigint;
+  v_variant text;
 BEGIN
+  IF p_kind = 'limit_reached' THEN
+    v_variant := tollgate._variant(p_customer, p_feature); -- NULL: the feature has no prompt experiment
+  END IF;
   INSERT INTO tollgate.events AS e
-    (kind, customer, feature, plan, used, quota, threshold, period_start, period_end, created_at)
+    (kind, customer, feature, plan, used, quota, threshold, period_start, period_end, created_at, variant)
   VALUES
-    (p_kind, p_customer, p_feature, p_plan, p_used, p_quota, p_threshold, p_period_start, p_period_end, p_at)
+    (p_kind, p_customer, p_feature, p_plan, p_used, p_quota, p_threshold, p_period_start, p_period_end, p_at, v_variant)
   ON CONFLICT (customer, feature, period_start, kind, threshold) DO NOTHING
   RETURNING e.id INTO v_id;
   IF v_id IS NOT NULL THEN
+    IF v_variant IS NOT NULL THEN
+      PERFORM tollgate._assign_variant(p_customer, p_feature, v_variant);
+    END IF;
     PERFORM pg_catalog.pg_notify('tollgate_events', v_id::text);
   END IF;
 END
@@ -716,6 +863,48 @@ CREATE FUNCTION tollgate._entitlements_changed(p_customer text) RETURNS void
     AS $$
   INSERT INTO tollgate.customers AS c (customer) VALUES (p_customer)
   ON CONFLICT (customer) DO UPDATE SET plan_epoch = c.plan_epoch + 1
+$$;
+
+--
+-- Name: _erfc(double precision); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate._erfc(x double precision) RETURNS double precision
+    LANGUAGE sql IMMUTABLE
+    AS $$
+  SELECT CASE WHEN x >= 0 THEN r ELSE 2 - r END
+    FROM (SELECT t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418
+                 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587
+                 + t * (-0.82215223 + t * 0.17087277))))))))) AS r
+            FROM (SELECT abs(x) AS z, 1 / (1 + 0.5 * abs(x)) AS t) a) b
+$$;
+
+--
+-- Name: _experiment_cohort(text, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate._experiment_cohort(p_feature text, p_since timestamp with time zone, p_until timestamp with time zone) RETURNS TABLE(customer text, variant text, first_at timestamp with time zone, prompted boolean, clicked boolean, converted_at timestamp with time zone)
+    LANGUAGE sql STABLE
+    AS $$
+  WITH c AS (
+    SELECT e.customer, (pg_catalog.array_agg(e.variant ORDER BY e.created_at, e.id))[1] AS variant,
+           min(e.created_at) AS first_at, pg_catalog.array_agg(e.id) AS events
+      FROM tollgate.events e
+     WHERE e.feature = p_feature AND e.kind = 'limit_reached' AND e.created_at >= p_since AND e.created_at < p_until
+       AND e.variant IS NOT NULL AND e.plan = (SELECT p.plan FROM tollgate.plans p WHERE p.is_default)
+     GROUP BY e.customer
+  ), x AS (
+    SELECT c.customer, c.variant, c.first_at,
+           EXISTS (SELECT FROM tollgate.emails m
+                    WHERE m.customer = c.customer AND m.status = 'sent' AND m.sent_at >= c.first_at
+                      AND m.event_id = ANY (c.events)) AS emailed,
+           EXISTS (SELECT FROM tollgate.link_clicks k
+                    WHERE k.customer = c.customer AND k.feature = p_feature AND k.clicked_at >= c.first_at) AS clicked,
+           (SELECT min(pc.changed_at) FROM tollgate.plan_changes pc
+             WHERE pc.customer = c.customer AND pc.kind = 'conversion' AND pc.changed_at >= c.first_at) AS converted_at
+      FROM c
+  )
+  SELECT x.customer, x.variant, x.first_at, x.emailed OR x.clicked, x.clicked, x.converted_at FROM x
 $$;
 
 --
@@ -834,13 +1023,53 @@ END
 $$;
 
 --
--- Name: _message(text, text, bigint, bigint); Type: FUNCTION; Schema: tollgate; Owner: -
+-- Name: link_keys; Type: TABLE; Schema: tollgate; Owner: -
 --
 
-CREATE FUNCTION tollgate._message(p_feature text, p_plan text, p_used bigint, p_quota bigint) RETURNS text
+CREATE TABLE tollgate.link_keys (
+    singleton boolean DEFAULT true NOT NULL,
+    inner_pad bytea NOT NULL,
+    outer_pad bytea NOT NULL,
+    base_url text NOT NULL,
+    ttl interval NOT NULL,
+    set_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT link_keys_inner_pad_check CHECK ((length(inner_pad) = 64)),
+    CONSTRAINT link_keys_outer_pad_check CHECK ((length(outer_pad) = 64)),
+    CONSTRAINT link_keys_singleton_check CHECK (singleton)
+);
+
+--
+-- Name: TABLE link_keys; Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON TABLE tollgate.link_keys IS 'The key upgrade links are signed with (as HMAC-SHA256 pads), the sidecar''s public URL and the links'' lifetime; written by the sidecar at start-up. No row: upgrade links are off.';
+
+--
+-- Name: _link_token(tollgate.link_keys, text, text, bigint, bigint, text, timestamp with time zone); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate._link_token(k tollgate.link_keys, p_customer text, p_feature text, p_event bigint, p_email bigint, p_variant text, p_expires timestamp with time zone) RETURNS text
     LANGUAGE sql STABLE
     AS $$
-  SELECT coalesce((SELECT f.message FROM tollgate.features f WHERE f.feature = p_feature),
+  SELECT tollgate._b64url(m.payload) || '.'
+         || tollgate._b64url(pg_catalog.sha256(k.outer_pad || pg_catalog.sha256(k.inner_pad || m.payload)))
+    FROM (SELECT pg_catalog.convert_to(
+                   '1|' || pg_catalog.floor(EXTRACT(epoch FROM p_expires))::bigint
+                   || '|' || coalesce(p_event::text, '') || '|' || coalesce(p_email::text, '')
+                   || '|' || coalesce(p_variant, '') || '|' || p_feature || '|' || p_customer, 'UTF8') AS payload) m
+$$;
+
+--
+-- Name: _message(text, text, bigint, bigint, text); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate._message(p_feature text, p_plan text, p_used bigint, p_quota bigint, p_customer text) RETURNS text
+    LANGUAGE sql STABLE
+    AS $$
+  SELECT coalesce((SELECT v.message FROM tollgate.prompt_variants v
+                    WHERE v.feature = p_feature AND v.message IS NOT NULL
+                      AND v.variant = tollgate._variant(p_customer, p_feature)),
+                  (SELECT f.message FROM tollgate.features f WHERE f.feature = p_feature),
                   format('You have used %s of %s %s on the %s plan. Upgrade to continue.',
                          p_used, p_quota, p_feature, p_plan))
 $$;
@@ -1258,6 +1487,20 @@ CREATE FUNCTION tollgate._total(r tollgate.usage) RETURNS bigint
 $$;
 
 --
+-- Name: _two_proportion_p(bigint, bigint, bigint, bigint); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate._two_proportion_p(x1 bigint, n1 bigint, x2 bigint, n2 bigint) RETURNS double precision
+    LANGUAGE sql IMMUTABLE
+    AS $$
+  SELECT CASE WHEN n1 = 0 OR n2 = 0 THEN NULL
+              WHEN pooled IN (0, 1) THEN 1
+              ELSE tollgate._erfc(abs(x1::double precision / n1 - x2::double precision / n2)
+                                  / sqrt(pooled * (1 - pooled) * (1.0 / n1 + 1.0 / n2)) / sqrt(2::double precision)) END
+    FROM (SELECT (x1 + x2)::double precision / nullif(n1 + n2, 0) AS pooled) c
+$$;
+
+--
 -- Name: _unspend_grants(text, text, bigint, timestamp with time zone); Type: FUNCTION; Schema: tollgate; Owner: -
 --
 
@@ -1360,6 +1603,49 @@ END
 $$;
 
 --
+-- Name: _variant(text, text); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate._variant(p_customer text, p_feature text) RETURNS text
+    LANGUAGE sql STABLE
+    AS $$
+  SELECT CASE WHEN EXISTS (SELECT FROM tollgate.prompt_variants v WHERE v.feature = p_feature AND v.weight > 0) THEN
+           coalesce((SELECT a.variant
+                       FROM tollgate.variant_assignments a
+                       JOIN tollgate.prompt_variants v ON v.feature = a.feature AND v.variant = a.variant
+                      WHERE a.customer = p_customer AND a.feature = p_feature),
+                    tollgate._variant_pick(p_customer, p_feature))
+         END
+$$;
+
+--
+-- Name: _variant_bucket(text, text); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate._variant_bucket(p_customer text, p_feature text) RETURNS bigint
+    LANGUAGE sql IMMUTABLE
+    AS $$
+  SELECT ('x' || pg_catalog.left(pg_catalog.encode(
+            pg_catalog.sha256(pg_catalog.convert_to(p_feature || E'\n' || p_customer, 'UTF8')), 'hex'), 15))::bit(60)::bigint
+$$;
+
+--
+-- Name: _variant_pick(text, text); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate._variant_pick(p_customer text, p_feature text) RETURNS text
+    LANGUAGE sql STABLE
+    AS $$
+  SELECT w.variant
+    FROM (SELECT v.variant, sum(v.weight) OVER (ORDER BY v.variant) AS upto, sum(v.weight) OVER () AS total
+            FROM tollgate.prompt_variants v
+           WHERE v.feature = p_feature AND v.weight > 0) w
+   WHERE tollgate._variant_bucket(p_customer, p_feature) % w.total < w.upto
+   ORDER BY w.upto
+   LIMIT 1
+$$;
+
+--
 -- Name: _verdict(boolean, text, text, text, bigint, bigint, timestamp with time zone, bigint); Type: FUNCTION; Schema: tollgate; Owner: -
 --
 
@@ -1370,8 +1656,22 @@ CREATE FUNCTION tollgate._verdict(p_allowed boolean, p_customer text, p_feature 
              CASE WHEN p_quota IS NOT NULL THEN greatest(p_quota - p_used, 0) END,
              CASE WHEN pg_catalog.isfinite(p_end) THEN p_end END,
              CASE WHEN NOT p_allowed OR (p_used > p_quota AND coalesce(p_granted, 0) = 0)
-                  THEN tollgate._message(p_feature, p_plan, p_used, p_quota) END,
+                  THEN tollgate._message(p_feature, p_plan, p_used, p_quota, p_customer) END,
              CASE WHEN p_quota IS NOT NULL THEN coalesce(p_granted, 0) END)::tollgate.verdict
+$$;
+
+--
+-- Name: _wilson(bigint, bigint, boolean); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate._wilson(x bigint, n bigint, p_high boolean) RETURNS double precision
+    LANGUAGE sql IMMUTABLE
+    AS $$
+  SELECT CASE WHEN n > 0 THEN
+           (p + zz / (2 * n) + CASE WHEN p_high THEN 1 ELSE -1 END * z * sqrt(p * (1 - p) / n + zz / (4.0 * n * n)))
+           / (1 + zz / n) END
+    FROM (SELECT x::double precision / nullif(n, 0) AS p, 1.959963984540054::double precision AS z,
+                 1.959963984540054::double precision ^ 2 AS zz) c
 $$;
 
 --
@@ -1514,6 +1814,52 @@ $_$;
 --
 
 COMMENT ON FUNCTION tollgate.clear_override(customer text, feature text) IS 'Removes customer''s override of feature (tollgate_admin): the plan''s quota applies again from the next call. Returns false when there was none. Errors: TG404 unknown feature, TG422 invalid argument.';
+
+--
+-- Name: configure_upgrade_links(text, text, interval); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate.configure_upgrade_links(key text, base_url text, ttl interval) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'tollgate', 'pg_temp'
+    AS $_$
+DECLARE
+  v_key bytea;
+  v_inner bytea;
+  v_outer bytea;
+  v_url text := pg_catalog.rtrim($2, '/');
+BEGIN
+  IF $1 IS NULL OR $1 !~ '^[0-9a-f]{64}$' THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'key must be 32 bytes as 64 lower-case hex digits',
+      HINT = 'The sidecar derives it from TOLLGATE_LINK_SECRET.';
+  END IF;
+  IF $2 IS NULL OR pg_catalog.length($2) > 1000 OR $2 !~ '^https?://[^\s/?#]+(/[^\s?#]*)?$' THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422',
+      MESSAGE = 'base_url must be an absolute http(s) URL of at most 1000 characters, without query or fragment';
+  END IF;
+  IF $3 IS NULL OR $3 < interval '1 minute' OR $3 > interval '366 days' THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'ttl must be from 1 minute to 366 days';
+  END IF;
+  -- HMAC-SHA256's pads: the key, zero-padded to sha256's 64-byte block, XOR 0x36 and XOR 0x5c
+  v_key := pg_catalog.decode($1 || pg_catalog.repeat('00', 32), 'hex');
+  v_inner := v_key;
+  v_outer := v_key;
+  FOR i IN 0..63 LOOP
+    v_inner := pg_catalog.set_byte(v_inner, i, pg_catalog.get_byte(v_key, i) # 54);
+    v_outer := pg_catalog.set_byte(v_outer, i, pg_catalog.get_byte(v_key, i) # 92);
+  END LOOP;
+  INSERT INTO tollgate.link_keys AS k (inner_pad, outer_pad, base_url, ttl) VALUES (v_inner, v_outer, v_url, $3)
+  ON CONFLICT ON CONSTRAINT link_keys_pkey DO UPDATE
+    SET inner_pad = EXCLUDED.inner_pad, outer_pad = EXCLUDED.outer_pad, base_url = EXCLUDED.base_url,
+        ttl = EXCLUDED.ttl, set_at = now();
+END
+$_$;
+
+--
+-- Name: FUNCTION configure_upgrade_links(key text, base_url text, ttl interval); Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON FUNCTION tollgate.configure_upgrade_links(key text, base_url text, ttl interval) IS 'Sidecar, at start-up: turns upgrade links on. key: the 32-byte link key (hex) the sidecar derives from TOLLGATE_LINK_SECRET; base_url: the sidecar''s public URL (links are base_url/upgrade/<token>); ttl: how long a link minted from now on is valid. Nobody but the owner can read them back. Errors: TG422 invalid argument.';
 
 --
 -- Name: consume(text, text, bigint); Type: FUNCTION; Schema: tollgate; Owner: -
@@ -1807,6 +2153,43 @@ $_$;
 COMMENT ON FUNCTION tollgate.define_topup(topup text, stripe_price text, feature text, amount bigint, expires interval) IS 'Creates or updates a top-up pack (owner only): a payment for stripe_price grants amount of feature, expiring after expires (NULL = never). Errors: TG404 unknown feature, TG422 invalid argument.';
 
 --
+-- Name: define_variant(text, text, integer, text, text); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate.define_variant(feature text, variant text, weight integer, message text DEFAULT NULL::text, email text DEFAULT NULL::text) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'tollgate', 'pg_temp'
+    AS $_$
+BEGIN
+  PERFORM tollgate._check_text('feature', $1, 63);
+  IF NOT EXISTS (SELECT FROM tollgate.features f WHERE f.feature = $1) THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG404', MESSAGE = pg_catalog.format('unknown feature %L', $1);
+  END IF;
+  IF $2 IS NULL OR $2 !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'variant must be a name of lower-case letters, digits and _, starting with a letter (at most 63)';
+  END IF;
+  IF $3 IS NULL OR $3 < 0 OR $3 > 1000000 THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'weight must be a whole number from 0 to 1000000';
+  END IF;
+  IF pg_catalog.length($4) > 10000 THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'message must be at most 10000 characters long';
+  END IF;
+  IF $5 !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'email must be an email template name (lower-case letters, digits and _), or NULL for the feature''s';
+  END IF;
+  INSERT INTO tollgate.prompt_variants AS v (feature, variant, weight, message, email) VALUES ($1, $2, $3, $4, $5)
+  ON CONFLICT ON CONSTRAINT prompt_variants_pkey DO UPDATE
+    SET weight = EXCLUDED.weight, message = EXCLUDED.message, email = EXCLUDED.email;
+END
+$_$;
+
+--
+-- Name: FUNCTION define_variant(feature text, variant text, weight integer, message text, email text); Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON FUNCTION tollgate.define_variant(feature text, variant text, weight integer, message text, email text) IS 'Creates or updates a variant of feature''s upgrade prompt (owner only; tollgate apply): its weight (the share of customers not yet assigned who get it), its message (the 402''s and the email''s; NULL = the feature''s) and its email template (NULL = the feature''s upgrade_prompt). Customers already assigned keep their variant. The variant named control is what the others are compared with. Errors: TG404 unknown feature, TG422 invalid argument.';
+
+--
 -- Name: detach_row_gate(regclass, text); Type: FUNCTION; Schema: tollgate; Owner: -
 --
 
@@ -1834,6 +2217,142 @@ $_$;
 --
 
 COMMENT ON FUNCTION tollgate.detach_row_gate(tbl regclass, feature text) IS 'Removes the row gate of feature from a table (the reverse of attach_row_gate); the counts stay as they are until a gate is attached again, which recounts. Returns false when the table had no such gate. Call it as the table''s owner.';
+
+--
+-- Name: disable_upgrade_links(); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate.disable_upgrade_links() RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'tollgate', 'pg_temp'
+    AS $$
+BEGIN
+  DELETE FROM tollgate.link_keys;
+  RETURN FOUND;
+END
+$$;
+
+--
+-- Name: FUNCTION disable_upgrade_links(); Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON FUNCTION tollgate.disable_upgrade_links() IS 'Sidecar, at start-up without TOLLGATE_LINK_SECRET: turns upgrade links off (upgrade_link answers NULL). Returns whether they were on.';
+
+--
+-- Name: experiment_results(text, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate.experiment_results(feature text, since timestamp with time zone, until timestamp with time zone) RETURNS TABLE(variant text, weight integer, hit_limit bigint, prompted bigint, clicked bigint, converted bigint, conversion_rate double precision, rate_low double precision, rate_high double precision, difference double precision, p_value double precision)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'tollgate', 'pg_temp'
+    SET jit TO 'off'
+    AS $_$
+#variable_conflict use_column
+DECLARE
+  v_feature text := $1;
+  v_since timestamptz := $2;
+  v_until timestamptz := $3;
+BEGIN
+  PERFORM tollgate._check_experiment(v_feature, v_since, v_until);
+  RETURN QUERY
+  WITH agg AS (
+    SELECT c.variant, count(*) AS n, count(*) FILTER (WHERE c.prompted) AS prompted,
+           count(*) FILTER (WHERE c.clicked) AS clicked, count(*) FILTER (WHERE c.converted_at IS NOT NULL) AS x
+      FROM tollgate._experiment_cohort(v_feature, v_since, v_until) c
+     GROUP BY c.variant
+  ), v AS (
+    -- the variants defined now, and those of the range that are not any more
+    SELECT pv.variant, pv.weight FROM tollgate.prompt_variants pv WHERE pv.feature = v_feature
+    UNION ALL
+    SELECT a.variant, NULL FROM agg a
+     WHERE NOT EXISTS (SELECT FROM tollgate.prompt_variants pv WHERE pv.feature = v_feature AND pv.variant = a.variant)
+  ), r AS (
+    SELECT v.variant, v.weight, coalesce(a.n, 0) AS n, coalesce(a.prompted, 0) AS prompted,
+           coalesce(a.clicked, 0) AS clicked, coalesce(a.x, 0) AS x
+      FROM v LEFT JOIN agg a ON a.variant = v.variant
+  ), ctl AS (
+    SELECT r.n, r.x FROM r WHERE r.variant = 'control'
+  )
+  SELECT r.variant, r.weight, r.n, r.prompted, r.clicked, r.x,
+         r.x::double precision / nullif(r.n, 0), tollgate._wilson(r.x, r.n, false), tollgate._wilson(r.x, r.n, true),
+         CASE WHEN r.variant <> 'control' AND r.n > 0 AND ctl.n > 0
+              THEN r.x::double precision / r.n - ctl.x::double precision / ctl.n END,
+         CASE WHEN r.variant <> 'control' THEN tollgate._two_proportion_p(r.x, r.n, ctl.x, ctl.n) END
+    FROM r LEFT JOIN ctl ON true
+   ORDER BY r.variant <> 'control', r.variant;
+END
+$_$;
+
+--
+-- Name: FUNCTION experiment_results(feature text, since timestamp with time zone, until timestamp with time zone); Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON FUNCTION tollgate.experiment_results(feature text, since timestamp with time zone, until timestamp with time zone) IS 'The prompt experiment of feature over the customers on the default plan whose first limit_reached event of it in [since, until) carried a variant: one row per variant (control first; the variants defined now, with their weight, and those of the range that are not any more, weight NULL). hit_limit: customers assigned the variant; prompted: were sent its email, or clicked an upgrade link; clicked: clicked an upgrade link of the feature; converted: moved to a paid plan afterwards, whenever; conversion_rate: converted / hit_limit, with rate_low and rate_high its 95% Wilson interval; difference: its rate minus control''s; p_value: the two-sided p-value of a pooled two-proportion z-test against control (NULL for control, or without customers on a side). Errors: TG422 for a bad feature name, a NULL or infinite bound or since after until.';
+
+--
+-- Name: experiment_timeline(text, timestamp with time zone, timestamp with time zone, interval); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate.experiment_timeline(feature text, since timestamp with time zone, until timestamp with time zone, step interval) RETURNS TABLE(variant text, bucket timestamp with time zone, hit_limit bigint, converted bigint)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'tollgate', 'pg_temp'
+    SET jit TO 'off'
+    AS $_$
+#variable_conflict use_column
+DECLARE
+  v_feature text := $1;
+  v_since timestamptz := $2;
+  v_until timestamptz := $3;
+  v_step double precision;
+BEGIN
+  PERFORM tollgate._check_experiment(v_feature, v_since, v_until);
+  IF $4 IS NULL OR $4 < interval '1 hour' OR $4 > interval '366 days'
+     OR EXTRACT(epoch FROM v_until - v_since) / EXTRACT(epoch FROM $4) > 1000 THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422',
+      MESSAGE = 'step must be from 1 hour to 366 days, and cut the range into at most 1000 buckets';
+  END IF;
+  v_step := EXTRACT(epoch FROM $4);
+  RETURN QUERY
+  WITH c AS (
+    SELECT * FROM tollgate._experiment_cohort(v_feature, v_since, v_until)
+  ), ev AS (
+    SELECT c.variant, c.first_at AS at, 1 AS hit, 0 AS conv FROM c
+    UNION ALL
+    SELECT c.variant, c.converted_at, 0, 1 FROM c WHERE c.converted_at < v_until
+  )
+  SELECT ev.variant,
+         v_since + pg_catalog.floor(EXTRACT(epoch FROM ev.at - v_since) / v_step) * v_step * interval '1 second',
+         sum(ev.hit)::bigint, sum(ev.conv)::bigint
+    FROM ev
+   GROUP BY 1, 2
+   ORDER BY 1, 2;
+END
+$_$;
+
+--
+-- Name: FUNCTION experiment_timeline(feature text, since timestamp with time zone, until timestamp with time zone, step interval); Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON FUNCTION tollgate.experiment_timeline(feature text, since timestamp with time zone, until timestamp with time zone, step interval) IS 'The prompt experiment of feature over time, for a chart: per variant and bucket of step from since (only buckets with something in them), the customers of experiment_results whose first limit_reached event of the range fell in it (hit_limit), and those whose conversion did (converted; conversions after until are left out). Summed up to a bucket, they give the conversion rate as it stood then. Errors: TG422 as experiment_results, and for a step under 1 hour, over 366 days or of more than 1000 buckets.';
+
+--
+-- Name: experiments(); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate.experiments() RETURNS TABLE(feature text, variant text, weight integer, message text, email text)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'tollgate', 'pg_temp'
+    AS $$
+  SELECT v.feature, v.variant, v.weight, v.message, v.email
+    FROM tollgate.prompt_variants v
+   ORDER BY v.feature, v.variant <> 'control', v.variant
+$$;
+
+--
+-- Name: FUNCTION experiments(); Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON FUNCTION tollgate.experiments() IS 'Sidecar: the variants of every feature''s upgrade prompt, control first: weight, message and email template (NULL = the feature''s).';
 
 --
 -- Name: finish_sync_run(bigint, integer, text); Type: FUNCTION; Schema: tollgate; Owner: -
@@ -1876,7 +2395,7 @@ COMMENT ON FUNCTION tollgate.finish_sync_run(run bigint, subscriptions integer, 
 -- Name: funnel(timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: tollgate; Owner: -
 --
 
-CREATE FUNCTION tollgate.funnel(since timestamp with time zone, until timestamp with time zone) RETURNS TABLE(feature text, hit_threshold bigint, hit_limit bigint, prompted bigint, converted bigint, attributed bigint, organic bigint, conversion_rate double precision, median_seconds double precision, p90_seconds double precision)
+CREATE FUNCTION tollgate.funnel(since timestamp with time zone, until timestamp with time zone) RETURNS TABLE(feature text, hit_threshold bigint, hit_limit bigint, prompted bigint, clicked bigint, converted bigint, attributed bigint, organic bigint, conversion_rate double precision, median_seconds double precision, p90_seconds double precision)
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'tollgate', 'pg_temp'
     SET jit TO 'off'
@@ -1897,21 +2416,29 @@ BEGIN
   SELECT p.plan INTO v_default FROM tollgate.plans p WHERE p.is_default;
 
   RETURN QUERY
-  WITH cohort AS (
+  WITH clicks AS (
+    -- who clicked an upgrade link of which feature since the range began
+    -- (after the event, so not before since)
+    SELECT DISTINCT k.customer, k.feature FROM tollgate.link_clicks k WHERE k.clicked_at >= v_since
+  ), cohort AS (
     -- one pass over the events of the range, hashed by feature and customer
     -- and by customer alone (the total counts each customer once): did they
-    -- hit the limit, and were they sent a prompt for one of these events
-    -- (sent after the event, so not before since)
+    -- hit the limit, were they sent a prompt for one of these events (sent
+    -- after the event, so not before since), did they click an upgrade link
+    -- of the feature (the email's or the 402's: a click shows they were
+    -- prompted too)
     SELECT e.feature, GROUPING(e.feature) = 1 AS total,
            bool_or(e.kind = 'limit_reached') AS hit_limit,
-           bool_or(m.event_id IS NOT NULL) AS prompted
+           bool_or(m.event_id IS NOT NULL OR (k.customer IS NOT NULL AND e.kind = 'limit_reached')) AS prompted,
+           bool_or(k.customer IS NOT NULL AND e.kind = 'limit_reached') AS clicked
       FROM tollgate.events e
       LEFT JOIN tollgate.emails m ON m.event_id = e.id AND m.status = 'sent' AND m.sent_at >= v_since
+      LEFT JOIN clicks k ON k.customer = e.customer AND k.feature = e.feature
      WHERE e.created_at >= v_since AND e.created_at < v_until AND e.plan = v_default
      GROUP BY GROUPING SETS ((e.feature, e.customer), (e.customer))
   ), c_agg AS (
     SELECT c.feature, count(*) AS hit_threshold, count(*) FILTER (WHERE c.hit_limit) AS hit_limit,
-           count(*) FILTER (WHERE c.prompted) AS prompted
+           count(*) FILTER (WHERE c.prompted) AS prompted, count(*) FILTER (WHERE c.clicked) AS clicked
       FROM cohort c
      GROUP BY c.feature, c.total
   ), converted AS (
@@ -1926,6 +2453,17 @@ BEGIN
          WHERE e.id = pc.event_id AND e.created_at >= v_since AND e.created_at < v_until AND e.plan = v_default
          LIMIT 1) e
      WHERE pc.kind = 'conversion' AND pc.event_id IS NOT NULL AND pc.changed_at >= v_since
+    UNION ALL
+    -- conversions of a click on a link that named no event (a 402 before
+    -- any limit_reached event): the clicked feature's event of the range
+    SELECT e.feature, pc.customer, extract(epoch FROM pc.changed_at - pc.prompted_at)::double precision
+      FROM tollgate.plan_changes pc
+     CROSS JOIN LATERAL (
+        SELECT e.feature FROM tollgate.events e
+         WHERE e.customer = pc.customer AND e.feature = pc.feature AND e.created_at >= v_since
+           AND e.created_at < v_until AND e.plan = v_default
+         LIMIT 1) e
+     WHERE pc.kind = 'conversion' AND pc.event_id IS NULL AND pc.click_id IS NOT NULL AND pc.changed_at >= v_since
     UNION ALL
     -- organic conversions in the range: for each feature the customer hit in
     -- the range before converting (a few index lookups per conversion), and
@@ -1950,7 +2488,7 @@ BEGIN
   -- a feature's row exists when it had events in the range; the total row
   -- (feature NULL, last) always does: v_agg's () set gives it
   SELECT c.feature, coalesce(c.hit_threshold, 0), coalesce(c.hit_limit, 0), coalesce(c.prompted, 0),
-         coalesce(v.converted, 0), coalesce(v.attributed, 0), coalesce(v.converted - v.attributed, 0),
+         coalesce(c.clicked, 0), coalesce(v.converted, 0), coalesce(v.attributed, 0), coalesce(v.converted - v.attributed, 0),
          coalesce(v.attributed, 0)::double precision / nullif(c.prompted, 0),
          v.median_seconds, v.p90_seconds
     FROM (SELECT * FROM v_agg WHERE v_agg.total OR v_agg.feature IS NOT NULL) v
@@ -1963,7 +2501,7 @@ $_$;
 -- Name: FUNCTION funnel(since timestamp with time zone, until timestamp with time zone); Type: COMMENT; Schema: tollgate; Owner: -
 --
 
-COMMENT ON FUNCTION tollgate.funnel(since timestamp with time zone, until timestamp with time zone) IS 'The conversion funnel of the customers on the default plan whose limit events happened in [since, until): one row per feature and a total row (feature NULL), counting customers. hit_threshold: had any event; hit_limit: a limit_reached event; prompted: were sent an upgrade prompt for one; attributed: converted to a paid plan with the conversion attributed to such a prompt (at any time); organic: converted in the range with no prompt to attribute it to (in a feature''s row, those who hit that feature before converting; the total has them all); converted: attributed or organic; conversion_rate: attributed / prompted (NULL when none were prompted); median_seconds and p90_seconds: from prompt to attributed conversion. Errors: TG422 for a NULL bound or since after until.';
+COMMENT ON FUNCTION tollgate.funnel(since timestamp with time zone, until timestamp with time zone) IS 'The conversion funnel of the customers on the default plan whose limit events happened in [since, until): one row per feature and a total row (feature NULL), counting customers. hit_threshold: had any event; hit_limit: a limit_reached event; prompted: were sent an upgrade prompt for one, or clicked an upgrade link of its feature; clicked: clicked an upgrade link (the email''s or the 402''s) of its feature since; attributed: converted to a paid plan with the conversion attributed to such a prompt or click (at any time); organic: converted in the range with no prompt to attribute it to (in a feature''s row, those who hit that feature before converting; the total has them all); converted: attributed or organic; conversion_rate: attributed / prompted (NULL when none were prompted); median_seconds and p90_seconds: from prompt to attributed conversion. Errors: TG422 for a NULL bound or since after until.';
 
 --
 -- Name: grant(text, text, bigint, timestamp with time zone, text, text); Type: FUNCTION; Schema: tollgate; Owner: -
@@ -2127,7 +2665,7 @@ COMMENT ON FUNCTION tollgate.outbox_begin(id bigint, attempt integer, provider t
 -- Name: outbox_claim(text, integer, interval); Type: FUNCTION; Schema: tollgate; Owner: -
 --
 
-CREATE FUNCTION tollgate.outbox_claim(worker text, n integer DEFAULT 1, stale interval DEFAULT '00:05:00'::interval) RETURNS TABLE(id bigint, attempt integer, interrupted boolean, last_provider text, template text, customer text, to_email text, feature text, plan text, used bigint, quota bigint, period_start timestamp with time zone, resets_at timestamp with time zone, message text, event_at timestamp with time zone, sender text, subject text, body_text text, body_html text)
+CREATE FUNCTION tollgate.outbox_claim(worker text, n integer DEFAULT 1, stale interval DEFAULT '00:05:00'::interval) RETURNS TABLE(id bigint, attempt integer, interrupted boolean, last_provider text, template text, customer text, to_email text, feature text, plan text, used bigint, quota bigint, period_start timestamp with time zone, resets_at timestamp with time zone, message text, event_at timestamp with time zone, sender text, subject text, body_text text, body_html text, event_id bigint, variant text)
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'tollgate', 'pg_temp'
     AS $_$
@@ -2185,11 +2723,12 @@ BEGIN
     RETURNING m.*
   )
   SELECT m.id, m.attempts, m.handed_off_at IS NOT NULL, m.provider, m.template, m.customer, m.to_email,
-         m.feature, e.plan, e.used, e.quota, m.period_start, e.period_end, f.message, e.created_at,
-         m.sender, m.subject, m.body_text, m.body_html
+         m.feature, e.plan, e.used, e.quota, m.period_start, e.period_end, coalesce(pv.message, f.message), e.created_at,
+         m.sender, m.subject, m.body_text, m.body_html, m.event_id, m.variant
     FROM claimed m
     JOIN tollgate.events e ON e.id = m.event_id
     LEFT JOIN tollgate.features f ON f.feature = m.feature
+    LEFT JOIN tollgate.prompt_variants pv ON pv.feature = m.feature AND pv.variant = m.variant
    WHERE m.status = 'sending'
    ORDER BY m.next_attempt_at, m.id;
 END
@@ -2199,7 +2738,7 @@ $_$;
 -- Name: FUNCTION outbox_claim(worker text, n integer, stale interval); Type: COMMENT; Schema: tollgate; Owner: -
 --
 
-COMMENT ON FUNCTION tollgate.outbox_claim(worker text, n integer, stale interval) IS 'Claims up to n emails that are due for worker (FOR UPDATE SKIP LOCKED: replicas never get the same row) and returns what rendering and sending them needs. Due: pending, failed whose next_attempt_at has come, and sending rows whose worker is gone (see tollgate.outbox_register) or whose claim is older than stale. attempt identifies this claim in tollgate.outbox_begin and tollgate.outbox_failed. interrupted says that an earlier claim was cut off while handing the email to last_provider; sender, subject, body_text and body_html are then the email as it was handed off, to be sent byte for byte. Emails whose customer opted out or has no address any more are skipped instead of returned. Errors: TG422 for a NULL, empty or over-long (255) worker, an n outside 1 to 10000 or a stale interval that is not positive or over 366 days.';
+COMMENT ON FUNCTION tollgate.outbox_claim(worker text, n integer, stale interval) IS 'Claims up to n emails that are due for worker (FOR UPDATE SKIP LOCKED: replicas never get the same row) and returns what rendering and sending them needs (message and template are the prompt variant''s when it has its own; event_id and variant go into the email''s upgrade link). Due: pending, failed whose next_attempt_at has come, and sending rows whose worker is gone (see tollgate.outbox_register) or whose claim is older than stale. attempt identifies this claim in tollgate.outbox_begin and tollgate.outbox_failed. interrupted says that an earlier claim was cut off while handing the email to last_provider; sender, subject, body_text and body_html are then the email as it was handed off, to be sent byte for byte. Emails whose customer opted out or has no address any more are skipped instead of returned. Errors: TG422 for a NULL, empty or over-long (255) worker, an n outside 1 to 10000 or a stale interval that is not positive or over 366 days.';
 
 --
 -- Name: outbox_collect(integer); Type: FUNCTION; Schema: tollgate; Owner: -
@@ -2232,18 +2771,21 @@ BEGIN
     UPDATE tollgate.events e SET processed_at = pg_catalog.now()
       FROM picked
      WHERE e.id = picked.id
-    RETURNING e.id, e.kind, e.customer, e.feature, e.period_start
+    RETURNING e.id, e.kind, e.customer, e.feature, e.period_start, e.variant
   ), emails AS (
-    INSERT INTO tollgate.emails AS m (event_id, customer, feature, period_start, template, to_email, status, last_error)
+    -- a prompt variant's own template, else the feature's
+    INSERT INTO tollgate.emails AS m (event_id, customer, feature, period_start, template, to_email, status, last_error, variant)
     SELECT d.id, d.customer, d.feature, d.period_start,
-           CASE d.kind WHEN 'trial_will_end' THEN v_trial_prompt ELSE f.upgrade_prompt END, c.email,
+           CASE d.kind WHEN 'trial_will_end' THEN v_trial_prompt ELSE coalesce(pv.email, f.upgrade_prompt) END, c.email,
            CASE WHEN c.email IS NULL OR c.email_opt_out THEN 'skipped' ELSE 'pending' END,
            CASE WHEN c.email IS NULL THEN 'the customer has no email address'
-                WHEN c.email_opt_out THEN 'the customer opted out of upgrade prompts' END
+                WHEN c.email_opt_out THEN 'the customer opted out of upgrade prompts' END,
+           d.variant
       FROM done d
       LEFT JOIN tollgate.features f ON f.feature = d.feature AND d.kind = 'limit_reached'
+      LEFT JOIN tollgate.prompt_variants pv ON pv.feature = d.feature AND pv.variant = d.variant AND d.kind = 'limit_reached'
       LEFT JOIN tollgate.customers c ON c.customer = d.customer
-     WHERE (d.kind = 'limit_reached' AND f.upgrade_prompt IS NOT NULL)
+     WHERE (d.kind = 'limit_reached' AND coalesce(pv.email, f.upgrade_prompt) IS NOT NULL)
         OR (d.kind = 'trial_will_end' AND v_trial_prompt IS NOT NULL)
      ORDER BY d.id
     ON CONFLICT (customer, feature, period_start) DO NOTHING
@@ -2257,7 +2799,7 @@ $$;
 -- Name: FUNCTION outbox_collect(max_events integer); Type: COMMENT; Schema: tollgate; Owner: -
 --
 
-COMMENT ON FUNCTION tollgate.outbox_collect(max_events integer) IS 'Turns up to max_events unprocessed events into outbox rows and returns how many events it processed (call it until it returns less than max_events). A limit_reached event of a feature with an upgrade prompt becomes one pending email, or a skipped one when the customer has no email address or opted out; at most one per customer, feature and window. A trial_will_end event becomes the trial prompt (the template of the setting trial_prompt), the same way, once per trial. Threshold events, features without a prompt and trial events while trial_prompt is not set are marked processed with no email. Safe to run from any number of replicas at once. Errors: TG422 for a max_events below 1.';
+COMMENT ON FUNCTION tollgate.outbox_collect(max_events integer) IS 'Turns up to max_events unprocessed events into outbox rows and returns how many events it processed (call it until it returns less than max_events). A limit_reached event of a feature with an upgrade prompt (or whose prompt variant names an email template) becomes one pending email of that template, or a skipped one when the customer has no email address or opted out; at most one per customer, feature and window. A trial_will_end event becomes the trial prompt (the template of the setting trial_prompt), the same way, once per trial. Threshold events, features without a prompt and trial events while trial_prompt is not set are marked processed with no email. Safe to run from any number of replicas at once. Errors: TG422 for a max_events below 1.';
 
 --
 -- Name: outbox_counts(); Type: FUNCTION; Schema: tollgate; Owner: -
@@ -2416,6 +2958,145 @@ $_$;
 --
 
 COMMENT ON FUNCTION tollgate.prune_idempotency_keys(older_than interval) IS 'Deletes idempotency keys older than older_than (at least and by default 24 hours); the sidecar runs it hourly. Returns how many it deleted. Errors: TG422 for less than 24 hours.';
+
+--
+-- Name: record_checkout_click(text, bigint, text); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate.record_checkout_click(stripe_checkout_session text, click_id bigint, client_reference_id text) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'tollgate', 'pg_temp'
+    AS $_$
+DECLARE
+  k tollgate.link_clicks;
+BEGIN
+  PERFORM tollgate._check_stripe_id($1, 'stripe_checkout_session', 'cs', 'Checkout Session ids look like cs_test_a1b2c3');
+  IF $2 <= 0 THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'click_id must be a positive id, or NULL';
+  END IF;
+  PERFORM tollgate._check_text($3, 'client_reference_id', 255, true);
+  SELECT * INTO k FROM tollgate.link_clicks c WHERE c.checkout_session = $1 FOR UPDATE;
+  IF NOT FOUND AND $2 IS NOT NULL THEN
+    -- the sidecar created the session but could not record it on the click: its metadata names the click
+    UPDATE tollgate.link_clicks c SET checkout_session = $1, target = 'checkout'
+     WHERE c.id = $2 AND c.customer = $3 AND c.checkout_session IS NULL
+    RETURNING c.* INTO k;
+  END IF;
+  IF k.id IS NULL THEN
+    RETURN NULL;
+  END IF;
+  UPDATE tollgate.link_clicks c SET completed_at = coalesce(c.completed_at, now()) WHERE c.id = k.id;
+  -- a conversion recorded since the click, before this event (its subscription's event came first), is the
+  -- click's: attributed exactly
+  UPDATE tollgate.plan_changes pc
+     SET click_id = k.id, email_id = k.email_id, event_id = k.event_id, feature = k.feature,
+         prompted_at = tollgate._click_prompted_at(k), variant = k.variant
+   WHERE pc.id = (SELECT p.id FROM tollgate.plan_changes p
+                   WHERE p.customer = k.customer AND p.kind = 'conversion' AND p.changed_at >= k.clicked_at
+                     AND p.click_id IS NULL
+                   ORDER BY p.changed_at DESC, p.id DESC
+                   LIMIT 1)
+     AND NOT EXISTS (SELECT FROM tollgate.plan_changes o WHERE o.click_id = k.id);
+  RETURN k.id;
+END
+$_$;
+
+--
+-- Name: FUNCTION record_checkout_click(stripe_checkout_session text, click_id bigint, client_reference_id text); Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON FUNCTION tollgate.record_checkout_click(stripe_checkout_session text, click_id bigint, client_reference_id text) IS 'Sidecar, on checkout.session.completed of a subscription-mode session: when the session was created for an upgrade-link click (found by the session, or by click_id from its metadata.tollgate_click for that client_reference_id), marks the click completed, so that the conversion it leads to is attributed to the click''s prompt and variant ("clicked"), also when the conversion was recorded first. Returns the click, or NULL. Errors: TG422 invalid argument.';
+
+--
+-- Name: record_click(text, text, bigint, bigint, text, text); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate.record_click(customer text, feature text, event_id bigint, email_id bigint, variant text, signature text) RETURNS TABLE(click_id bigint, repeated boolean, plan text, paying boolean, stripe_customer text, email text)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'tollgate', 'pg_temp'
+    AS $_$
+#variable_conflict use_variable
+DECLARE
+  v_customer text := $1;
+  v_feature text := $2;
+  v_event bigint := $3;
+  v_email bigint := $4;
+  v_variant text := nullif($5, '');
+  v_signature text := $6;
+  v_minute timestamptz := pg_catalog.to_timestamp(pg_catalog.floor(EXTRACT(epoch FROM now()) / 60) * 60);
+  v_id bigint;
+BEGIN
+  PERFORM tollgate._check_text('customer', v_customer, 255);
+  PERFORM tollgate._check_text('feature', v_feature, 63);
+  IF v_event <= 0 OR v_email <= 0 THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'event_id and email_id are positive ids, or NULL';
+  END IF;
+  IF v_variant !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'variant must be a variant name, or NULL';
+  END IF;
+  IF v_signature IS NULL OR v_signature !~ '^[0-9a-f]{64}$' THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'signature must be the token''s HMAC-SHA256 as 64 hex digits';
+  END IF;
+  -- pruned events and emails are forgotten, not an error
+  v_event := (SELECT e.id FROM tollgate.events e WHERE e.id = v_event);
+  v_email := (SELECT m.id FROM tollgate.emails m WHERE m.id = v_email);
+  INSERT INTO tollgate.link_clicks AS k (token, minute, customer, feature, event_id, email_id, variant)
+  VALUES (v_signature, v_minute, v_customer, v_feature, v_event, v_email, v_variant)
+  ON CONFLICT ON CONSTRAINT link_clicks_token_minute_key DO NOTHING
+  RETURNING k.id INTO v_id;
+  repeated := v_id IS NULL;
+  IF repeated THEN
+    SELECT k.id INTO v_id FROM tollgate.link_clicks k WHERE k.token = v_signature AND k.minute = v_minute;
+  END IF;
+  click_id := v_id;
+  SELECT c.plan, c.plan IS NOT NULL, coalesce(c.stripe_customer,
+           (SELECT l.stripe_customer FROM tollgate.stripe_links l WHERE l.customer = v_customer
+             ORDER BY l.source = 'metadata' DESC, l.linked_at DESC LIMIT 1)), c.email
+    INTO plan, paying, stripe_customer, email
+    FROM tollgate.customers c WHERE c.customer = v_customer;
+  paying := coalesce(paying, false);
+  RETURN NEXT;
+END
+$_$;
+
+--
+-- Name: FUNCTION record_click(customer text, feature text, event_id bigint, email_id bigint, variant text, signature text); Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON FUNCTION tollgate.record_click(customer text, feature text, event_id bigint, email_id bigint, variant text, signature text) IS 'Sidecar: records a click of a verified upgrade link (its customer, feature, event, email and variant, and its signature as hex), once per link and minute (repeated: this minute''s click was recorded already), and returns what the redirect needs: the customer''s plan (NULL = the default plan), whether they pay, their Stripe customer (the app''s link, or one found in Stripe) and email. Events and emails that were pruned are recorded as NULL. Errors: TG422 invalid argument.';
+
+--
+-- Name: record_click_target(bigint, text, text); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate.record_click_target(click_id bigint, target text, stripe_checkout_session text DEFAULT NULL::text) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'tollgate', 'pg_temp'
+    AS $_$
+BEGIN
+  IF $1 IS NULL OR $1 <= 0 THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'click_id must be a positive id';
+  END IF;
+  IF $2 IS NULL OR $2 NOT IN ('checkout', 'portal', 'fallback') THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'target is checkout, portal or fallback';
+  END IF;
+  IF $2 = 'checkout' THEN
+    PERFORM tollgate._check_stripe_id($3, 'stripe_checkout_session', 'cs', 'Checkout Session ids look like cs_test_a1b2c3');
+  ELSIF $3 IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'only a checkout target has a Checkout Session';
+  END IF;
+  UPDATE tollgate.link_clicks k SET target = $2, checkout_session = $3
+   WHERE k.id = $1
+     AND NOT EXISTS (SELECT FROM tollgate.link_clicks o WHERE o.checkout_session = $3 AND o.id <> $1);
+  RETURN FOUND;
+END
+$_$;
+
+--
+-- Name: FUNCTION record_click_target(click_id bigint, target text, stripe_checkout_session text); Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON FUNCTION tollgate.record_click_target(click_id bigint, target text, stripe_checkout_session text) IS 'Sidecar: records where a click led: checkout (the Stripe Checkout Session created for it), portal (the Billing Portal: a paying customer) or fallback (the static upgrade_url). Returns false for an unknown click, or a session another click has. Errors: TG422 invalid argument.';
 
 --
 -- Name: record_stripe_event(text, text, text, text, timestamp with time zone); Type: FUNCTION; Schema: tollgate; Owner: -
@@ -2670,6 +3351,26 @@ $_$;
 --
 
 COMMENT ON FUNCTION tollgate.remove_topup(topup text) IS 'Removes a top-up pack (owner only); grants already made stay.';
+
+--
+-- Name: remove_variant(text, text); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate.remove_variant(feature text, variant text) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'tollgate', 'pg_temp'
+    AS $_$
+BEGIN
+  DELETE FROM tollgate.prompt_variants v WHERE v.feature = $1 AND v.variant = $2;
+  RETURN FOUND;
+END
+$_$;
+
+--
+-- Name: FUNCTION remove_variant(feature text, variant text); Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON FUNCTION tollgate.remove_variant(feature text, variant text) IS 'Removes a variant of feature''s upgrade prompt (owner only). Its customers are assigned again (by the weights left) at their next prompt; their events, emails and clicks keep it. Returns false when there was none.';
 
 --
 -- Name: require(text, text, bigint); Type: FUNCTION; Schema: tollgate; Owner: -
@@ -3404,6 +4105,45 @@ $$;
 COMMENT ON FUNCTION tollgate.unmapped_subscriptions() IS 'Stripe subscriptions that give nobody a plan because tollgate knows no customer for their Stripe customer (link it: set_customer, metadata.tollgate_customer or Checkout) or no plan names their prices or products (add them to a plan); ended ones (canceled, incomplete_expired, gone) are left out. problem says which: no customer, no plan, or no customer, no plan.';
 
 --
+-- Name: upgrade_link(text, text); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate.upgrade_link(customer text, feature text) RETURNS text
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'tollgate', 'pg_temp'
+    AS $_$
+DECLARE
+  k tollgate.link_keys;
+  v_event bigint;
+  v_variant text;
+BEGIN
+  PERFORM tollgate._check_text('customer', $1, 255);
+  PERFORM tollgate._check_text('feature', $2, 63);
+  IF NOT EXISTS (SELECT FROM tollgate.features f WHERE f.feature = $2) THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG404', MESSAGE = pg_catalog.format('unknown feature %L', $2);
+  END IF;
+  SELECT * INTO k FROM tollgate.link_keys;
+  IF NOT FOUND THEN
+    RETURN NULL;
+  END IF;
+  -- the prompt it answers: the customer's latest limit_reached event of the feature, and its variant
+  SELECT e.id, e.variant INTO v_event, v_variant
+    FROM tollgate.events e
+   WHERE e.customer = $1 AND e.feature = $2 AND e.kind = 'limit_reached'
+   ORDER BY e.id DESC
+   LIMIT 1;
+  v_variant := coalesce(v_variant, tollgate._variant($1, $2));
+  RETURN k.base_url || '/upgrade/' || tollgate._link_token(k, $1, $2, v_event, NULL, v_variant, now() + k.ttl);
+END
+$_$;
+
+--
+-- Name: FUNCTION upgrade_link(customer text, feature text); Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON FUNCTION tollgate.upgrade_link(customer text, feature text) IS 'The signed upgrade link for customer and feature (<public_url>/upgrade/<token>): the sidecar opens Stripe Checkout for the feature''s upgrade plan on it, and records the click, with the customer''s latest limit_reached event of the feature and its prompt variant. NULL when upgrade links are off (no TOLLGATE_LINK_SECRET): show the static upgrade_url then. Only blocked or over-quota answers should ask for it: it costs two sha256(). Errors: TG404 unknown feature, TG422 invalid argument.';
+
+--
 -- Name: usage(text); Type: FUNCTION; Schema: tollgate; Owner: -
 --
 
@@ -3491,6 +4231,8 @@ CREATE TABLE tollgate.plan_changes (
     prompted_at timestamp with time zone,
     changed_at timestamp with time zone DEFAULT now() NOT NULL,
     xact xid8 DEFAULT pg_current_xact_id() NOT NULL,
+    click_id bigint,
+    variant text,
     CONSTRAINT plan_changes_check CHECK (((feature IS NULL) = (prompted_at IS NULL))),
     CONSTRAINT plan_changes_check1 CHECK (((kind = 'conversion'::text) OR (feature IS NULL))),
     CONSTRAINT plan_changes_kind_check CHECK ((kind = ANY (ARRAY['conversion'::text, 'churn'::text, 'change'::text])))
@@ -3557,6 +4299,18 @@ COMMENT ON COLUMN tollgate.plan_changes.changed_at IS 'When the plan changed (th
 COMMENT ON COLUMN tollgate.plan_changes.xact IS 'The transaction that wrote this row.';
 
 --
+-- Name: COLUMN plan_changes.click_id; Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON COLUMN tollgate.plan_changes.click_id IS 'The upgrade-link click whose Checkout Session led to this conversion (attribution "clicked"); NULL = attributed by time, or organic.';
+
+--
+-- Name: COLUMN plan_changes.variant; Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON COLUMN tollgate.plan_changes.variant IS 'The prompt variant of the prompt this conversion is attributed to.';
+
+--
 -- Name: conversions; Type: VIEW; Schema: tollgate; Owner: -
 --
 
@@ -3569,7 +4323,9 @@ CREATE VIEW tollgate.conversions AS
     plan_changes.email_id,
     plan_changes.event_id,
     plan_changes.feature,
-    plan_changes.prompted_at
+    plan_changes.prompted_at,
+    plan_changes.click_id,
+    plan_changes.variant
    FROM tollgate.plan_changes
   WHERE (plan_changes.kind = 'conversion'::text);
 
@@ -3577,7 +4333,7 @@ CREATE VIEW tollgate.conversions AS
 -- Name: VIEW conversions; Type: COMMENT; Schema: tollgate; Owner: -
 --
 
-COMMENT ON VIEW tollgate.conversions IS 'Free -> paid conversions; feature and prompted_at name the upgrade prompt each is attributed to (NULL = organic).';
+COMMENT ON VIEW tollgate.conversions IS 'Free -> paid conversions; feature and prompted_at name the upgrade prompt each is attributed to (NULL = organic), click_id the upgrade-link click it came from (exact attribution), variant the prompt''s variant.';
 
 --
 -- Name: customers; Type: TABLE; Schema: tollgate; Owner: -
@@ -3672,6 +4428,7 @@ CREATE TABLE tollgate.emails (
     provider_id text,
     last_error text,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
+    variant text,
     CONSTRAINT emails_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'sending'::text, 'sent'::text, 'failed'::text, 'dead'::text, 'skipped'::text])))
 );
 
@@ -3724,6 +4481,12 @@ COMMENT ON COLUMN tollgate.emails.provider_id IS 'The provider''s message id (Re
 COMMENT ON COLUMN tollgate.emails.last_error IS 'Why the last attempt failed, or why the row was skipped; the provider''s message is kept.';
 
 --
+-- Name: COLUMN emails.variant; Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON COLUMN tollgate.emails.variant IS 'The prompt variant of the email (its event''s); NULL = no experiment.';
+
+--
 -- Name: emails_id_seq; Type: SEQUENCE; Schema: tollgate; Owner: -
 --
 
@@ -3753,6 +4516,7 @@ CREATE TABLE tollgate.events (
     period_end timestamp with time zone,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     processed_at timestamp with time zone,
+    variant text,
     CONSTRAINT events_kind_check CHECK ((kind = ANY (ARRAY['threshold'::text, 'limit_reached'::text, 'trial_will_end'::text])))
 );
 
@@ -3767,6 +4531,12 @@ COMMENT ON COLUMN tollgate.events.threshold IS 'The notify_at percent crossed; 1
 --
 
 COMMENT ON COLUMN tollgate.events.processed_at IS 'When tollgate.outbox_collect looked at this event; NULL = not yet.';
+
+--
+-- Name: COLUMN events.variant; Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON COLUMN tollgate.events.variant IS 'The prompt variant the customer is assigned for a limit_reached event; NULL = no experiment.';
 
 --
 -- Name: events_id_seq; Type: SEQUENCE; Schema: tollgate; Owner: -
@@ -3881,6 +4651,19 @@ CREATE TABLE tollgate.limits (
 COMMENT ON TABLE tollgate.limits IS 'What each plan may use of each feature per window. quota NULL = unlimited (or "on" for a boolean feature), 0 = not included ("off"). A plan without a row here does not get the feature.';
 
 --
+-- Name: link_clicks_id_seq; Type: SEQUENCE; Schema: tollgate; Owner: -
+--
+
+ALTER TABLE tollgate.link_clicks ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME tollgate.link_clicks_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
 -- Name: overrides; Type: TABLE; Schema: tollgate; Owner: -
 --
 
@@ -3950,6 +4733,27 @@ COMMENT ON COLUMN tollgate.plans.stripe_products IS 'Stripe Product ids (Product
 --
 
 COMMENT ON COLUMN tollgate.plans.rank IS 'When a customer has several entitled subscriptions, the plan with the highest rank wins.';
+
+--
+-- Name: prompt_variants; Type: TABLE; Schema: tollgate; Owner: -
+--
+
+CREATE TABLE tollgate.prompt_variants (
+    feature text NOT NULL,
+    variant text NOT NULL,
+    weight integer NOT NULL,
+    message text,
+    email text,
+    CONSTRAINT prompt_variants_email_check CHECK ((email ~ '^[a-z][a-z0-9_]{0,62}$'::text)),
+    CONSTRAINT prompt_variants_variant_check CHECK ((variant ~ '^[a-z][a-z0-9_]{0,62}$'::text)),
+    CONSTRAINT prompt_variants_weight_check CHECK (((weight >= 0) AND (weight <= 1000000)))
+);
+
+--
+-- Name: TABLE prompt_variants; Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON TABLE tollgate.prompt_variants IS 'Variants of a feature''s upgrade prompt (tollgate.yaml upgrade_prompt.variants): the share of new customers each gets (weight), and its message and email template (NULL = the feature''s). The variant named control is the one the others are compared with.';
 
 --
 -- Name: routes; Type: TABLE; Schema: tollgate; Owner: -
@@ -4395,6 +5199,23 @@ CREATE TABLE tollgate.usage_windows (
 );
 
 --
+-- Name: variant_assignments; Type: TABLE; Schema: tollgate; Owner: -
+--
+
+CREATE TABLE tollgate.variant_assignments (
+    customer text NOT NULL,
+    feature text NOT NULL,
+    variant text NOT NULL,
+    assigned_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+--
+-- Name: TABLE variant_assignments; Type: COMMENT; Schema: tollgate; Owner: -
+--
+
+COMMENT ON TABLE tollgate.variant_assignments IS 'The variant each customer was shown for a feature, from their first prompt on; kept when weights change.';
+
+--
 -- Name: code_package code_package_pkey; Type: CONSTRAINT; Schema: tollgate; Owner: -
 --
 
@@ -4486,6 +5307,34 @@ ALTER TABLE ONLY tollgate.limits
     ADD CONSTRAINT limits_pkey PRIMARY KEY (plan, feature);
 
 --
+-- Name: link_clicks link_clicks_checkout_session_key; Type: CONSTRAINT; Schema: tollgate; Owner: -
+--
+
+ALTER TABLE ONLY tollgate.link_clicks
+    ADD CONSTRAINT link_clicks_checkout_session_key UNIQUE (checkout_session);
+
+--
+-- Name: link_clicks link_clicks_pkey; Type: CONSTRAINT; Schema: tollgate; Owner: -
+--
+
+ALTER TABLE ONLY tollgate.link_clicks
+    ADD CONSTRAINT link_clicks_pkey PRIMARY KEY (id);
+
+--
+-- Name: link_clicks link_clicks_token_minute_key; Type: CONSTRAINT; Schema: tollgate; Owner: -
+--
+
+ALTER TABLE ONLY tollgate.link_clicks
+    ADD CONSTRAINT link_clicks_token_minute_key UNIQUE (token, minute);
+
+--
+-- Name: link_keys link_keys_pkey; Type: CONSTRAINT; Schema: tollgate; Owner: -
+--
+
+ALTER TABLE ONLY tollgate.link_keys
+    ADD CONSTRAINT link_keys_pkey PRIMARY KEY (singleton);
+
+--
 -- Name: overrides overrides_pkey; Type: CONSTRAINT; Schema: tollgate; Owner: -
 --
 
@@ -4505,6 +5354,13 @@ ALTER TABLE ONLY tollgate.plan_changes
 
 ALTER TABLE ONLY tollgate.plans
     ADD CONSTRAINT plans_pkey PRIMARY KEY (plan);
+
+--
+-- Name: prompt_variants prompt_variants_pkey; Type: CONSTRAINT; Schema: tollgate; Owner: -
+--
+
+ALTER TABLE ONLY tollgate.prompt_variants
+    ADD CONSTRAINT prompt_variants_pkey PRIMARY KEY (feature, variant);
 
 --
 -- Name: routes routes_pkey; Type: CONSTRAINT; Schema: tollgate; Owner: -
@@ -4605,6 +5461,13 @@ ALTER TABLE ONLY tollgate.usage_windows
     ADD CONSTRAINT usage_windows_pkey PRIMARY KEY (customer, feature, window_start);
 
 --
+-- Name: variant_assignments variant_assignments_pkey; Type: CONSTRAINT; Schema: tollgate; Owner: -
+--
+
+ALTER TABLE ONLY tollgate.variant_assignments
+    ADD CONSTRAINT variant_assignments_pkey PRIMARY KEY (customer, feature);
+
+--
 -- Name: emails_customer_sent; Type: INDEX; Schema: tollgate; Owner: -
 --
 
@@ -4647,10 +5510,28 @@ CREATE INDEX grants_customer_feature ON tollgate.grants USING btree (customer, f
 CREATE INDEX idempotency_keys_created_at ON tollgate.idempotency_keys USING btree (created_at);
 
 --
+-- Name: link_clicks_clicked_at; Type: INDEX; Schema: tollgate; Owner: -
+--
+
+CREATE INDEX link_clicks_clicked_at ON tollgate.link_clicks USING btree (clicked_at);
+
+--
+-- Name: link_clicks_customer; Type: INDEX; Schema: tollgate; Owner: -
+--
+
+CREATE INDEX link_clicks_customer ON tollgate.link_clicks USING btree (customer, feature, clicked_at);
+
+--
 -- Name: plan_changes_changed_at; Type: INDEX; Schema: tollgate; Owner: -
 --
 
 CREATE INDEX plan_changes_changed_at ON tollgate.plan_changes USING btree (changed_at);
+
+--
+-- Name: plan_changes_click; Type: INDEX; Schema: tollgate; Owner: -
+--
+
+CREATE INDEX plan_changes_click ON tollgate.plan_changes USING btree (click_id) WHERE (click_id IS NOT NULL);
 
 --
 -- Name: plan_changes_customer; Type: INDEX; Schema: tollgate; Owner: -
@@ -4784,11 +5665,32 @@ ALTER TABLE ONLY tollgate.limits
     ADD CONSTRAINT limits_plan_fkey FOREIGN KEY (plan) REFERENCES tollgate.plans(plan) ON DELETE CASCADE;
 
 --
+-- Name: link_clicks link_clicks_email_id_fkey; Type: FK CONSTRAINT; Schema: tollgate; Owner: -
+--
+
+ALTER TABLE ONLY tollgate.link_clicks
+    ADD CONSTRAINT link_clicks_email_id_fkey FOREIGN KEY (email_id) REFERENCES tollgate.emails(id) ON DELETE SET NULL;
+
+--
+-- Name: link_clicks link_clicks_event_id_fkey; Type: FK CONSTRAINT; Schema: tollgate; Owner: -
+--
+
+ALTER TABLE ONLY tollgate.link_clicks
+    ADD CONSTRAINT link_clicks_event_id_fkey FOREIGN KEY (event_id) REFERENCES tollgate.events(id) ON DELETE SET NULL;
+
+--
 -- Name: overrides overrides_feature_fkey; Type: FK CONSTRAINT; Schema: tollgate; Owner: -
 --
 
 ALTER TABLE ONLY tollgate.overrides
     ADD CONSTRAINT overrides_feature_fkey FOREIGN KEY (feature) REFERENCES tollgate.features(feature) ON DELETE CASCADE;
+
+--
+-- Name: plan_changes plan_changes_click_id_fkey; Type: FK CONSTRAINT; Schema: tollgate; Owner: -
+--
+
+ALTER TABLE ONLY tollgate.plan_changes
+    ADD CONSTRAINT plan_changes_click_id_fkey FOREIGN KEY (click_id) REFERENCES tollgate.link_clicks(id) ON DELETE SET NULL;
 
 --
 -- Name: plan_changes plan_changes_email_id_fkey; Type: FK CONSTRAINT; Schema: tollgate; Owner: -
@@ -4803,6 +5705,13 @@ ALTER TABLE ONLY tollgate.plan_changes
 
 ALTER TABLE ONLY tollgate.plan_changes
     ADD CONSTRAINT plan_changes_event_id_fkey FOREIGN KEY (event_id) REFERENCES tollgate.events(id) ON DELETE SET NULL;
+
+--
+-- Name: prompt_variants prompt_variants_feature_fkey; Type: FK CONSTRAINT; Schema: tollgate; Owner: -
+--
+
+ALTER TABLE ONLY tollgate.prompt_variants
+    ADD CONSTRAINT prompt_variants_feature_fkey FOREIGN KEY (feature) REFERENCES tollgate.features(feature) ON DELETE CASCADE;
 
 --
 -- Name: routes routes_feature_fkey; Type: FK CONSTRAINT; Schema: tollgate; Owner: -
@@ -4834,10 +5743,22 @@ GRANT USAGE ON SCHEMA tollgate TO tollgate_sidecar;
 GRANT USAGE ON SCHEMA tollgate TO tollgate_admin;
 
 --
+-- Name: FUNCTION _assign_variant(p_customer text, p_feature text, p_variant text); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate._assign_variant(p_customer text, p_feature text, p_variant text) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _attribution_window(); Type: ACL; Schema: tollgate; Owner: -
 --
 
 REVOKE ALL ON FUNCTION tollgate._attribution_window() FROM PUBLIC;
+
+--
+-- Name: FUNCTION _b64url(p bytea); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate._b64url(p bytea) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _bad_args(p_customer text, p_feature text, p_amount bigint); Type: ACL; Schema: tollgate; Owner: -
@@ -4888,6 +5809,12 @@ REVOKE ALL ON FUNCTION tollgate._check_claim(p_id bigint, p_attempt integer) FRO
 REVOKE ALL ON FUNCTION tollgate._check_entitlement(p_customer text, p_feature text, p_reason text, p_fixed boolean) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _check_experiment(p_feature text, p_since timestamp with time zone, p_until timestamp with time zone); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate._check_experiment(p_feature text, p_since timestamp with time zone, p_until timestamp with time zone) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _check_room(p_used bigint, p_amount bigint); Type: ACL; Schema: tollgate; Owner: -
 --
 
@@ -4916,6 +5843,12 @@ REVOKE ALL ON FUNCTION tollgate._check_text(p_what text, p_value text, p_max int
 --
 
 REVOKE ALL ON FUNCTION tollgate._check_text(p_value text, p_what text, p_max integer, p_nullable boolean) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _click_prompted_at(k tollgate.link_clicks); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate._click_prompted_at(k tollgate.link_clicks) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _close_window(r tollgate.usage); Type: ACL; Schema: tollgate; Owner: -
@@ -4978,6 +5911,18 @@ REVOKE ALL ON FUNCTION tollgate._emit(p_kind text, p_customer text, p_feature te
 REVOKE ALL ON FUNCTION tollgate._entitlements_changed(p_customer text) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _erfc(x double precision); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate._erfc(x double precision) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _experiment_cohort(p_feature text, p_since timestamp with time zone, p_until timestamp with time zone); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate._experiment_cohort(p_feature text, p_since timestamp with time zone, p_until timestamp with time zone) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _fold_shards(p_customer text, p_feature text, p_start timestamp with time zone); Type: ACL; Schema: tollgate; Owner: -
 --
 
@@ -5008,10 +5953,16 @@ REVOKE ALL ON FUNCTION tollgate._granted(p_customer text, p_feature text, p_at t
 REVOKE ALL ON FUNCTION tollgate._link_stripe_customer(p_stripe_customer text, p_customer text, p_source text, p_source_id text) FROM PUBLIC;
 
 --
--- Name: FUNCTION _message(p_feature text, p_plan text, p_used bigint, p_quota bigint); Type: ACL; Schema: tollgate; Owner: -
+-- Name: FUNCTION _link_token(k tollgate.link_keys, p_customer text, p_feature text, p_event bigint, p_email bigint, p_variant text, p_expires timestamp with time zone); Type: ACL; Schema: tollgate; Owner: -
 --
 
-REVOKE ALL ON FUNCTION tollgate._message(p_feature text, p_plan text, p_used bigint, p_quota bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tollgate._link_token(k tollgate.link_keys, p_customer text, p_feature text, p_event bigint, p_email bigint, p_variant text, p_expires timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _message(p_feature text, p_plan text, p_used bigint, p_quota bigint, p_customer text); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate._message(p_feature text, p_plan text, p_used bigint, p_quota bigint, p_customer text) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _next_mark(p_feature text, p_used bigint, p_quota bigint, p_soft boolean); Type: ACL; Schema: tollgate; Owner: -
@@ -5129,6 +6080,12 @@ REVOKE ALL ON FUNCTION tollgate._subscriptions_before() FROM PUBLIC;
 REVOKE ALL ON FUNCTION tollgate._total(r tollgate.usage) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _two_proportion_p(x1 bigint, n1 bigint, x2 bigint, n2 bigint); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate._two_proportion_p(x1 bigint, n1 bigint, x2 bigint, n2 bigint) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _unspend_grants(p_customer text, p_feature text, p_units bigint, p_at timestamp with time zone); Type: ACL; Schema: tollgate; Owner: -
 --
 
@@ -5141,10 +6098,34 @@ REVOKE ALL ON FUNCTION tollgate._unspend_grants(p_customer text, p_feature text,
 REVOKE ALL ON FUNCTION tollgate._usage_row(p_customer text, p_feature text, p_at timestamp with time zone, p_register boolean) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _variant(p_customer text, p_feature text); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate._variant(p_customer text, p_feature text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _variant_bucket(p_customer text, p_feature text); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate._variant_bucket(p_customer text, p_feature text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _variant_pick(p_customer text, p_feature text); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate._variant_pick(p_customer text, p_feature text) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _verdict(p_allowed boolean, p_customer text, p_feature text, p_plan text, p_used bigint, p_quota bigint, p_end timestamp with time zone, p_granted bigint); Type: ACL; Schema: tollgate; Owner: -
 --
 
 REVOKE ALL ON FUNCTION tollgate._verdict(p_allowed boolean, p_customer text, p_feature text, p_plan text, p_used bigint, p_quota bigint, p_end timestamp with time zone, p_granted bigint) FROM PUBLIC;
+
+--
+-- Name: FUNCTION _wilson(x bigint, n bigint, p_high boolean); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate._wilson(x bigint, n bigint, p_high boolean) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _window_end(p_unit text, p_length integer, p_at timestamp with time zone, p_anchor timestamp with time zone, p_period_start timestamp with time zone, p_period_end timestamp with time zone); Type: ACL; Schema: tollgate; Owner: -
@@ -5184,6 +6165,13 @@ GRANT ALL ON FUNCTION tollgate."check"(customer text, feature text, amount bigin
 
 REVOKE ALL ON FUNCTION tollgate.clear_override(customer text, feature text) FROM PUBLIC;
 GRANT ALL ON FUNCTION tollgate.clear_override(customer text, feature text) TO tollgate_admin;
+
+--
+-- Name: FUNCTION configure_upgrade_links(key text, base_url text, ttl interval); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate.configure_upgrade_links(key text, base_url text, ttl interval) FROM PUBLIC;
+GRANT ALL ON FUNCTION tollgate.configure_upgrade_links(key text, base_url text, ttl interval) TO tollgate_sidecar;
 
 --
 -- Name: FUNCTION consume(customer text, feature text, amount bigint); Type: ACL; Schema: tollgate; Owner: -
@@ -5231,11 +6219,45 @@ REVOKE ALL ON FUNCTION tollgate.define_route(method text, pattern text, feature 
 REVOKE ALL ON FUNCTION tollgate.define_topup(topup text, stripe_price text, feature text, amount bigint, expires interval) FROM PUBLIC;
 
 --
+-- Name: FUNCTION define_variant(feature text, variant text, weight integer, message text, email text); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate.define_variant(feature text, variant text, weight integer, message text, email text) FROM PUBLIC;
+
+--
 -- Name: FUNCTION detach_row_gate(tbl regclass, feature text); Type: ACL; Schema: tollgate; Owner: -
 --
 
 REVOKE ALL ON FUNCTION tollgate.detach_row_gate(tbl regclass, feature text) FROM PUBLIC;
 GRANT ALL ON FUNCTION tollgate.detach_row_gate(tbl regclass, feature text) TO tollgate_app;
+
+--
+-- Name: FUNCTION disable_upgrade_links(); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate.disable_upgrade_links() FROM PUBLIC;
+GRANT ALL ON FUNCTION tollgate.disable_upgrade_links() TO tollgate_sidecar;
+
+--
+-- Name: FUNCTION experiment_results(feature text, since timestamp with time zone, until timestamp with time zone); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate.experiment_results(feature text, since timestamp with time zone, until timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION tollgate.experiment_results(feature text, since timestamp with time zone, until timestamp with time zone) TO tollgate_sidecar;
+
+--
+-- Name: FUNCTION experiment_timeline(feature text, since timestamp with time zone, until timestamp with time zone, step interval); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate.experiment_timeline(feature text, since timestamp with time zone, until timestamp with time zone, step interval) FROM PUBLIC;
+GRANT ALL ON FUNCTION tollgate.experiment_timeline(feature text, since timestamp with time zone, until timestamp with time zone, step interval) TO tollgate_sidecar;
+
+--
+-- Name: FUNCTION experiments(); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate.experiments() FROM PUBLIC;
+GRANT ALL ON FUNCTION tollgate.experiments() TO tollgate_sidecar;
 
 --
 -- Name: FUNCTION finish_sync_run(run bigint, subscriptions integer, error text); Type: ACL; Schema: tollgate; Owner: -
@@ -5336,6 +6358,27 @@ REVOKE ALL ON FUNCTION tollgate.prune_idempotency_keys(older_than interval) FROM
 GRANT ALL ON FUNCTION tollgate.prune_idempotency_keys(older_than interval) TO tollgate_sidecar;
 
 --
+-- Name: FUNCTION record_checkout_click(stripe_checkout_session text, click_id bigint, client_reference_id text); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate.record_checkout_click(stripe_checkout_session text, click_id bigint, client_reference_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION tollgate.record_checkout_click(stripe_checkout_session text, click_id bigint, client_reference_id text) TO tollgate_sidecar;
+
+--
+-- Name: FUNCTION record_click(customer text, feature text, event_id bigint, email_id bigint, variant text, signature text); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate.record_click(customer text, feature text, event_id bigint, email_id bigint, variant text, signature text) FROM PUBLIC;
+GRANT ALL ON FUNCTION tollgate.record_click(customer text, feature text, event_id bigint, email_id bigint, variant text, signature text) TO tollgate_sidecar;
+
+--
+-- Name: FUNCTION record_click_target(click_id bigint, target text, stripe_checkout_session text); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate.record_click_target(click_id bigint, target text, stripe_checkout_session text) FROM PUBLIC;
+GRANT ALL ON FUNCTION tollgate.record_click_target(click_id bigint, target text, stripe_checkout_session text) TO tollgate_sidecar;
+
+--
 -- Name: FUNCTION record_stripe_event(id text, type text, api_version text, object_id text, stripe_created timestamp with time zone); Type: ACL; Schema: tollgate; Owner: -
 --
 
@@ -5392,6 +6435,12 @@ REVOKE ALL ON FUNCTION tollgate.remove_route(method text, pattern text) FROM PUB
 --
 
 REVOKE ALL ON FUNCTION tollgate.remove_topup(topup text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION remove_variant(feature text, variant text); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate.remove_variant(feature text, variant text) FROM PUBLIC;
 
 --
 -- Name: FUNCTION require(customer text, feature text, amount bigint); Type: ACL; Schema: tollgate; Owner: -
@@ -5523,6 +6572,13 @@ GRANT ALL ON FUNCTION tollgate.trial_will_end(stripe_subscription text) TO tollg
 
 REVOKE ALL ON FUNCTION tollgate.unmapped_subscriptions() FROM PUBLIC;
 GRANT ALL ON FUNCTION tollgate.unmapped_subscriptions() TO tollgate_sidecar;
+
+--
+-- Name: FUNCTION upgrade_link(customer text, feature text); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate.upgrade_link(customer text, feature text) FROM PUBLIC;
+GRANT ALL ON FUNCTION tollgate.upgrade_link(customer text, feature text) TO tollgate_app;
 
 --
 -- Name: FUNCTION usage(customer text); Type: ACL; Schema: tollgate; Owner: -

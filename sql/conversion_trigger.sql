@@ -14,10 +14,14 @@ $$;
 -- transaction that made it. customers.plan NULL is the default (free) plan;
 -- anything else is an entitled paid plan (tollgate._refresh_customer).
 --
--- A conversion (default -> paid) is attributed to the latest upgrade prompt
--- sent to the customer within the attribution window before it: an email
--- with status 'sent', for a limit event the customer hit on the plan they
--- converted from. Emails that were skipped, failed or given up prompted
+-- A conversion (default -> paid) whose Stripe Checkout Session came from an
+-- upgrade-link click is attributed to that click exactly ("clicked"): the
+-- latest completed click of the customer within the attribution window that
+-- no conversion has yet, with its prompt (email, event) and variant
+-- (sql/upgrade_links.sql). Otherwise it is attributed to the latest upgrade
+-- prompt sent to the customer within the attribution window before it: an
+-- email with status 'sent', for a limit event the customer hit on the plan
+-- they converted from. Emails that were skipped, failed or given up prompted
 -- nobody. No such prompt: the conversion is organic.
 --
 -- Several plan changes of one customer in one transaction are one
@@ -43,6 +47,8 @@ DECLARE
   v_event bigint;
   v_feature text;
   v_prompted timestamptz;
+  v_click tollgate.link_clicks;
+  v_variant text;
 BEGIN
   SELECT p.plan INTO v_default FROM tollgate.plans p WHERE p.is_default;
   v_default := coalesce(v_default, 'default');
@@ -62,20 +68,38 @@ BEGIN
 
   v_kind := CASE WHEN NOT v_from_paid THEN 'conversion' WHEN NOT v_to_paid THEN 'churn' ELSE 'change' END;
   IF v_kind = 'conversion' THEN
-    SELECT m.id, m.event_id, m.feature, m.sent_at
-      INTO v_email, v_event, v_feature, v_prompted
-      FROM tollgate.emails m
-      JOIN tollgate.events e ON e.id = m.event_id
-     WHERE m.customer = NEW.customer
-       AND m.status = 'sent'
-       AND m.sent_at >= now() - tollgate._attribution_window()
-       AND m.sent_at <= now()
-       AND e.plan = v_from
-     ORDER BY m.sent_at DESC, m.id DESC
+    SELECT k.* INTO v_click
+      FROM tollgate.link_clicks k
+     WHERE k.customer = NEW.customer
+       AND k.completed_at IS NOT NULL
+       AND k.clicked_at >= now() - tollgate._attribution_window()
+       AND k.clicked_at <= now()
+       AND NOT EXISTS (SELECT FROM tollgate.plan_changes p WHERE p.click_id = k.id)
+     ORDER BY k.completed_at DESC, k.id DESC
      LIMIT 1;
+    IF v_click.id IS NOT NULL THEN
+      v_email := v_click.email_id;
+      v_event := v_click.event_id;
+      v_feature := v_click.feature;
+      v_prompted := tollgate._click_prompted_at(v_click);
+      v_variant := v_click.variant;
+    ELSE
+      SELECT m.id, m.event_id, m.feature, m.sent_at, m.variant
+        INTO v_email, v_event, v_feature, v_prompted, v_variant
+        FROM tollgate.emails m
+        JOIN tollgate.events e ON e.id = m.event_id
+       WHERE m.customer = NEW.customer
+         AND m.status = 'sent'
+         AND m.sent_at >= now() - tollgate._attribution_window()
+         AND m.sent_at <= now()
+         AND e.plan = v_from
+       ORDER BY m.sent_at DESC, m.id DESC
+       LIMIT 1;
+    END IF;
   END IF;
-  INSERT INTO tollgate.plan_changes (customer, from_plan, to_plan, kind, email_id, event_id, feature, prompted_at)
-  VALUES (NEW.customer, v_from, v_to, v_kind, v_email, v_event, v_feature, v_prompted);
+  INSERT INTO tollgate.plan_changes
+    (customer, from_plan, to_plan, kind, email_id, event_id, feature, prompted_at, click_id, variant)
+  VALUES (NEW.customer, v_from, v_to, v_kind, v_email, v_event, v_feature, v_prompted, v_click.id, v_variant);
   RETURN NULL;
 END
 $$;

@@ -1,3 +1,15 @@
+-- The columns before event_id and variant: a reinstall over them must drop it
+-- (a return type cannot be replaced).
+DO $$
+BEGIN
+  IF EXISTS (SELECT FROM pg_catalog.pg_proc p
+              WHERE p.oid = to_regprocedure('tollgate.outbox_claim(text, integer, interval)')
+                AND NOT 'variant' = ANY (p.proargnames)) THEN
+    DROP FUNCTION tollgate.outbox_claim(text, integer, interval);
+  END IF;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION tollgate.outbox_claim(worker text, n integer DEFAULT 1, stale interval DEFAULT '5 minutes')
 RETURNS TABLE (
   id              bigint,
@@ -18,7 +30,9 @@ RETURNS TABLE (
   sender          text,
   subject         text,
   body_text       text,
-  body_html       text)
+  body_html       text,
+  event_id        bigint,
+  variant         text)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = tollgate, pg_temp
 AS $$
 DECLARE
@@ -75,18 +89,20 @@ BEGIN
     RETURNING m.*
   )
   SELECT m.id, m.attempts, m.handed_off_at IS NOT NULL, m.provider, m.template, m.customer, m.to_email,
-         m.feature, e.plan, e.used, e.quota, m.period_start, e.period_end, f.message, e.created_at,
-         m.sender, m.subject, m.body_text, m.body_html
+         m.feature, e.plan, e.used, e.quota, m.period_start, e.period_end, coalesce(pv.message, f.message), e.created_at,
+         m.sender, m.subject, m.body_text, m.body_html, m.event_id, m.variant
     FROM claimed m
     JOIN tollgate.events e ON e.id = m.event_id
     LEFT JOIN tollgate.features f ON f.feature = m.feature
+    LEFT JOIN tollgate.prompt_variants pv ON pv.feature = m.feature AND pv.variant = m.variant
    WHERE m.status = 'sending'
    ORDER BY m.next_attempt_at, m.id;
 END
 $$;
 COMMENT ON FUNCTION tollgate.outbox_claim(text, integer, interval) IS
   'Claims up to n emails that are due for worker (FOR UPDATE SKIP LOCKED: replicas never get the same row) and '
-  'returns what rendering and sending them needs. Due: pending, failed whose next_attempt_at has come, and sending '
+  'returns what rendering and sending them needs (message and template are the prompt variant''s when it has '
+  'its own; event_id and variant go into the email''s upgrade link). Due: pending, failed whose next_attempt_at has come, and sending '
   'rows whose worker is gone (see tollgate.outbox_register) or whose claim is older than stale. attempt identifies '
   'this claim in tollgate.outbox_begin and tollgate.outbox_failed. interrupted says that an earlier claim was cut '
   'off while handing the email to last_provider; sender, subject, body_text and body_html are then the email as it '

@@ -25,18 +25,21 @@ BEGIN
     UPDATE tollgate.events e SET processed_at = pg_catalog.now()
       FROM picked
      WHERE e.id = picked.id
-    RETURNING e.id, e.kind, e.customer, e.feature, e.period_start
+    RETURNING e.id, e.kind, e.customer, e.feature, e.period_start, e.variant
   ), emails AS (
-    INSERT INTO tollgate.emails AS m (event_id, customer, feature, period_start, template, to_email, status, last_error)
+    -- a prompt variant's own template, else the feature's
+    INSERT INTO tollgate.emails AS m (event_id, customer, feature, period_start, template, to_email, status, last_error, variant)
     SELECT d.id, d.customer, d.feature, d.period_start,
-           CASE d.kind WHEN 'trial_will_end' THEN v_trial_prompt ELSE f.upgrade_prompt END, c.email,
+           CASE d.kind WHEN 'trial_will_end' THEN v_trial_prompt ELSE coalesce(pv.email, f.upgrade_prompt) END, c.email,
            CASE WHEN c.email IS NULL OR c.email_opt_out THEN 'skipped' ELSE 'pending' END,
            CASE WHEN c.email IS NULL THEN 'the customer has no email address'
-                WHEN c.email_opt_out THEN 'the customer opted out of upgrade prompts' END
+                WHEN c.email_opt_out THEN 'the customer opted out of upgrade prompts' END,
+           d.variant
       FROM done d
       LEFT JOIN tollgate.features f ON f.feature = d.feature AND d.kind = 'limit_reached'
+      LEFT JOIN tollgate.prompt_variants pv ON pv.feature = d.feature AND pv.variant = d.variant AND d.kind = 'limit_reached'
       LEFT JOIN tollgate.customers c ON c.customer = d.customer
-     WHERE (d.kind = 'limit_reached' AND f.upgrade_prompt IS NOT NULL)
+     WHERE (d.kind = 'limit_reached' AND coalesce(pv.email, f.upgrade_prompt) IS NOT NULL)
         OR (d.kind = 'trial_will_end' AND v_trial_prompt IS NOT NULL)
      ORDER BY d.id
     ON CONFLICT (customer, feature, period_start) DO NOTHING
@@ -47,8 +50,8 @@ END
 $$;
 COMMENT ON FUNCTION tollgate.outbox_collect(integer) IS
   'Turns up to max_events unprocessed events into outbox rows and returns how many events it processed (call it '
-  'until it returns less than max_events). A limit_reached event of a feature with an upgrade prompt becomes one '
-  'pending email, or a skipped one when the customer has no email address or opted out; at most one per customer, '
+  'until it returns less than max_events). A limit_reached event of a feature with an upgrade prompt (or whose '
+  'prompt variant names an email template) becomes one pending email of that template, or a skipped one when the customer has no email address or opted out; at most one per customer, '
   'feature and window. A trial_will_end event becomes the trial prompt (the template of the setting trial_prompt), '
   'the same way, once per trial. Threshold events, features without a prompt and trial events while trial_prompt '
   'is not set are marked processed with no email. Safe to run from any number of replicas at once. Errors: TG422 '

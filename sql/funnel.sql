@@ -1,18 +1,33 @@
 -- The conversion funnel of the customers on the default plan whose limit
 -- events happened in [since, until): a cohort, followed to its conversions
 -- whenever they happen, so each stage is part of the one before it
--- (hit_threshold >= hit_limit >= prompted >= attributed). Counts are of
--- customers. Organic conversions have no prompt to follow: they are counted
--- when they happen in the range. docs/conversions.md explains each column.
+-- (hit_threshold >= hit_limit >= prompted >= clicked, prompted >= attributed).
+-- Counts are of customers. Organic conversions have no prompt to follow: they
+-- are counted when they happen in the range. docs/conversions.md explains each
+-- column.
 --
 -- Reads events by created_at, emails by sent_at (partial index of sent
--- emails) and plan_changes by changed_at: never usage.
+-- emails), link clicks and plan_changes by time: never usage.
+
+-- The columns before clicked: a reinstall over them must drop it (a return
+-- type cannot be replaced).
+DO $$
+BEGIN
+  IF EXISTS (SELECT FROM pg_catalog.pg_proc p
+              WHERE p.oid = to_regprocedure('tollgate.funnel(timestamptz, timestamptz)')
+                AND NOT 'clicked' = ANY (p.proargnames)) THEN
+    DROP FUNCTION tollgate.funnel(timestamptz, timestamptz);
+  END IF;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION tollgate.funnel(since timestamptz, until timestamptz)
 RETURNS TABLE (
   feature         text,
   hit_threshold   bigint,
   hit_limit       bigint,
   prompted        bigint,
+  clicked         bigint,
   converted       bigint,
   attributed      bigint,
   organic         bigint,
@@ -39,21 +54,29 @@ BEGIN
   SELECT p.plan INTO v_default FROM tollgate.plans p WHERE p.is_default;
 
   RETURN QUERY
-  WITH cohort AS (
+  WITH clicks AS (
+    -- who clicked an upgrade link of which feature since the range began
+    -- (after the event, so not before since)
+    SELECT DISTINCT k.customer, k.feature FROM tollgate.link_clicks k WHERE k.clicked_at >= v_since
+  ), cohort AS (
     -- one pass over the events of the range, hashed by feature and customer
     -- and by customer alone (the total counts each customer once): did they
-    -- hit the limit, and were they sent a prompt for one of these events
-    -- (sent after the event, so not before since)
+    -- hit the limit, were they sent a prompt for one of these events (sent
+    -- after the event, so not before since), did they click an upgrade link
+    -- of the feature (the email's or the 402's: a click shows they were
+    -- prompted too)
     SELECT e.feature, GROUPING(e.feature) = 1 AS total,
            bool_or(e.kind = 'limit_reached') AS hit_limit,
-           bool_or(m.event_id IS NOT NULL) AS prompted
+           bool_or(m.event_id IS NOT NULL OR (k.customer IS NOT NULL AND e.kind = 'limit_reached')) AS prompted,
+           bool_or(k.customer IS NOT NULL AND e.kind = 'limit_reached') AS clicked
       FROM tollgate.events e
       LEFT JOIN tollgate.emails m ON m.event_id = e.id AND m.status = 'sent' AND m.sent_at >= v_since
+      LEFT JOIN clicks k ON k.customer = e.customer AND k.feature = e.feature
      WHERE e.created_at >= v_since AND e.created_at < v_until AND e.plan = v_default
      GROUP BY GROUPING SETS ((e.feature, e.customer), (e.customer))
   ), c_agg AS (
     SELECT c.feature, count(*) AS hit_threshold, count(*) FILTER (WHERE c.hit_limit) AS hit_limit,
-           count(*) FILTER (WHERE c.prompted) AS prompted
+           count(*) FILTER (WHERE c.prompted) AS prompted, count(*) FILTER (WHERE c.clicked) AS clicked
       FROM cohort c
      GROUP BY c.feature, c.total
   ), converted AS (
@@ -68,6 +91,17 @@ BEGIN
          WHERE e.id = pc.event_id AND e.created_at >= v_since AND e.created_at < v_until AND e.plan = v_default
          LIMIT 1) e
      WHERE pc.kind = 'conversion' AND pc.event_id IS NOT NULL AND pc.changed_at >= v_since
+    UNION ALL
+    -- conversions of a click on a link that named no event (a 402 before
+    -- any limit_reached event): the clicked feature's event of the range
+    SELECT e.feature, pc.customer, extract(epoch FROM pc.changed_at - pc.prompted_at)::double precision
+      FROM tollgate.plan_changes pc
+     CROSS JOIN LATERAL (
+        SELECT e.feature FROM tollgate.events e
+         WHERE e.customer = pc.customer AND e.feature = pc.feature AND e.created_at >= v_since
+           AND e.created_at < v_until AND e.plan = v_default
+         LIMIT 1) e
+     WHERE pc.kind = 'conversion' AND pc.event_id IS NULL AND pc.click_id IS NOT NULL AND pc.changed_at >= v_since
     UNION ALL
     -- organic conversions in the range: for each feature the customer hit in
     -- the range before converting (a few index lookups per conversion), and
@@ -92,7 +126,7 @@ BEGIN
   -- a feature's row exists when it had events in the range; the total row
   -- (feature NULL, last) always does: v_agg's () set gives it
   SELECT c.feature, coalesce(c.hit_threshold, 0), coalesce(c.hit_limit, 0), coalesce(c.prompted, 0),
-         coalesce(v.converted, 0), coalesce(v.attributed, 0), coalesce(v.converted - v.attributed, 0),
+         coalesce(c.clicked, 0), coalesce(v.converted, 0), coalesce(v.attributed, 0), coalesce(v.converted - v.attributed, 0),
          coalesce(v.attributed, 0)::double precision / nullif(c.prompted, 0),
          v.median_seconds, v.p90_seconds
     FROM (SELECT * FROM v_agg WHERE v_agg.total OR v_agg.feature IS NOT NULL) v
@@ -103,8 +137,9 @@ $$;
 COMMENT ON FUNCTION tollgate.funnel(timestamptz, timestamptz) IS
   'The conversion funnel of the customers on the default plan whose limit events happened in [since, until): one '
   'row per feature and a total row (feature NULL), counting customers. hit_threshold: had any event; hit_limit: a '
-  'limit_reached event; prompted: were sent an upgrade prompt for one; attributed: converted to a paid plan with '
-  'the conversion attributed to such a prompt (at any time); organic: converted in the range with no prompt to '
+  'limit_reached event; prompted: were sent an upgrade prompt for one, or clicked an upgrade link of its feature; '
+  'clicked: clicked an upgrade link (the email''s or the 402''s) of its feature since; attributed: converted to a '
+  'paid plan with the conversion attributed to such a prompt or click (at any time); organic: converted in the range with no prompt to '
   'attribute it to (in a feature''s row, those who hit that feature before converting; the total has them all); '
   'converted: attributed or organic; conversion_rate: attributed / prompted (NULL when none were prompted); '
   'median_seconds and p90_seconds: from prompt to attributed conversion. Errors: TG422 for a NULL bound or since '

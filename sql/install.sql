@@ -13,6 +13,7 @@
 
 {{ template "args.sql" . }}
 {{ template "window.sql" . }}
+{{ template "variants.sql" . }}
 {{ template "verdict.sql" . }}
 {{ template "config_version.sql" . }}
 {{ template "config.sql" . }}
@@ -62,9 +63,11 @@
 {{ template "email_done.sql" . }}
 
 -- Conversions and the funnel: add includes below this line.
+{{ template "upgrade_links.sql" . }}
 {{ template "conversion_trigger.sql" . }}
 {{ template "funnel.sql" . }}
 {{ template "funnel_attention.sql" . }}
+{{ template "experiments.sql" . }}
 
 -- Drop the functions the package no longer defines: after every file that
 -- creates functions, before grants.sql (which touches every function).

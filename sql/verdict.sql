@@ -1,10 +1,14 @@
--- The message of a blocked verdict, or of one over its quota: the feature's
--- own, or a default that says the numbers.
-CREATE OR REPLACE FUNCTION tollgate._message(p_feature text, p_plan text, p_used bigint, p_quota bigint)
+-- The message of a blocked verdict, or of one over its quota: the message of
+-- the customer's prompt variant (sql/variants.sql), the feature's own, or a
+-- default that says the numbers.
+CREATE OR REPLACE FUNCTION tollgate._message(p_feature text, p_plan text, p_used bigint, p_quota bigint, p_customer text)
 RETURNS text
 LANGUAGE sql STABLE
 AS $$
-  SELECT coalesce((SELECT f.message FROM tollgate.features f WHERE f.feature = p_feature),
+  SELECT coalesce((SELECT v.message FROM tollgate.prompt_variants v
+                    WHERE v.feature = p_feature AND v.message IS NOT NULL
+                      AND v.variant = tollgate._variant(p_customer, p_feature)),
+                  (SELECT f.message FROM tollgate.features f WHERE f.feature = p_feature),
                   format('You have used %s of %s %s on the %s plan. Upgrade to continue.',
                          p_used, p_quota, p_feature, p_plan))
 $$;
@@ -22,7 +26,7 @@ AS $$
              CASE WHEN p_quota IS NOT NULL THEN greatest(p_quota - p_used, 0) END,
              CASE WHEN pg_catalog.isfinite(p_end) THEN p_end END,
              CASE WHEN NOT p_allowed OR (p_used > p_quota AND coalesce(p_granted, 0) = 0)
-                  THEN tollgate._message(p_feature, p_plan, p_used, p_quota) END,
+                  THEN tollgate._message(p_feature, p_plan, p_used, p_quota, p_customer) END,
              CASE WHEN p_quota IS NOT NULL THEN coalesce(p_granted, 0) END)::tollgate.verdict
 $$;
 
