@@ -15,7 +15,8 @@ type Options struct {
 	// DryRun computes and prints the changes, makes them, and rolls back: the output is what a real run
 	// would print, and the database is left as it was.
 	DryRun bool
-	// Prune removes the plans, features, limits, routes and top-up packs that the file does not name. Usage history is
+	// Prune removes the plans, features, limits, routes, prompt variants and top-up packs that the file does not
+	// name. Usage history is
 	// kept. Without it they are kept and listed.
 	Prune bool
 }
@@ -86,6 +87,7 @@ const (
 	selectLimits   = "SELECT plan, feature, quota FROM tollgate.limits ORDER BY plan, feature"
 	selectRoutes   = "SELECT method, pattern, feature, amount FROM tollgate.routes ORDER BY method, pattern"
 	selectSettings = "SELECT key, value FROM tollgate.settings ORDER BY key"
+	selectVariants = "SELECT feature, variant, weight, message, email FROM tollgate.prompt_variants ORDER BY feature, variant"
 	selectTopups   = "SELECT topup, stripe_price, feature, amount, extract(epoch FROM expires)::bigint FROM tollgate.topups ORDER BY topup"
 )
 
@@ -114,6 +116,12 @@ func ReadState(ctx context.Context, q pgx.Tx) (State, error) {
 	if s.Routes, err = query(ctx, q, selectRoutes, func(r pgx.CollectableRow) (rt RouteRow, err error) {
 		err = r.Scan(&rt.Method, &rt.Pattern, &rt.Feature, &rt.Amount)
 		return rt, err
+	}); err != nil {
+		return s, err
+	}
+	if s.Variants, err = query(ctx, q, selectVariants, func(r pgx.CollectableRow) (v VariantRow, err error) {
+		err = r.Scan(&v.Feature, &v.Variant, &v.Weight, &v.Message, &v.Email)
+		return v, err
 	}); err != nil {
 		return s, err
 	}

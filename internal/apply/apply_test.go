@@ -460,3 +460,44 @@ features:
 	}, changeLines(out))
 	require.Equal(t, "api_500 price_calls500b api_calls 600 never", topups())
 }
+
+// Prompt variants: added with their feature, changed, kept and pruned.
+func TestApplyVariants(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	file := func(variants string) string {
+		return writeFile(t, `plans: { free: { default: true } }
+features:
+  api_calls:
+    period: month
+    limits: { free: 100 }
+    upgrade_prompt:
+      email: upgrade_prompt
+      variants: `+variants+`
+`)
+	}
+	variants := func() string {
+		var s string
+		require.NoError(t, b.db.Pool(t).QueryRow(t.Context(), `SELECT coalesce(string_agg(format('%s/%s %s %s %s',
+			feature, variant, weight, coalesce(message, '-'), coalesce(email, '-')), '; ' ORDER BY feature, variant), '') FROM tollgate.prompt_variants`).Scan(&s))
+		return s
+	}
+	code, out, errOut := b.apply(t, file(`{ control: { weight: 50 }, short: { weight: 50, message: "Out of calls.", email: upgrade_prompt_short } }`))
+	require.Equal(t, 0, code, errOut)
+	require.Subset(t, changeLines(out), []string{
+		"+ variant api_calls/control: weight 50",
+		`+ variant api_calls/short: weight 50, message "Out of calls.", email upgrade_prompt_short`,
+	})
+	require.Equal(t, "api_calls/control 50 - -; api_calls/short 50 Out of calls. upgrade_prompt_short", variants())
+
+	code, out, errOut = b.apply(t, file(`{ control: { weight: 80 } }`))
+	require.Equal(t, 0, code, errOut)
+	require.Equal(t, []string{
+		"~ variant api_calls/control: weight 50 -> 80",
+		"= variant api_calls/short: kept (not in file; use --prune)",
+	}, changeLines(out))
+	code, out, errOut = b.apply(t, file(`{ control: { weight: 80 } }`), "--prune")
+	require.Equal(t, 0, code, errOut)
+	require.Equal(t, []string{"- variant api_calls/short"}, changeLines(out))
+	require.Equal(t, "api_calls/control 80 - -", variants())
+}

@@ -21,6 +21,7 @@ type State struct {
 	Limits   []LimitRow
 	Routes   []RouteRow
 	Topups   []TopupRow
+	Variants []VariantRow
 	Settings []SettingRow
 }
 
@@ -63,6 +64,13 @@ type TopupRow struct {
 	ExpiresSeconds *int64
 }
 
+// VariantRow is a row of tollgate.prompt_variants: a variant of a feature's upgrade prompt.
+type VariantRow struct {
+	Feature, Variant string
+	Weight           int32
+	Message, Email   *string // nil = NULL (the feature's)
+}
+
 // SettingRow is a row of tollgate.settings: behaviour the SQL functions read, such as past_due_is_grace.
 type SettingRow struct {
 	Key, Value string
@@ -99,6 +107,16 @@ func Desired(cfg *config.Config) State {
 		}
 		for _, r := range f.Routes {
 			s.Routes = append(s.Routes, RouteRow{Method: r.Method, Pattern: r.Pattern, Feature: f.Name, Amount: 1})
+		}
+		for _, v := range f.Variants {
+			row := VariantRow{Feature: f.Name, Variant: v.Name, Weight: v.Weight}
+			if v.Message != "" {
+				row.Message = &v.Message
+			}
+			if v.Email != "" {
+				row.Email = &v.Email
+			}
+			s.Variants = append(s.Variants, row)
 		}
 	}
 	for _, t := range cfg.Topups {
@@ -170,6 +188,8 @@ const (
 	sqlRemoveRoute   = "SELECT tollgate.remove_route(method => $1, pattern => $2)"
 	sqlRemoveFeature = "SELECT tollgate.remove_feature(feature => $1)"
 	sqlRemovePlan    = "SELECT tollgate.remove_plan(plan => $1)"
+	sqlDefineVariant = "SELECT tollgate.define_variant(feature => $1, variant => $2, weight => $3, message => $4, email => $5)"
+	sqlRemoveVariant = "SELECT tollgate.remove_variant(feature => $1, variant => $2)"
 	sqlDefineTopup   = "SELECT tollgate.define_topup(topup => $1, stripe_price => $2, feature => $3, amount => $4, expires => $5::interval)"
 	sqlRemoveTopup   = "SELECT tollgate.remove_topup(topup => $1)"
 )
@@ -179,13 +199,13 @@ const (
 //
 //  1. plans, the new default first (define_plan un-defaults the old one; the default plan is never left without
 //     a successor);
-//  2. features;
+//  2. features, then their prompt variants;
 //  3. limits (they need their plan and feature);
 //  4. routes (they need their feature);
 //  5. top-up packs (they need their feature); a pack the file no longer names goes first when pruning, or
 //     when the file gives its price to another pack;
 //  6. settings (set_setting recomputes the plans of customers it concerns);
-//  7. with prune: routes, limits, features, then plans that want does not name. Removing a feature or a plan
+//  7. with prune: variants, routes, limits, features, then plans that want does not name. Removing a feature or a plan
 //     keeps its usage history; their limits and routes are removed first, each listed.
 //
 // Objects in cur that want does not name are Keep changes unless prune is set. A Keep whose parent (plan or
@@ -248,6 +268,22 @@ func Diff(cur, want State, prune bool) []Change {
 		default:
 			if d := featureDetail(old, f); d != "" {
 				out = append(out, featureChange(Update, f, d))
+			}
+		}
+	}
+
+	// 2b. prompt variants (they need their feature)
+	variantKey := func(v VariantRow) string { return v.Feature + "/" + v.Variant }
+	curVariants := index(cur.Variants, variantKey)
+	wantVariants := index(want.Variants, variantKey)
+	for _, v := range sorted(want.Variants, variantKey) {
+		old, ok := curVariants[variantKey(v)]
+		switch {
+		case !ok:
+			out = append(out, variantChange(Add, v, variantText(v)))
+		default:
+			if d := variantDetail(old, v); d != "" {
+				out = append(out, variantChange(Update, v, d))
 			}
 		}
 	}
@@ -332,6 +368,15 @@ func Diff(cur, want State, prune bool) []Change {
 	keepOrRemove := Keep
 	if prune {
 		keepOrRemove = Remove
+	}
+	for _, v := range sorted(cur.Variants, variantKey) {
+		if _, ok := wantVariants[variantKey(v)]; ok {
+			continue
+		}
+		if _, parentKept := wantFeatures[v.Feature]; !parentKept && !prune {
+			continue // listed with its feature
+		}
+		out = append(out, variantChange(keepOrRemove, v, keptDetail(prune)))
 	}
 	for _, t := range sorted(cur.Topups, topupKey) {
 		if _, ok := wantTopups[t.Topup]; ok || removedTopups[t.Topup] {
@@ -444,6 +489,43 @@ func routeChange(op Op, r RouteRow, detail string) Change {
 		c.SQL, c.Args = sqlRemoveRoute, []any{r.Method, r.Pattern}
 	}
 	return c
+}
+
+func variantChange(op Op, v VariantRow, detail string) Change {
+	c := Change{Op: op, Kind: "variant", Key: v.Feature + "/" + v.Variant, Detail: detail}
+	switch op {
+	case Add, Update:
+		c.SQL, c.Args = sqlDefineVariant, []any{v.Feature, v.Variant, v.Weight, v.Message, v.Email}
+	case Remove:
+		c.SQL, c.Args = sqlRemoveVariant, []any{v.Feature, v.Variant}
+	}
+	return c
+}
+
+// variantText describes a variant: "weight 50, message \"...\", email short".
+func variantText(v VariantRow) string {
+	d := fmt.Sprintf("weight %d", v.Weight)
+	if v.Message != nil {
+		d += ", message " + text(v.Message)
+	}
+	if v.Email != nil {
+		d += ", email " + *v.Email
+	}
+	return d
+}
+
+func variantDetail(old, v VariantRow) string {
+	var d []string
+	if old.Weight != v.Weight {
+		d = append(d, fmt.Sprintf("weight %d -> %d", old.Weight, v.Weight))
+	}
+	if !eqPtr(old.Message, v.Message) {
+		d = append(d, "message "+text(old.Message)+" -> "+text(v.Message))
+	}
+	if !eqPtr(old.Email, v.Email) {
+		d = append(d, "email "+text(old.Email)+" -> "+text(v.Email))
+	}
+	return strings.Join(d, ", ")
 }
 
 func topupChange(op Op, t TopupRow, detail string) Change {

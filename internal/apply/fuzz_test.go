@@ -86,6 +86,7 @@ func FuzzApply(f *testing.F) {
 		plans + "conversions: { attribution_window: 106751d }\n",
 		"plans: { free: { default: true } }\nfeatures: { \"a\": { limits: { free: 1 }, period: 12h, upgrade_prompt: { email: a } } }\n",
 		plans + "features:\n  a: { period: month, limits: { free: 1 } }\ntopups:\n  p: { stripe_price: price_" + strings.Repeat("x", 249) + ", feature: a, amount: 9223372036854775807, expires: 1s }\n  q: { stripe_price: price_q, feature: a, amount: 1, expires: 106751d }\n",
+		plans + "features:\n  a: { period: month, limits: { free: 1 }, upgrade: { plan: pro, price: price_1 },\n    upgrade_prompt: { variants: { control: { weight: 1000000 }, b: { weight: 0, message: \"" + strings.Repeat("é", 10000) + "\", email: z } } } }\nemail: { upgrade_url: https://a.test }\nupgrade_links: { public_url: https://b.test, expires: 366d }\n",
 	} {
 		f.Add([]byte(s))
 	}

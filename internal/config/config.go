@@ -30,6 +30,11 @@ const (
 	DefaultAttributionWindow    = 30 * 24 * time.Hour
 	DefaultEnforcement          = "hard"
 	DefaultBooleanFeaturePeriod = "lifetime"
+	DefaultLinkExpiry           = 30 * 24 * time.Hour
+	// ControlVariant is the prompt variant the others are compared with.
+	ControlVariant = "control"
+	// MaxVariantWeight bounds a variant's weight (tollgate.define_variant).
+	MaxVariantWeight = 1_000_000
 )
 
 // DefaultNotifyAt is the percent thresholds a feature emits events at when notify_at is not given.
@@ -49,6 +54,8 @@ type Config struct {
 	Stripe      Stripe
 	Sidecar     Sidecar
 	Conversions Conversions
+	// UpgradeLinks configures signed upgrade links; PublicURL "" means they are off.
+	UpgradeLinks UpgradeLinks
 	// Warnings are findings that do not stop the file from being used, such as a plan that a feature's limits
 	// do not list (that plan does not get the feature).
 	Warnings Errors
@@ -86,9 +93,34 @@ type Feature struct {
 	Message string
 	// UpgradePrompt is the email template sent when the limit is hit; "" means no email.
 	UpgradePrompt string
+	// Variants are the prompt's variants (an experiment), in name order; none means no experiment. One is
+	// named control.
+	Variants []Variant
+	// Upgrade is where an upgrade link of this feature leads in Stripe Checkout; nil means the static
+	// upgrade_url.
+	Upgrade *Upgrade
 	// Routes gate HTTP requests (in the Django middleware) on this feature.
 	Routes []Route
 	Pos    Pos
+}
+
+// Variant is an entry under a feature's upgrade_prompt.variants.
+type Variant struct {
+	Name string
+	// Weight is its share of the customers not assigned yet (0 stops new assignments).
+	Weight int32
+	// Message replaces the feature's message in the 402 and the email; "" means the feature's.
+	Message string
+	// Email is its email template; "" means the feature's upgrade_prompt.email.
+	Email string
+	Pos   Pos
+}
+
+// Upgrade is a feature's upgrade: the plan and the Stripe price an upgrade link's Checkout Session sells.
+type Upgrade struct {
+	Plan  string
+	Price string
+	Pos   Pos
 }
 
 // Topup is an entry under topups: a Stripe price whose payment grants units of a feature.
@@ -178,6 +210,24 @@ type Sidecar struct {
 	PollInterval time.Duration
 }
 
+// UpgradeLinks configures signed upgrade links (GET /upgrade/<token> of the sidecar). The secret comes from the
+// environment (TOLLGATE_LINK_SECRET).
+type UpgradeLinks struct {
+	// PublicURL is where customers reach the sidecar (links are PublicURL/upgrade/<token>); "" = links off.
+	PublicURL string
+	// Expires is how long a link works after it is minted.
+	Expires time.Duration
+	// SuccessURL and CancelURL are where Stripe Checkout sends the customer back; PortalReturnURL where the
+	// Billing Portal does. Defaults: email.upgrade_url, email.upgrade_url, SuccessURL.
+	SuccessURL      string
+	CancelURL       string
+	PortalReturnURL string
+	Pos             Pos
+}
+
+// Enabled reports whether the file turns upgrade links on.
+func (u UpgradeLinks) Enabled() bool { return u.PublicURL != "" }
+
 // Conversions configures the attribution of free-to-paid conversions to upgrade prompts.
 type Conversions struct {
 	AttributionWindow time.Duration
@@ -200,7 +250,8 @@ func Defaults() *Config {
 			MetricsListen: DefaultMetricsListen,
 			PollInterval:  DefaultPollInterval,
 		},
-		Conversions: Conversions{AttributionWindow: DefaultAttributionWindow},
+		Conversions:  Conversions{AttributionWindow: DefaultAttributionWindow},
+		UpgradeLinks: UpgradeLinks{Expires: DefaultLinkExpiry},
 	}
 }
 
@@ -302,6 +353,9 @@ type Env struct {
 	DashboardPassword string // TOLLGATE_DASHBOARD_PASSWORD
 	// MetricsToken, when set, is the bearer token /metrics and /readyz require.
 	MetricsToken string // TOLLGATE_METRICS_TOKEN
+	// LinkSecret signs upgrade links; LinkSecretPrevious is accepted too while the secret is rotated.
+	LinkSecret         string // TOLLGATE_LINK_SECRET
+	LinkSecretPrevious string // TOLLGATE_LINK_SECRET_PREVIOUS
 }
 
 // EnvFrom reads Env through getenv (os.Getenv, or a map's lookup in tests).
@@ -317,5 +371,7 @@ func EnvFrom(getenv func(string) string) Env {
 		DashboardUser:       getenv("TOLLGATE_DASHBOARD_USER"),
 		DashboardPassword:   getenv("TOLLGATE_DASHBOARD_PASSWORD"),
 		MetricsToken:        getenv("TOLLGATE_METRICS_TOKEN"),
+		LinkSecret:          getenv("TOLLGATE_LINK_SECRET"),
+		LinkSecretPrevious:  getenv("TOLLGATE_LINK_SECRET_PREVIOUS"),
 	}
 }

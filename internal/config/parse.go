@@ -20,11 +20,14 @@ import (
 
 // The keys each mapping accepts. The schema test checks schema/tollgate.schema.json against these lists.
 var (
-	topKeys           = []string{"plans", "features", "topups", "email", "stripe", "sidecar", "conversions"}
+	topKeys           = []string{"plans", "features", "topups", "email", "stripe", "sidecar", "conversions", "upgrade_links"}
 	topupKeys         = []string{"stripe_price", "feature", "amount", "expires"}
 	planKeys          = []string{"default", "stripe_prices", "stripe_products", "rank"}
-	featureKeys       = []string{"period", "limits", "enforcement", "notify_at", "message", "upgrade_prompt", "routes"}
-	upgradePromptKeys = []string{"email"}
+	featureKeys       = []string{"period", "limits", "enforcement", "notify_at", "message", "upgrade_prompt", "upgrade", "routes"}
+	upgradePromptKeys = []string{"email", "variants"}
+	variantKeys       = []string{"weight", "message", "email"}
+	upgradeKeys       = []string{"plan", "price"}
+	upgradeLinksKeys  = []string{"public_url", "expires", "success_url", "cancel_url", "portal_return_url"}
 	emailKeys         = []string{"provider", "from", "upgrade_url", "templates", "rate_per_second", "max_attempts"}
 	stripeKeys        = []string{"past_due_is_grace", "pause_collection_keeps_plan", "reconcile_interval", "rate_per_second", "trial_prompt"}
 	trialPromptKeys   = []string{"email"}
@@ -95,11 +98,13 @@ func Parse(file string, data []byte) (cfg *Config, err error) {
 }
 
 type parser struct {
-	file  string
-	errs  Errors
-	warns Errors
-	work  int // nodes visited, aliases counted each time they are used
-	more  int // errors past maxErrors, counted only
+	file string
+	// publicURLGiven: upgrade_links.public_url was given (valid or not)
+	publicURLGiven bool
+	errs           Errors
+	warns          Errors
+	work           int // nodes visited, aliases counted each time they are used
+	more           int // errors past maxErrors, counted only
 }
 
 // maxErrors is how many errors are reported; the rest are counted.
@@ -397,6 +402,8 @@ func (p *parser) config(root *yaml.Node) *Config {
 			p.sidecar(f.val, &cfg.Sidecar)
 		case "conversions":
 			p.conversions(f.val, &cfg.Conversions)
+		case "upgrade_links":
+			p.upgradeLinks(f.val, &cfg.UpgradeLinks)
 		}
 	}
 	if plansNode == nil {
@@ -410,6 +417,7 @@ func (p *parser) config(root *yaml.Node) *Config {
 	if topupsNode != nil {
 		cfg.Topups = p.topups(topupsNode, cfg)
 	}
+	p.checkUpgradeLinks(cfg)
 	cfg.Email.Templates = resolveTemplates(p.file, cfg.Email.Templates)
 	if cfg.Email.UpgradeURL == "" && cfg.Stripe.TrialPrompt != "" {
 		p.warns = append(p.warns, Diagnostic{File: p.file, Line: cfg.Stripe.TrialPromptPos.Line, Col: cfg.Stripe.TrialPromptPos.Col,
@@ -567,14 +575,21 @@ func (p *parser) features(n *yaml.Node, plans []Plan) []Feature {
 				feat.Message, _ = p.str(ff.val, what)
 			case "upgrade_prompt":
 				for _, uf := range p.entries(ff.val, what, upgradePromptKeys) {
-					if s, ok := p.str(uf.val, what+".email"); ok {
-						if nameRE.MatchString(s) {
-							feat.UpgradePrompt = s
-						} else {
-							p.errorf(deref(uf.val), "%s.email is a template name and must match %s", what, nameRE)
+					switch uf.key.Value {
+					case "email":
+						if s, ok := p.str(uf.val, what+".email"); ok {
+							if nameRE.MatchString(s) {
+								feat.UpgradePrompt = s
+							} else {
+								p.errorf(deref(uf.val), "%s.email is a template name and must match %s", what, nameRE)
+							}
 						}
+					case "variants":
+						feat.Variants = p.variants(uf.key, uf.val, what+".variants")
 					}
 				}
+			case "upgrade":
+				feat.Upgrade = p.upgrade(ff.key, ff.val, what, plans)
 			case "routes":
 				for _, item := range p.seq(ff.val, what) {
 					r, ok := p.route(item, what)
@@ -934,4 +949,190 @@ func (p *parser) topups(n *yaml.Node, cfg *Config) []Topup {
 		out = append(out, t)
 	}
 	return out
+}
+
+// variants reads a feature's upgrade_prompt.variants: at least one with a weight above 0, one named control.
+func (p *parser) variants(key, n *yaml.Node, what string) []Variant {
+	var out []Variant
+	fields := p.entries(n, what, nil)
+	positive, control := false, false
+	for _, f := range fields {
+		name := f.key.Value
+		if !nameRE.MatchString(name) {
+			p.errorf(f.key, "variant name %s must match %s", quoteKey(name), nameRE)
+			continue
+		}
+		v := Variant{Name: name, Pos: pos(f.key)}
+		weightNode := (*yaml.Node)(nil)
+		for _, vf := range p.entries(f.val, "variant "+name, variantKeys) {
+			w := what + "." + name + "." + vf.key.Value
+			switch vf.key.Value {
+			case "weight":
+				weightNode = deref(vf.val)
+				if x, ok := p.integer(vf.val, w, 0, MaxVariantWeight); ok {
+					v.Weight = int32(x)
+				}
+			case "message":
+				if s, ok := p.str(vf.val, w); ok {
+					if utf8.RuneCountInString(s) > 10000 {
+						p.errorf(deref(vf.val), "%s must be at most 10000 characters", w)
+					} else {
+						v.Message = s
+					}
+				}
+			case "email":
+				if s, ok := p.str(vf.val, w); ok {
+					if nameRE.MatchString(s) {
+						v.Email = s
+					} else {
+						p.errorf(deref(vf.val), "%s is a template name and must match %s", w, nameRE)
+					}
+				}
+			}
+		}
+		if weightNode == nil || isNull(weightNode) {
+			p.errorf(f.key, "variant %s needs weight:, as in %s: { weight: 50 }", name, name)
+			continue
+		}
+		positive = positive || v.Weight > 0
+		control = control || name == ControlVariant
+		out = append(out, v)
+	}
+	if len(fields) == 0 {
+		p.errorf(key, "%s needs at least two variants, one of them control, as in { control: { weight: 50 }, short: { weight: 50, message: \"...\" } }", what)
+		return nil
+	}
+	if len(out) > 0 && !control {
+		p.errorf(key, "%s needs a variant named control: the others are compared with it", what)
+	}
+	if len(out) > 0 && !positive {
+		p.errorf(key, "%s: at least one variant needs a weight above 0", what)
+	}
+	slices.SortFunc(out, func(a, b Variant) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// upgrade reads a feature's upgrade: { plan, price }: a plan other than the default one, and a Stripe price
+// that gives it.
+func (p *parser) upgrade(key, n *yaml.Node, what string, plans []Plan) *Upgrade {
+	u := &Upgrade{Pos: pos(key)}
+	var priceNode, planNode *yaml.Node
+	for _, f := range p.entries(n, what, upgradeKeys) {
+		switch f.key.Value {
+		case "plan":
+			planNode = deref(f.val)
+			if s, ok := p.str(f.val, what+".plan"); ok {
+				u.Plan = s
+			}
+		case "price":
+			priceNode = deref(f.val)
+			if s, ok := p.str(f.val, what+".price"); ok {
+				if stripePriceRE.MatchString(s) {
+					u.Price = s
+				} else {
+					p.errorf(priceNode, "%s.price: %s is not a Stripe price id (price_ followed by letters, digits and _)", what, quoteKey(s))
+					return nil
+				}
+			}
+		}
+	}
+	if u.Plan == "" || u.Price == "" {
+		p.errorf(key, "%s needs plan: and price:, as in upgrade: { plan: pro, price: price_pro_monthly }", what)
+		return nil
+	}
+	var plan *Plan
+	for i := range plans {
+		if plans[i].Name == u.Plan {
+			plan = &plans[i]
+		}
+	}
+	switch {
+	case plan == nil:
+		p.errorf(planNode, "%s.plan: unknown plan %s", what, quoteKey(u.Plan))
+		return nil
+	case plan.Default:
+		p.errorf(planNode, "%s.plan: %s is the default plan: an upgrade goes to a paid one", what, u.Plan)
+		return nil
+	case len(plan.StripeProducts) == 0 && !slices.Contains(plan.StripePrices, u.Price):
+		p.errorf(priceNode, "%s.price: %s is not one of plan %s's stripe_prices: a subscription to it would give no plan", what, u.Price, u.Plan)
+		return nil
+	}
+	return u
+}
+
+func (p *parser) upgradeLinks(n *yaml.Node, u *UpgradeLinks) {
+	if isNull(deref(n)) {
+		return // not given
+	}
+	u.Pos = pos(deref(n))
+	for _, f := range p.entries(n, "upgrade_links", upgradeLinksKeys) {
+		what := "upgrade_links." + f.key.Value
+		switch f.key.Value {
+		case "expires":
+			if d, ok := p.duration(f.val, what); ok {
+				if d < time.Minute || d > 366*24*time.Hour {
+					p.errorf(deref(f.val), "%s must be from 1m to 366d", what)
+				} else {
+					u.Expires = d
+				}
+			}
+		default:
+			s, ok := p.str(f.val, what)
+			if !ok {
+				continue
+			}
+			p.publicURLGiven = p.publicURLGiven || f.key.Value == "public_url"
+			pu, err := url.Parse(s)
+			if err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "" || len(s) > 1000 {
+				p.errorf(deref(f.val), "%s must be an absolute http or https URL (at most 1000 characters)", what)
+				continue
+			}
+			switch f.key.Value {
+			case "public_url":
+				p.publicURLGiven = true
+				if pu.RawQuery != "" || pu.Fragment != "" || strings.ContainsAny(s, " \t") {
+					p.errorf(deref(f.val), "%s must have no query or fragment: links are PUBLIC_URL/upgrade/<token>", what)
+					continue
+				}
+				u.PublicURL = strings.TrimRight(s, "/")
+				u.Pos = pos(deref(f.val))
+			case "success_url":
+				u.SuccessURL = s
+			case "cancel_url":
+				u.CancelURL = s
+			case "portal_return_url":
+				u.PortalReturnURL = s
+			}
+		}
+	}
+}
+
+// checkUpgradeLinks holds upgrade_links to what it needs, and fills its defaults.
+func (p *parser) checkUpgradeLinks(cfg *Config) {
+	u := &cfg.UpgradeLinks
+	set := u.Pos != (Pos{})
+	if !set {
+		return
+	}
+	if u.PublicURL == "" {
+		if p.publicURLGiven {
+			return // its own mistake is reported
+		}
+		p.add(Diagnostic{File: p.file, Line: u.Pos.Line, Col: u.Pos.Col,
+			Message: "upgrade_links needs public_url: where customers reach the sidecar, as in https://billing.example.com"})
+		return
+	}
+	if cfg.Email.UpgradeURL == "" {
+		p.add(Diagnostic{File: p.file, Line: u.Pos.Line, Col: u.Pos.Col,
+			Message: "upgrade_links needs email.upgrade_url: the pricing page a link falls back to (no Stripe, or Checkout failed)"})
+	}
+	if u.SuccessURL == "" {
+		u.SuccessURL = cfg.Email.UpgradeURL
+	}
+	if u.CancelURL == "" {
+		u.CancelURL = cfg.Email.UpgradeURL
+	}
+	if u.PortalReturnURL == "" {
+		u.PortalReturnURL = u.SuccessURL
+	}
 }

@@ -67,6 +67,7 @@ func TestSchemaAgreesWithParse(t *testing.T) {
 		plans + "sidecar: { listen: \"127.0.0.1:0\", metrics_listen: \":9100\", poll_interval: 250ms }\nconversions: { attribution_window: 7d }\n",
 		plans + "features: { a: { period: 999999d, limits: { free: 1 } }, b: { period: rolling 9999d, limits: { free: 1 } } }\n",
 		plans + "features: { a: { period: month, limits: { free: 1 } } }\ntopups: { p: { stripe_price: price_p, feature: a, amount: 5, expires: 30d }, q: { stripe_price: price_q, feature: a, amount: 1 } }\n",
+		"plans: { free: { default: true }, pro: { stripe_prices: [price_pro] } }\nfeatures: { a: { period: month, limits: { free: 1 }, upgrade: { plan: pro, price: price_pro },\n  upgrade_prompt: { email: upgrade_prompt, variants: { control: { weight: 50 }, short: { weight: 0, message: m, email: short } } } } }\nemail: { upgrade_url: https://a.test/pricing }\nupgrade_links: { public_url: https://billing.a.test/x, expires: 7d, success_url: https://a.test/ok, cancel_url: https://a.test/no, portal_return_url: https://a.test/acct }\n",
 	}
 	for _, src := range valid {
 		_, err := Parse("t.yaml", []byte(src))
@@ -107,6 +108,13 @@ func TestSchemaAgreesWithParse(t *testing.T) {
 		plans + "features: { a: { period: month, limits: { free: 1 } } }\ntopups: { p: { stripe_price: price_p, feature: a, amount: 0 } }\n",
 		plans + "features: { a: { period: month, limits: { free: 1 } } }\ntopups: { p: { stripe_price: price_p, amount: 5 } }\n",
 		plans + "features: { a: { period: month, limits: { free: 1 } } }\ntopups: { p: { stripe_price: price_p, feature: a, amount: 5, expires: 1 year } }\n",
+		plans + "features: { a: { period: month, limits: { free: 1 }, upgrade_prompt: { variants: { short: { weight: 1 } } } } }\n",
+		plans + "features: { a: { period: month, limits: { free: 1 }, upgrade_prompt: { variants: { control: { weight: -1 } } } } }\n",
+		plans + "features: { a: { period: month, limits: { free: 1 }, upgrade_prompt: { variants: { control: { message: x } } } } }\n",
+		plans + "features: { a: { period: month, limits: { free: 1 }, upgrade: { plan: pro } } }\n",
+		plans + "features: { a: { period: month, limits: { free: 1 }, upgrade: { plan: pro, price: prod_x } } }\n",
+		plans + "email: { upgrade_url: https://a.test/pricing }\nupgrade_links: { expires: 7d }\n",
+		plans + "email: { upgrade_url: https://a.test/pricing }\nupgrade_links: { public_url: billing.a.test }\n",
 	}
 	for _, src := range invalid {
 		_, err := Parse("t.yaml", []byte(src))
@@ -145,4 +153,7 @@ func TestSchemaHasEveryKey(t *testing.T) {
 	require.Equal(t, sorted(sidecarKeys), keys("properties", "sidecar"))
 	require.Equal(t, sorted(conversionsKeys), keys("properties", "conversions"))
 	require.Equal(t, sorted(topupKeys), keys("$defs", "topup"))
+	require.Equal(t, sorted(variantKeys), keys("$defs", "variant"))
+	require.Equal(t, sorted(upgradeKeys), keys("$defs", "feature", "properties", "upgrade"))
+	require.Equal(t, sorted(upgradeLinksKeys), keys("properties", "upgrade_links"))
 }
