@@ -53,14 +53,20 @@ func init() {
 // its own in init with plugServe, so plugging in a component (the mailer, the funnel page) edits no other file.
 type servePlugin struct {
 	name  string
-	setup func(ctx context.Context, srv *sidecar.Server, env config.Env) error
+	setup func(ctx context.Context, srv *sidecar.Server, env config.Env, deps serveDeps) error
+}
+
+// serveDeps is what serve built before the plugins that they may share.
+type serveDeps struct {
+	// Stripe is the Stripe client of the sync (one rate budget for the sidecar); nil without STRIPE_SECRET_KEY.
+	Stripe *stripesync.Client
 }
 
 var servePlugins []servePlugin
 
 // plugServe registers a plugin; call it from an init function. setup runs once the server, its pool, logger
 // and metrics exist (srv.Pool(), srv.Logger(), srv.Metrics(), srv.Config()); it calls srv.Add and srv.Handle.
-func plugServe(name string, setup func(ctx context.Context, srv *sidecar.Server, env config.Env) error) {
+func plugServe(name string, setup func(ctx context.Context, srv *sidecar.Server, env config.Env, deps serveDeps) error) {
 	servePlugins = append(servePlugins, servePlugin{name, setup})
 }
 
@@ -133,6 +139,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 			"metrics_listen", cfg.Sidecar.MetricsListen)
 	}
 
+	var deps serveDeps
 	syncer, err := stripesync.FromConfig(cfg, env, pool, log, reg)
 	switch {
 	case errors.Is(err, stripesync.ErrNoKey):
@@ -147,9 +154,10 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		srv.Handle("POST /webhooks/stripe", syncer)
 		srv.Add(syncer.Reconciler())
 		srv.Add(syncer.Resumer())
+		deps.Stripe = syncer.Client()
 	}
 	for _, p := range servePlugins {
-		if err := p.setup(ctx, srv, env); err != nil {
+		if err := p.setup(ctx, srv, env, deps); err != nil {
 			log.Error("component setup failed", "component", p.name, "err", err)
 			return 1
 		}

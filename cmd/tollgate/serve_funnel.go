@@ -11,7 +11,7 @@ import (
 // The funnel page at / of `tollgate serve`, when TOLLGATE_DASHBOARD_TOKEN or TOLLGATE_DASHBOARD_USER and
 // TOLLGATE_DASHBOARD_PASSWORD are set; without them / answers 404. Half of basic auth stops the start.
 func init() {
-	plugServe("funnel page", func(_ context.Context, srv *sidecar.Server, env config.Env) error {
+	plugServe("funnel page", func(_ context.Context, srv *sidecar.Server, env config.Env, _ serveDeps) error {
 		auth := funnelpage.AuthFromEnv(env)
 		if !auth.Enabled() {
 			srv.Logger().Info("funnel page off: set TOLLGATE_DASHBOARD_TOKEN, or TOLLGATE_DASHBOARD_USER and TOLLGATE_DASHBOARD_PASSWORD, to serve it at /")

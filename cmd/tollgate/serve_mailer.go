@@ -11,7 +11,7 @@ import (
 // The upgrade-prompt mailer runs in every `tollgate serve` (email.provider log, the default, prints the emails).
 // A template that does not render, or a provider without its secret, stops the start.
 func init() {
-	plugServe("mailer", func(_ context.Context, srv *sidecar.Server, env config.Env) error {
+	plugServe("mailer", func(_ context.Context, srv *sidecar.Server, env config.Env, _ serveDeps) error {
 		m, err := mailer.FromConfig(srv.Pool(), srv.Config(), env, srv.Metrics(), srv.Logger())
 		if err != nil {
 			return err

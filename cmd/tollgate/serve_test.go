@@ -40,6 +40,12 @@ func (l *lockedBuffer) String() string {
 const serveConfig = `plans:
   free: { default: true }
   pro: { stripe_prices: [price_pro], rank: 10 }
+features:
+  api_calls: { period: month, limits: { free: 0, pro: unlimited }, upgrade: { plan: pro, price: price_pro } }
+email:
+  upgrade_url: https://acme.test/pricing
+upgrade_links:
+  public_url: https://billing.acme.test
 stripe:
   reconcile_interval: 1h
   rate_per_second: 50
@@ -58,6 +64,9 @@ func TestServeCommand(t *testing.T) {
 		Items: []stripetest.Item{{Price: "price_pro"}}})
 
 	env["TOLLGATE_METRICS_TOKEN"] = "m3trics"
+	env["TOLLGATE_LINK_SECRET"] = "serve-link-secret-0123456789"
+	db.Exec(t, `SELECT tollgate.define_feature('api_calls', 'month')`)
+	db.Exec(t, `SELECT tollgate.set_limit('free', 'api_calls', 0)`)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	mln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -98,7 +107,25 @@ func TestServeCommand(t *testing.T) {
 		require.NoError(t, json.NewDecoder(resp.Body).Decode(&ready))
 		return resp.StatusCode == http.StatusOK
 	}, 10*time.Second, 10*time.Millisecond, "%v", ready)
-	require.Equal(t, map[string]string{"database": "ok", "idempotency-prune": "ok", "mailer": "ok", "stripe-reconcile": "ok", "stripe-resume": "ok"}, ready.Checks)
+	require.Equal(t, map[string]string{"database": "ok", "idempotency-prune": "ok", "mailer": "ok", "stripe-reconcile": "ok",
+		"stripe-resume": "ok", "upgrade-links": "ok"}, ready.Checks)
+
+	// upgrade links: the key is in the database (the app's SQL mints the 402's link), and /upgrade/ on
+	// sidecar.listen sends the customer to Checkout on (the fake) Stripe
+	var link string
+	require.NoError(t, db.Conn(t, db.AppURL).QueryRow(ctx, `SELECT tollgate.upgrade_link('bob', 'api_calls')`).Scan(&link))
+	path, ok := strings.CutPrefix(link, "https://billing.acme.test")
+	require.True(t, ok, link)
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err = noFollow.Get(base + path)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	require.True(t, strings.HasPrefix(resp.Header.Get("Location"), fake.URL+"/pay/cs_"), resp.Header.Get("Location"))
+	resp, err = noFollow.Get(base + "/upgrade/forged.token")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode)
 
 	// /metrics and /readyz: on the metrics listener only, and only with the token
 	for url, want := range map[string]int{base + "/metrics": http.StatusNotFound, base + "/readyz": http.StatusNotFound,

@@ -27,6 +27,7 @@ import (
 
 	"github.com/tollgate/tollgate/internal/config"
 	"github.com/tollgate/tollgate/internal/metrics"
+	"github.com/tollgate/tollgate/sidecar/upgrade"
 )
 
 // Channel is the NOTIFY channel of limit events (tollgate._emit).
@@ -53,6 +54,9 @@ type Options struct {
 	// From is the sender, as in "Acme <billing@acme.test>".
 	From       string
 	UpgradeURL string
+	// Links mints each upgrade prompt's signed upgrade link (its .UpgradeURL); nil means links are off and the
+	// email links to UpgradeURL.
+	Links *upgrade.Minter
 	// RatePerSecond caps the emails this mailer hands to the provider per second (each replica has its own).
 	RatePerSecond float64
 	// MaxAttempts is how many attempts an email gets before it is dead.
@@ -172,7 +176,16 @@ func OptionsFromConfig(pool *pgxpool.Pool, cfg *config.Config, env config.Env, r
 	if err != nil {
 		return Options{}, err
 	}
+	signer, err := upgrade.SignerFromConfig(cfg, env)
+	if err != nil {
+		return Options{}, err
+	}
+	var links *upgrade.Minter
+	if signer != nil {
+		links = &upgrade.Minter{Signer: signer, BaseURL: cfg.UpgradeLinks.PublicURL, TTL: cfg.UpgradeLinks.Expires}
+	}
 	return Options{
+		Links:         links,
 		Pool:          pool,
 		Provider:      provider,
 		Templates:     tpl,
@@ -210,6 +223,11 @@ func TemplatesFor(cfg *config.Config) (*Templates, error) {
 	for _, f := range cfg.Features {
 		if f.UpgradePrompt != "" && !tpl.Has(f.UpgradePrompt) {
 			errs = append(errs, fmt.Errorf("feature %s: upgrade_prompt.email %q is not a template (templates: %v)", f.Name, f.UpgradePrompt, tpl.Names()))
+		}
+		for _, v := range f.Variants {
+			if v.Email != "" && !tpl.Has(v.Email) {
+				errs = append(errs, fmt.Errorf("feature %s: upgrade_prompt.variants.%s.email %q is not a template (templates: %v)", f.Name, v.Name, v.Email, tpl.Names()))
+			}
 		}
 	}
 	if p := cfg.Stripe.TrialPrompt; p != "" && !tpl.Has(p) {
@@ -531,7 +549,18 @@ func upstreamText(s string) string {
 func (m *Mailer) data(c *claim) Data {
 	d := Data{
 		Customer: c.Customer, Feature: c.Feature, Plan: c.Plan, Used: c.Used,
-		ResetsAt: c.resetsAt(), UpgradeURL: m.opts.UpgradeURL,
+		ResetsAt: c.resetsAt(), UpgradeURL: m.opts.UpgradeURL, PricingURL: m.opts.UpgradeURL,
+	}
+	if c.Variant != nil {
+		d.Variant = *c.Variant
+	}
+	if m.opts.Links != nil && c.Feature != "" {
+		// an upgrade prompt (not the trial prompt, which is of no feature): one click to Stripe Checkout
+		p := upgrade.Payload{Customer: c.Customer, Feature: c.Feature, EmailID: c.ID, Variant: d.Variant}
+		if c.EventID != nil {
+			p.EventID = *c.EventID
+		}
+		d.UpgradeURL = m.opts.Links.Link(p)
 	}
 	if c.ToEmail != nil {
 		d.Email = *c.ToEmail

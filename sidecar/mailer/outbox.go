@@ -38,6 +38,8 @@ type claim struct {
 	Subject      *string
 	BodyText     *string
 	BodyHTML     *string
+	EventID      *int64
+	Variant      *string
 }
 
 // periodStart is the start of the email's window; zero when the window has none (lifetime: -infinity).
@@ -93,7 +95,7 @@ func (o outbox) collect(ctx context.Context, max int) (int, error) {
 func (o outbox) claim(ctx context.Context, worker string, n int, stale time.Duration) ([]claim, error) {
 	rows, err := o.pool.Query(ctx, `
 		SELECT id, attempt, interrupted, last_provider, template, customer, to_email, feature, plan, used, quota,
-		       period_start, resets_at, message, event_at, sender, subject, body_text, body_html
+		       period_start, resets_at, message, event_at, sender, subject, body_text, body_html, event_id, variant
 		  FROM tollgate.outbox_claim($1, $2, $3)`, worker, n, stale)
 	if err != nil {
 		return nil, dbError("outbox_claim", err)

@@ -101,7 +101,7 @@ func claimAll(t testing.TB, q interface {
 	t.Helper()
 	rows, err := q.Query(context.Background(), `
 		SELECT id, attempt, interrupted, last_provider, template, customer, to_email, feature, plan, used, quota,
-		       period_start, resets_at, message, event_at, sender, subject, body_text, body_html
+		       period_start, resets_at, message, event_at, sender, subject, body_text, body_html, event_id, variant
 		  FROM tollgate.outbox_claim($1, $2, $3::interval)`, worker, n, stale)
 	require.NoError(t, err)
 	cs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[claim])

@@ -34,9 +34,16 @@ type Data struct {
 	Quota    int64
 	// ResetsAt is when the window resets; nil for windows that do not end at a fixed time (rolling, lifetime).
 	ResetsAt *time.Time
-	// Message is the feature's message from tollgate.yaml; empty when it has none.
-	Message    string
+	// Message is the feature's message from tollgate.yaml (its prompt variant's, when that has one); empty when
+	// it has none.
+	Message string
+	// UpgradeURL is where the email's upgrade button goes: the customer's signed upgrade link (one click to
+	// Stripe Checkout) when upgrade links are on, else email.upgrade_url.
 	UpgradeURL string
+	// PricingURL is email.upgrade_url, the static pricing page.
+	PricingURL string
+	// Variant is the prompt variant of the email; empty when the feature has no experiment.
+	Variant string
 }
 
 // SampleData is what `tollgate preview-email` and the start-up check render with.
@@ -45,6 +52,7 @@ func SampleData(feature string) Data {
 	return Data{
 		Customer: "cus_preview", Email: "preview@example.test", Feature: feature, Plan: "free",
 		Used: 100, Quota: 100, ResetsAt: &resets, UpgradeURL: "https://example.test/pricing",
+		PricingURL: "https://example.test/pricing",
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -293,8 +294,92 @@ func (c *Client) moreItems(ctx context.Context, account string, w *wireSubscript
 	return nil
 }
 
+// CheckoutParams are what tollgate puts in a Checkout Session for an upgrade link (mode subscription).
+type CheckoutParams struct {
+	// Price is the plan's Stripe price (one of it).
+	Price string
+	// ClientReferenceID is the app's customer key.
+	ClientReferenceID string
+	// Customer is the Stripe customer when known; otherwise CustomerEmail prefills the customer's address.
+	Customer      string
+	CustomerEmail string
+	SuccessURL    string
+	CancelURL     string
+	// Metadata is the session's metadata (tollgate_click, tollgate_email, tollgate_event, tollgate_variant, ...).
+	Metadata map[string]string
+	// IdempotencyKey makes a retried or repeated creation answer the same session.
+	IdempotencyKey string
+}
+
+// CreateCheckoutSession creates a Checkout Session in subscription mode and returns it (its URL is where the
+// customer pays).
+func (c *Client) CreateCheckoutSession(ctx context.Context, p CheckoutParams) (CheckoutSession, error) {
+	q := &form.Values{}
+	q.Add("mode", "subscription")
+	q.Add("line_items[0][price]", p.Price)
+	q.Add("line_items[0][quantity]", "1")
+	q.Add("client_reference_id", p.ClientReferenceID)
+	switch {
+	case p.Customer != "":
+		q.Add("customer", p.Customer)
+	case p.CustomerEmail != "":
+		q.Add("customer_email", p.CustomerEmail)
+	}
+	q.Add("success_url", p.SuccessURL)
+	if p.CancelURL != "" {
+		q.Add("cancel_url", p.CancelURL)
+	}
+	keys := make([]string, 0, len(p.Metadata))
+	for k := range p.Metadata {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		q.Add("metadata["+k+"]", p.Metadata[k])
+		q.Add("subscription_data[metadata]["+k+"]", p.Metadata[k]) // the subscription remembers where it came from
+	}
+	var w wireCheckoutSession
+	if err := c.callIdempotent(ctx, "checkout.sessions.create", http.MethodPost, "/v1/checkout/sessions", "", p.IdempotencyKey, q, &w); err != nil {
+		return CheckoutSession{}, err
+	}
+	cs := w.session()
+	if cs.ID == "" || cs.URL == "" {
+		return cs, fmt.Errorf("stripe POST /v1/checkout/sessions: the answer has no id or url")
+	}
+	return cs, nil
+}
+
+type wirePortalSession struct {
+	stripe.APIResource
+	ID  string `json:"id"`
+	URL string `json:"url"`
+}
+
+// CreatePortalSession creates a Billing Portal session of a Stripe customer and returns its URL.
+func (c *Client) CreatePortalSession(ctx context.Context, customer, returnURL, idempotencyKey string) (string, error) {
+	q := &form.Values{}
+	q.Add("customer", customer)
+	if returnURL != "" {
+		q.Add("return_url", returnURL)
+	}
+	var w wirePortalSession
+	if err := c.callIdempotent(ctx, "billing_portal.sessions.create", http.MethodPost, "/v1/billing_portal/sessions", "", idempotencyKey, q, &w); err != nil {
+		return "", err
+	}
+	if w.URL == "" {
+		return "", fmt.Errorf("stripe POST /v1/billing_portal/sessions: the answer has no url")
+	}
+	return w.URL, nil
+}
+
 // call makes one API request, waiting for its turn, retrying what can be retried.
 func (c *Client) call(ctx context.Context, op, method, path, account string, q *form.Values, v stripe.LastResponseSetter) error {
+	return c.callIdempotent(ctx, op, method, path, account, "", q, v)
+}
+
+// callIdempotent is call with an Idempotency-Key ("" = none): every attempt of a POST sends the same key, so a
+// retry after a lost answer gets the first attempt's object.
+func (c *Client) callIdempotent(ctx context.Context, op, method, path, account, idempotencyKey string, q *form.Values, v stripe.LastResponseSetter) error {
 	prio := priorityOf(ctx)
 	for attempt := 1; ; attempt++ {
 		if err := c.sched.acquire(ctx, prio); err != nil {
@@ -304,6 +389,9 @@ func (c *Client) call(ctx context.Context, op, method, path, account string, q *
 		params := &stripe.Params{Context: context.WithValue(ctx, statusKey{}, &status)}
 		if account != "" {
 			params.StripeAccount = stripe.String(account)
+		}
+		if idempotencyKey != "" {
+			params.IdempotencyKey = stripe.String(idempotencyKey)
 		}
 		err := c.backend.CallRaw(method, path, c.key, q, params, v)
 		if err == nil {

@@ -41,6 +41,15 @@ var goodArgs = map[string][]string{
 	"record_stripe_topup":           {"'in_1'", "'cus_1'", "'carol'", "'carol'", "'{price_calls50}'", "'{1}'"},
 	"topup_prices":                  {},
 	"prune_idempotency_keys":        {"interval '2 days'"},
+	"waiting_topups":                {},
+	"configure_upgrade_links":       {"'" + strings.Repeat("ab", 32) + "'", "'https://billing.example.test'", "interval '30 days'"},
+	"disable_upgrade_links":         {},
+	"experiments":                   {},
+	"experiment_results":            {"'api_calls'", "now() - interval '1 day'", "now()"},
+	"experiment_timeline":           {"'api_calls'", "now() - interval '1 day'", "now()", "interval '1 hour'"},
+	"record_click":                  {"'carol'", "'api_calls'", "1", "NULL", "'control'", "'" + strings.Repeat("0f", 32) + "'"},
+	"record_click_target":           {"1", "'checkout'", "'cs_test_1'"},
+	"record_checkout_click":         {"'cs_test_1'", "1", "'carol'"},
 }
 
 // badArgs are the arguments of each type that must never surface a SQLSTATE outside class TG: NULL, empty and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -168,6 +169,27 @@ func linkCheckout(ctx context.Context, q querier, cs CheckoutSession) (string, e
 		return "", fmt.Errorf("link checkout session %s: %w", cs.ID, err)
 	}
 	return deref(owner), nil
+}
+
+// checkoutClick marks the upgrade-link click a completed subscription-mode session was created for (found by
+// the session, or by its metadata.tollgate_click for its client_reference_id); 0 when it was none's.
+func checkoutClick(ctx context.Context, q querier, cs CheckoutSession) (int64, error) {
+	var click *int64
+	if id, err := strconv.ParseInt(cs.Metadata["tollgate_click"], 10, 64); err == nil && id > 0 {
+		click = &id
+	}
+	ref := cs.ClientReferenceID
+	if !validRef(ref) {
+		ref = ""
+	}
+	var got *int64
+	if err := q.QueryRow(ctx, `SELECT tollgate.record_checkout_click($1, $2, $3)`, cs.ID, click, nullString(ref)).Scan(&got); err != nil {
+		return 0, fmt.Errorf("record checkout click %s: %w", cs.ID, err)
+	}
+	if got == nil {
+		return 0, nil
+	}
+	return *got, nil
 }
 
 // topupPrices lists the Stripe prices of the top-up packs.

@@ -149,6 +149,9 @@ func FromConfig(cfg *config.Config, env config.Env, pool *pgxpool.Pool, log *slo
 	})
 }
 
+// Client is the Syncer's Stripe client: its rate budget, shared with whatever else calls Stripe (upgrade links).
+func (s *Syncer) Client() *Client { return s.client }
+
 // ErrNoKey says STRIPE_SECRET_KEY is not set: there is no Stripe sync.
 var ErrNoKey = errors.New("STRIPE_SECRET_KEY is not set")
 

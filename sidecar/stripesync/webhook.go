@@ -413,6 +413,13 @@ func (s *Syncer) handle(ctx context.Context, ev event, act action, objectID stri
 				return err
 			}
 		}
+		if session != nil && session.Mode == "subscription" && session.Status == "complete" {
+			// a session an upgrade link created: the conversion it leads to is the click's (before the
+			// subscription is stored below, so that its conversion finds the click)
+			if _, err := checkoutClick(ctx, tx, *session); err != nil {
+				return err
+			}
+		}
 		for _, p := range purchases {
 			r, err := recordTopup(ctx, tx, p)
 			if err != nil {
