@@ -40,10 +40,16 @@ func TestReportFormats(t *testing.T) {
 		}
 	}
 	for name, want := range funneltest.Want {
-		require.Equal(t, []string{name, itoa(want[0]), itoa(want[1]), itoa(want[2]), itoa(want[3]), itoa(want[4]), itoa(want[5])},
-			fields[name][:7], name)
+		require.Equal(t, []string{name, itoa(want[0]), itoa(want[1]), itoa(want[2]), itoa(want[3]), itoa(want[4]), itoa(want[5]), itoa(want[6])},
+			fields[name][:8], name)
 	}
-	require.Equal(t, []string{"30.0%", "3h", "30m", "5h", "30m"}, fields["api"][7:])
+	require.Equal(t, []string{"30.0%", "3h", "30m", "5h", "30m"}, fields["api"][8:])
+	// the experiment: control 8/100, short 25/100; short wins
+	require.Contains(t, out, "Prompt experiment on search")
+	require.Regexp(t, `control\s+50\s+100\s+100\s+20\s+8\s+8\.0%\s+4\.1%–15\.0%\s*\n`, out)
+	require.Regexp(t, `short\s+50\s+100\s+100\s+40\s+25\s+25\.0%\s+17\.5%–34\.3%\s+\+17\.0 pts\s+p = 0\.001\s*\n`, out)
+	require.Contains(t, out, "Winner: short (significant at p < 0.05)")
+	require.Contains(t, out, "Trials that ended in the range: 2, 1 converted to paid (50.0%)\n")
 	require.Contains(t, out, "Needs attention:\n  1 upgrade prompt given up")
 	require.Contains(t, out, "2 Stripe subscriptions giving nobody a plan:")
 	require.Regexp(t, `sub_odd\s+cus_nobody\s+trialing\s+no customer, no plan\s+items: price_odd`, out)
@@ -55,17 +61,25 @@ func TestReportFormats(t *testing.T) {
 	var doc struct {
 		Since, Until time.Time
 		Funnel       []funnel.Row
+		Experiments  []funnel.Experiment
+		Trials       funnel.Trials
 		DeadEmails   int64 `json:"dead_emails"`
 		Attention    funnel.Attention
 	}
 	require.NoError(t, json.Unmarshal([]byte(out), &doc))
 	require.WithinDuration(t, time.Now().AddDate(0, 0, -7), doc.Since, time.Minute)
-	require.Len(t, doc.Funnel, 3)
+	require.Len(t, doc.Funnel, 4)
 	for _, r := range doc.Funnel {
 		want := funneltest.Want[r.Name()]
-		require.Equal(t, want, [6]int64{r.HitThreshold, r.HitLimit, r.Prompted, r.Converted, r.Attributed, r.Organic}, r.Name())
+		if r.Feature == "search" || r.Total {
+			continue // search is partly older than 7 days
+		}
+		require.Equal(t, want, [7]int64{r.HitThreshold, r.HitLimit, r.Prompted, r.Clicked, r.Converted, r.Attributed, r.Organic}, r.Name())
 	}
-	require.True(t, doc.Funnel[2].Total)
+	require.True(t, doc.Funnel[3].Total)
+	require.Len(t, doc.Experiments, 1)
+	require.Equal(t, "search", doc.Experiments[0].Feature)
+	require.Len(t, doc.Experiments[0].Variants[0].Timeline, 7, "a point a day")
 	require.EqualValues(t, 1, doc.DeadEmails)
 	require.Len(t, doc.Attention.Unmapped, 2)
 	require.Len(t, doc.Attention.WaitingTopups, 1)
@@ -76,16 +90,17 @@ func TestReportFormats(t *testing.T) {
 	records, err := csv.NewReader(strings.NewReader(out)).ReadAll()
 	require.NoError(t, err)
 	require.Equal(t, csvHeader, records[0])
-	require.Len(t, records, 4)
-	require.Equal(t, []string{"(total)", "52", "35", "29", "12", "8", "4"}, records[3][:7])
-	require.Equal(t, "0.3", records[1][7])
-	require.Equal(t, "12600", records[1][8])
+	require.Len(t, records, 5)
+	require.Equal(t, []string{"(total)", "252", "235", "229", "68", "45", "41", "4"}, records[4][:8])
+	require.Equal(t, "0.3", records[1][8])
+	require.Equal(t, "12600", records[1][9])
+	require.Contains(t, errOut, "Prompt experiment on search")
 	require.Contains(t, errOut, "1 upgrade prompt given up") // stdout stays CSV
 
 	// a range without events: the total row, all zero; nothing new needs attention
 	code, out, errOut = report(t, env, "--since", "2000-01-01", "--until", "2000-01-31", "--format", "csv")
 	require.Equal(t, 0, code, errOut)
-	require.Equal(t, strings.Join(csvHeader, ",")+"\n(total),0,0,0,0,0,0,,,\n", out)
+	require.Equal(t, strings.Join(csvHeader, ",")+"\n(total),0,0,0,0,0,0,0,,,\n", out)
 }
 
 func TestReportNothingNeedsAttention(t *testing.T) {

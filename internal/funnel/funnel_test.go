@@ -47,3 +47,29 @@ func TestFormat(t *testing.T) {
 	require.Equal(t, "(total)", Row{Total: true}.Name())
 	require.Equal(t, "api", Row{Feature: "api"}.Name())
 }
+
+func TestWinner(t *testing.T) {
+	t.Parallel()
+	f := func(v float64) *float64 { return &v }
+	v := func(name string, rate, diff float64, significant bool) Variant {
+		if name == "control" {
+			return Variant{Variant: name, Rate: f(rate)}
+		}
+		return Variant{Variant: name, Rate: f(rate), Difference: f(diff), Significant: significant}
+	}
+	for want, vs := range map[string][]Variant{
+		"short":   {v("control", .1, 0, false), v("short", .3, .2, true)},
+		"":        {v("control", .1, 0, false), v("short", .12, .02, false)},
+		"long":    {v("control", .1, 0, false), v("long", .4, .3, true), v("short", .3, .2, true)},
+		"control": {v("control", .3, 0, false), v("long", .1, -.2, true), v("short", .05, -.25, true)},
+	} {
+		require.Equal(t, want, Winner(vs), "%+v", vs)
+	}
+	// control beats one, the other is not significant: no winner
+	require.Equal(t, "", Winner([]Variant{v("control", .3, 0, false), v("long", .1, -.2, true), v("short", .28, -.02, false)}))
+	require.Equal(t, "", Winner([]Variant{v("control", .3, 0, false)}))
+	require.Equal(t, "p < 0.001", FormatP(f(0.0004)))
+	require.Equal(t, "p = 0.012", FormatP(f(0.01242)))
+	require.Equal(t, "+17.0 pts", FormatDifference(f(0.17)))
+	require.Equal(t, "4.3%–21.4%", FormatInterval(f(0.04348), f(0.2136)))
+}

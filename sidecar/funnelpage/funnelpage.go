@@ -1,6 +1,8 @@
 // Package funnelpage serves the conversion funnel as a web page at / of `tollgate serve`: per feature and in
-// total, the customers who hit a threshold, hit the limit, were prompted and converted, drawn as server-rendered
-// SVG bars (no scripts, no external assets), over a time range chosen with query parameters:
+// total, the customers who hit a threshold, hit the limit, were prompted, clicked an upgrade link and converted,
+// drawn as server-rendered SVG bars; each prompt experiment's variants with their rates, intervals and p-values,
+// the winner when the difference is significant, and a chart of each variant's conversion rate over time; and
+// the trials that ended (no scripts, no external assets), over a time range chosen with query parameters:
 //
 //	/?since=30d               the last 30 days (the default)
 //	/?since=2025-01-01&until=2025-01-31
@@ -16,11 +18,13 @@ import (
 	"crypto/subtle"
 	_ "embed"
 	"errors"
+	"fmt"
 	"html/template"
 	"log/slog"
 	"math"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -156,8 +160,18 @@ func (p *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), p.opts.QueryTimeout)
 		var rows []funnel.Row
 		rows, err = funnel.Query(ctx, p.opts.DB, since, until)
-		cancel()
 		v.Charts = charts(rows)
+		if err == nil {
+			var exps []funnel.Experiment
+			exps, err = funnel.Experiments(ctx, p.opts.DB, since, until, funnel.Step(since, until))
+			v.Experiments = experimentViews(exps)
+		}
+		if err == nil {
+			var t funnel.Trials
+			t, err = funnel.QueryTrials(ctx, p.opts.DB, since, until)
+			v.Trials = trialsView(t)
+		}
+		cancel()
 	}
 	switch {
 	case errors.Is(err, funnel.ErrBadRange):
@@ -185,7 +199,23 @@ type view struct {
 	Token                string // carried on by links and the form when it came as ?token=
 	Presets              []preset
 	Charts               []chart
+	Experiments          []experimentView
+	Trials               *trials
 	Error                string
+}
+
+// TotalChart and FeatureCharts split Charts: the total is drawn before the experiments, the features after.
+func (v view) TotalChart() []chart    { return filterCharts(v.Charts, true) }
+func (v view) FeatureCharts() []chart { return filterCharts(v.Charts, false) }
+
+func filterCharts(cs []chart, total bool) []chart {
+	var out []chart
+	for _, c := range cs {
+		if c.Total == total {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 type preset struct {
@@ -257,6 +287,7 @@ func newChart(r funnel.Row) chart {
 		{"hit_threshold", "Hit a threshold", r.HitThreshold, "#9db4cf"},
 		{"hit_limit", "Hit the limit", r.HitLimit, "#6b8fba"},
 		{"prompted", "Prompted", r.Prompted, "#3f6aa1"},
+		{"clicked", "Clicked an upgrade link", r.Clicked, "#2b4f7e"},
 		{"attributed", "Converted after a prompt", r.Attributed, "#2e8b57"},
 		{"organic", "Converted without a prompt", r.Organic, "#9ccfa9"},
 	}
@@ -277,6 +308,118 @@ func newChart(r funnel.Row) chart {
 	}
 	c.Height = chartTop*2 + len(stages)*(barHeight+barGap) - barGap
 	return c
+}
+
+// The experiment chart's geometry, in SVG user units.
+const (
+	expWidth  = 760
+	expHeight = 260
+	expLeft   = 56 // room for the y axis labels
+	expRight  = 120
+	expTop    = 14
+	expBottom = 34 // room for the x axis labels
+)
+
+// variantColors are the lines of the experiment chart: control first.
+var variantColors = []string{"#5c7cfa", "#f76707", "#37b24d", "#ae3ec9", "#1098ad", "#f59f00"}
+
+// experimentView is one experiment on the page: its table and its chart.
+type experimentView struct {
+	Feature  string
+	Winner   string
+	Variants []variantView
+	Width    int
+	Height   int
+	YTicks   []tick
+	XTicks   []tick
+	Left     int
+	Right    int // the x of the plot's right edge
+	Top      int
+	Bottom   int // the y of the plot's bottom edge
+}
+
+type variantView struct {
+	funnel.Variant
+	Color                         string
+	WeightText                    string // "removed" for a variant no longer defined
+	Rate, Interval, Difference, P string
+	Winner                        bool
+	Points                        string // the polyline's points
+	EndX, EndY                    int
+	EndLabel                      string
+}
+
+type tick struct {
+	Pos   int
+	Label string
+}
+
+func experimentViews(exps []funnel.Experiment) []experimentView {
+	var out []experimentView
+	for _, e := range exps {
+		ev := experimentView{Feature: e.Feature, Winner: e.Winner, Width: expWidth, Height: expHeight,
+			Left: expLeft, Right: expWidth - expRight, Top: expTop, Bottom: expHeight - expBottom}
+		plotW, plotH := float64(ev.Right-ev.Left), float64(ev.Bottom-ev.Top)
+		// the y axis: from 0 to the highest rate of any point, rounded up to a multiple of 4 points (whole ticks)
+		top := 0.04
+		n := 0
+		for _, v := range e.Variants {
+			n = max(n, len(v.Timeline))
+			for _, p := range v.Timeline {
+				top = max(top, p.Rate())
+			}
+		}
+		top = math.Ceil(top*25-1e-9) / 25
+		for i := 0; i <= 4; i++ {
+			r := top * float64(i) / 4
+			ev.YTicks = append(ev.YTicks, tick{Pos: ev.Bottom - int(math.Round(plotH*float64(i)/4)), Label: fmt.Sprintf("%.0f%%", r*100)})
+		}
+		x := func(i int) int {
+			if n <= 1 {
+				return ev.Right
+			}
+			return ev.Left + int(math.Round(plotW*float64(i)/float64(n-1)))
+		}
+		for i, v := range e.Variants {
+			vv := variantView{Variant: v, Color: variantColors[i%len(variantColors)], Rate: funnel.FormatRate(v.Rate),
+				Interval: funnel.FormatInterval(v.RateLow, v.RateHigh), Difference: funnel.FormatDifference(v.Difference),
+				Winner: v.Variant == e.Winner, WeightText: "removed"}
+			if v.Weight != nil {
+				vv.WeightText = strconv.Itoa(int(*v.Weight))
+			}
+			if v.Variant != "control" {
+				vv.P = funnel.FormatP(v.PValue)
+			}
+			var pts []string
+			for j, p := range v.Timeline {
+				y := ev.Bottom - int(math.Round(plotH*p.Rate()/top))
+				pts = append(pts, fmt.Sprintf("%d,%d", x(j), y))
+				vv.EndX, vv.EndY = x(j), y
+			}
+			vv.Points = strings.Join(pts, " ")
+			vv.EndLabel = fmt.Sprintf("%s %s", v.Variant, vv.Rate)
+			ev.Variants = append(ev.Variants, vv)
+		}
+		if n > 0 {
+			first, last := e.Variants[0].Timeline[0].At, e.Variants[0].Timeline[n-1].At
+			ev.XTicks = []tick{{Pos: ev.Left, Label: first.UTC().Format("2 Jan")}, {Pos: ev.Right, Label: last.UTC().Format("2 Jan")}}
+		}
+		out = append(out, ev)
+	}
+	return out
+}
+
+// trials is the trial funnel on the page; nil when no trial ended in the range.
+type trials struct {
+	funnel.Trials
+	Rate, PromptedRate string
+}
+
+func trialsView(t funnel.Trials) *trials {
+	if t.Trials == 0 {
+		return nil
+	}
+	return &trials{Trials: t, Rate: funnel.FormatRate(t.ConversionRate), PromptedRate: funnel.FormatRate(t.PromptedRate)}
 }
 
 //go:embed page.html.tmpl

@@ -93,19 +93,49 @@ func shown(t testing.TB, html string) map[string]map[string]int64 {
 	return out
 }
 
-// fromSQL is what tollgate.funnel returns for the page's default range, in the shape of shown.
-func (b *testBundle) fromSQL(t testing.TB) map[string]map[string]int64 {
+// fromSQL is what tollgate.funnel returns for a range of the page (since as the page takes it; "" = 30d), in the
+// shape of shown.
+func (b *testBundle) fromSQL(t testing.TB, since string) map[string]map[string]int64 {
 	t.Helper()
-	since, until, err := funnel.ParseRange("", "", time.Now())
+	from, until, err := funnel.ParseRange(since, "", time.Now())
 	require.NoError(t, err)
-	rows, err := funnel.Query(context.Background(), b.sidecar, since, until)
+	rows, err := funnel.Query(context.Background(), b.sidecar, from, until)
 	require.NoError(t, err)
 	out := map[string]map[string]int64{}
 	for _, r := range rows {
 		out[r.Name()] = map[string]int64{"hit_threshold": r.HitThreshold, "hit_limit": r.HitLimit,
-			"prompted": r.Prompted, "attributed": r.Attributed, "organic": r.Organic}
+			"prompted": r.Prompted, "clicked": r.Clicked, "attributed": r.Attributed, "organic": r.Organic}
 	}
 	return out
+}
+
+var (
+	variantRowRE = regexp.MustCompile(`(?s)<tr data-variant="([a-z_]+)"[^>]*>(.*?)</tr>`)
+	cellRE       = regexp.MustCompile(`data-n="([a-z_]+)">([^<]*)<`)
+	winnerRE     = regexp.MustCompile(`data-winner="([a-z_]*)"`)
+	lineRE       = regexp.MustCompile(`<polyline data-variant="([a-z_]+)" points="([0-9, ]+)"`)
+)
+
+// shownExperiment reads an experiment's table from a page: variant -> hit_limit, prompted, clicked, converted;
+// and the winner it names.
+func shownExperiment(t testing.TB, html string) (map[string][4]int64, string) {
+	t.Helper()
+	out := map[string][4]int64{}
+	for _, m := range variantRowRE.FindAllStringSubmatch(html, -1) {
+		var row [4]int64
+		for _, c := range cellRE.FindAllStringSubmatch(m[2], -1) {
+			i := map[string]int{"hit_limit": 0, "prompted": 1, "clicked": 2, "converted": 3}
+			if k, ok := i[c[1]]; ok {
+				n, err := strconv.ParseInt(c[2], 10, 64)
+				require.NoError(t, err)
+				row[k] = n
+			}
+		}
+		out[m[1]] = row
+	}
+	w := winnerRE.FindStringSubmatch(html)
+	require.NotNil(t, w, "the page says whether there is a winner")
+	return out, w[1]
 }
 
 func TestNewRefusesMissingOrHalfCredentials(t *testing.T) {
@@ -172,14 +202,26 @@ func TestPageShowsTheFunnel(t *testing.T) {
 	code, _, body := b.get(t, "/", bearer(testToken))
 	require.Equal(t, http.StatusOK, code)
 	got := shown(t, body)
-	require.Equal(t, b.fromSQL(t), got)
+	require.Equal(t, b.fromSQL(t, ""), got)
 	for name, want := range funneltest.Want {
 		require.Equal(t, map[string]int64{"hit_threshold": want[0], "hit_limit": want[1], "prompted": want[2],
-			"attributed": want[4], "organic": want[5]}, got[name], name)
+			"clicked": want[3], "attributed": want[5], "organic": want[6]}, got[name], name)
 	}
-	// the total first, then the features
-	require.Less(t, strings.Index(body, `data-feature="(total)"`), strings.Index(body, `data-feature="api"`))
+	// the total first, then the experiments and trials, then the features
+	require.Less(t, strings.Index(body, `data-feature="(total)"`), strings.Index(body, `data-experiment="search"`))
+	require.Less(t, strings.Index(body, `data-experiment="search"`), strings.Index(body, `data-trials="2"`))
+	require.Less(t, strings.Index(body, `data-trials="2"`), strings.Index(body, `data-feature="api"`))
 	require.Less(t, strings.Index(body, `data-feature="api"`), strings.Index(body, `data-feature="export"`))
+	// the experiment: its numbers, the winner, a line per variant over the range (a point a day)
+	exp, winner := shownExperiment(t, body)
+	require.Equal(t, funneltest.WantExperiment, exp)
+	require.Equal(t, "short", winner)
+	lines := lineRE.FindAllStringSubmatch(body, -1)
+	require.Len(t, lines, 2)
+	for _, l := range lines {
+		require.Len(t, strings.Fields(l[2]), 30, l[1])
+	}
+	require.Contains(t, body, `<strong data-fact="trials_converted">1</strong> (50.0%)`)
 	// rate and times: api 6 of 20 prompted, converted 1 to 6 hours after the prompt
 	require.Contains(t, body, `<strong data-fact="rate">30.0%</strong>`)
 	require.Contains(t, body, `<strong data-fact="median">3h 30m</strong>`)
@@ -191,18 +233,22 @@ func TestPageShowsTheFunnel(t *testing.T) {
 func TestPageRange(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	// a range before everything: the total chart only, all zero
-	day := time.Now().UTC().AddDate(0, 0, -10).Format(time.DateOnly)
+	// a range before everything: the total chart only, all zero; the experiment without customers, no winner
+	day := time.Now().UTC().AddDate(0, 0, -40).Format(time.DateOnly)
 	code, _, body := b.get(t, "/?since="+day+"&until="+day, bearer(testToken))
 	require.Equal(t, http.StatusOK, code)
 	require.Equal(t, map[string]map[string]int64{funnel.TotalName: {
-		"hit_threshold": 0, "hit_limit": 0, "prompted": 0, "attributed": 0, "organic": 0}}, shown(t, body))
+		"hit_threshold": 0, "hit_limit": 0, "prompted": 0, "clicked": 0, "attributed": 0, "organic": 0}}, shown(t, body))
+	exp, winner := shownExperiment(t, body)
+	require.Equal(t, map[string][4]int64{"control": {}, "short": {}}, exp)
+	require.Empty(t, winner)
+	require.NotContains(t, body, `data-trials=`)
 	require.Contains(t, body, `name="since" value="`+day+`"`)
 	require.Contains(t, body, `name="until" value="`+day+`"`)
 
 	code, _, body = b.get(t, "/?since=2d", bearer(testToken))
 	require.Equal(t, http.StatusOK, code)
-	require.Equal(t, b.fromSQL(t), shown(t, body))
+	require.Equal(t, b.fromSQL(t, "2d"), shown(t, body))
 
 	for _, q := range []string{"since=yesterday", "since=1d&until=2d", "until=2000-01-01"} {
 		code, _, body = b.get(t, "/?"+q, bearer(testToken))
