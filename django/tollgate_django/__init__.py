@@ -12,7 +12,8 @@ transaction::
     def export(request): ...
 """
 
-from .db import Route, Verdict, check, consume, note_blocked, refund, require, routes, set_customer, usage
+from .db import (Route, Verdict, check, consume, note_blocked, refund, require, routes, set_customer, upgrade_link,
+                 usage)
 from .decorators import gate
 from .entitlements import clear_override, customer_summary, grant, set_override
 from .errors import (AdminRequired, IdempotencyKeyError, InvalidArgument, QuotaExceeded, TollgateError,
@@ -43,5 +44,6 @@ __all__ = [
     "set_override",
     "tollgate_exempt",
     "translate",
+    "upgrade_link",
     "usage",
 ]

@@ -22,7 +22,8 @@ DEFAULTS = {
                            'the login page for browsers), "allow" (let it through, not metered), or a '
                            "dotted path to (or a callable) (request, feature) -> customer key, None to "
                            "allow, or an HttpResponse to answer"),
-    "UPGRADE_URL": (None, "upgrade_url of the 402 body and the page's button"),
+    "UPGRADE_URL": (None, "the static pricing page: upgrade_url of the 402 body and the page's button when the "
+                          "sidecar's signed upgrade links are off (tollgate.upgrade_link answers NULL) or fail"),
     "ROUTES_CACHE_SECONDS": (30, "how long the middleware keeps tollgate.routes(); 0 reads it on every request"),
     "TEMPLATE": ("tollgate/quota_exceeded.html", "the 402 page for browsers"),
     "FEATURE_LABELS": ({}, '{"api_calls": "API calls"}: how features read on the 402 page and in the '

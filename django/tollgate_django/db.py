@@ -180,6 +180,19 @@ def set_customer(customer, email=None, stripe_customer=None, *, using=None):
            [_text(customer), email, stripe_customer])
 
 
+def upgrade_link(customer, feature, *, using=None):
+    """The customer's signed upgrade link for feature (tollgate.upgrade_link), or None when links are off.
+
+    The link (``<public_url>/upgrade/<token>``, served by the sidecar) sends the customer to Stripe Checkout
+    for the feature's upgrade in one click, and attributes the conversion to this prompt exactly. SQL signs it
+    with a key the sidecar wrote at start-up, which the app's role cannot read; it costs two sha256(), so ask
+    for it only when answering a blocked call. None: TOLLGATE_LINK_SECRET is not set for the sidecar, show
+    TOLLGATE_UPGRADE_URL. Raises UnknownFeature (TG404) or InvalidArgument (TG422).
+    """
+    rows = _fetch(using, "SELECT tollgate.upgrade_link(%s::text, %s::text)", [_text(customer), feature])
+    return rows[0][0]
+
+
 def routes(*, using=None):
     """The routes TollgateMiddleware gates (``tollgate apply`` writes them), most specific first."""
     rows = _fetch(using, "SELECT method, pattern, feature, amount FROM tollgate.routes()", [])

@@ -2,6 +2,7 @@
 
 import datetime
 import hashlib
+import logging
 
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
@@ -21,6 +22,8 @@ GRANTED_HEADER = "X-Tollgate-Granted"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
 DEFAULT_TEMPLATE = "tollgate/quota_exceeded.html"
+
+logger = logging.getLogger("tollgate_django")
 
 _customer_functions = {}
 
@@ -269,8 +272,38 @@ def remembered(request):
     return getattr(request, "_tollgate_verdicts", ())
 
 
-def upgrade_url():
-    return tollgate_settings.UPGRADE_URL
+def upgrade_url(customer=None, feature=None, using=None):
+    """Where a customer's upgrade prompt for feature links to: their signed upgrade link (one click to Stripe
+    Checkout, attributed exactly) when the sidecar has links on, else TOLLGATE_UPGRADE_URL.
+
+    Without a customer or a feature, or when the link cannot be had (links off, the connection is in a
+    failed transaction, a database error), the static TOLLGATE_UPGRADE_URL. Never raises.
+    """
+    static = tollgate_settings.UPGRADE_URL
+    if not customer or not feature:
+        return static
+    try:
+        link = _upgrade_link(str(customer), feature, using)
+    except Exception:  # the 402 must go out whatever happens to the link
+        logger.warning("tollgate: no upgrade link for %s of customer %s; using TOLLGATE_UPGRADE_URL", feature,
+                       customer, exc_info=True)
+        return static
+    return link or static
+
+
+def _upgrade_link(customer, feature, using):
+    from django.db import connections, transaction
+
+    from .db import database_alias, upgrade_link
+
+    alias = using or database_alias()
+    connection = connections[alias]
+    if connection.needs_rollback:
+        return None  # inside a transaction an error broke: no query can run before its rollback
+    if connection.in_atomic_block:
+        with transaction.atomic(using=alias):  # a savepoint: a failure leaves the transaction usable
+            return upgrade_link(customer, feature, using=alias)
+    return upgrade_link(customer, feature, using=alias)
 
 
 def payload(blocked):
@@ -280,7 +313,7 @@ def payload(blocked):
         "error": "quota_exceeded",
         "feature": blocked.feature,
         "message": message,
-        "upgrade_url": upgrade_url(),
+        "upgrade_url": upgrade_url(getattr(blocked, "customer", None), blocked.feature),
         "used": blocked.used,
         "quota": blocked.quota,
         "resets_at": isoformat(blocked.resets_at),

@@ -49,7 +49,13 @@ INSERT INTO tollgate.subscriptions (stripe_subscription, stripe_customer, status
 VALUES ('sub_pro', 'cus_pro', 'active', '{price_pro_monthly}'),
        ('sub_pro2', 'cus_pro2', 'active', '{price_pro_monthly}'),
        ('sub_pro3', 'cus_pro3', 'active', '{price_pro_monthly}');
+-- upgrade links on, as the sidecar does at start-up (the key is derived from its TOLLGATE_LINK_SECRET)
+SELECT tollgate.configure_upgrade_links('` + linkKey + `', 'https://billing.acme.test', interval '30 days');
 `
+
+// linkKey is the upgrade-link key of the test database; the Python tests verify links with it
+// (TOLLGATE_DJANGO_LINK_KEY).
+const linkKey = "6c696e6b2d6b65792d6f662d7468652d646a616e676f2d74657374732d2d2d21"
 
 func TestDjango(t *testing.T) {
 	t.Parallel()
@@ -83,6 +89,7 @@ func testDjango(t *testing.T, python string, v djangoVersion) {
 		"TOLLGATE_DJANGO_ADMIN_URL="+db.AdminURL,
 		// the owner's URL, for tests that read tables the app role may not (tollgate.events)
 		"TOLLGATE_DJANGO_OWNER_URL="+db.URL,
+		"TOLLGATE_DJANGO_LINK_KEY="+linkKey,
 		"DJANGO_SETTINGS_MODULE=testproject.settings",
 	)
 	cmd.WaitDelay = 10 * time.Second

@@ -8,13 +8,17 @@ for your own markup, and ``{{ verdict|tollgate_usage_text }}`` the same
 sentence for one of them. Feature names read as words ("api_calls" ->
 "API calls"); TOLLGATE_FEATURE_LABELS = {"api_calls": "API calls"} names them
 yourself. Pass ``customer=...`` to show another customer.
+
+``{% tollgate_upgrade_url "api_calls" %}`` is where an upgrade button for a
+feature should point: the customer's signed upgrade link (one click to Stripe
+Checkout) when the sidecar has links on, else TOLLGATE_UPGRADE_URL.
 """
 
 from django import template
 
 from ..conf import tollgate_settings
 from ..db import check, usage
-from ..http import resolve_customer
+from ..http import resolve_customer, upgrade_url
 
 register = template.Library()
 
@@ -62,3 +66,8 @@ def tollgate_verdicts(context, customer=None):
     if key is None:
         return []
     return usage(key)
+
+
+@register.simple_tag(takes_context=True)
+def tollgate_upgrade_url(context, feature, customer=None):
+    return upgrade_url(_customer(context, customer), feature)

@@ -12,8 +12,11 @@ The tests commit for real (TransactionTestCase) and assert on status codes,
 SQLSTATEs and numbers, never on message text.
 """
 
+import base64
 import contextlib
 import datetime
+import hashlib
+import hmac
 import os
 import unittest
 import uuid
@@ -68,6 +71,24 @@ def owner_query(sql, params):
         conn.close()
 
 
+LINK_PREFIX = "https://billing.acme.test/upgrade/"
+
+
+def verify_link(url):
+    """The payload of a signed upgrade link, checked with the test database's key as the sidecar checks it:
+    {customer, feature, event, email, variant, expires}. Fails the test for anything else."""
+    assert url.startswith(LINK_PREFIX), url
+    enc, mac = url[len(LINK_PREFIX):].split(".")
+    unb64 = lambda s: base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+    payload = unb64(enc)
+    key = bytes.fromhex(os.environ["TOLLGATE_DJANGO_LINK_KEY"])
+    assert hmac.compare_digest(unb64(mac), hmac.new(key, payload, hashlib.sha256).digest()), "bad signature"
+    version, expires, event, email, variant, feature, customer = payload.decode("utf-8").split("|", 6)
+    assert version == "1"
+    return {"customer": customer, "feature": feature, "event": event, "email": email, "variant": variant,
+            "expires": int(expires)}
+
+
 def parse_iso(value):
     return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
 
@@ -98,7 +119,8 @@ class TollgateTestCase(TransactionTestCase):
         self.assertEqual(body["feature"], feature)
         self.assertEqual(body["used"], used)
         self.assertEqual(body["quota"], quota)
-        self.assertEqual(body["upgrade_url"], settings.TOLLGATE_UPGRADE_URL)
+        # the customer's signed upgrade link for the feature (the sidecar has links on)
+        self.assertEqual(verify_link(body["upgrade_url"])["feature"], feature)
         self.assertIsInstance(body["message"], str)
         self.assertTrue(body["message"])
         self.assertEqual(response["X-Tollgate-Remaining"], "0")
@@ -130,7 +152,7 @@ class GateDecoratorTests(TollgateTestCase):
         response = self.client.get("/api/call", HTTP_ACCEPT=BROWSER_ACCEPT)
         self.assertEqual(response.status_code, 402)
         self.assertTrue(response["Content-Type"].startswith("text/html"))
-        self.assertContains(response, 'href="%s"' % settings.TOLLGATE_UPGRADE_URL, status_code=402)
+        self.assertContains(response, 'href="%s' % LINK_PREFIX, status_code=402)
         # API clients, and clients that take anything, get JSON
         self.assert_quota_exceeded(self.client.get("/api/call", HTTP_ACCEPT="*/*"), "api_calls", 100, 100)
         self.assert_quota_exceeded(self.client.get("/api/call", HTTP_ACCEPT="application/json, text/html"),
