@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,6 +13,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -28,15 +32,18 @@ import (
 	"github.com/tollgate/tollgate/sidecar/mailer"
 	"github.com/tollgate/tollgate/sidecar/stripesync"
 	"github.com/tollgate/tollgate/sidecar/stripesync/stripetest"
+	"github.com/tollgate/tollgate/sidecar/upgrade"
 )
 
 const demoUsage = `usage: tollgate demo [--database-url URL]
 
-Plays tollgate's whole loop and checks every step: a free customer uses the API until blocked, the
-limit event wakes the sidecar, which sends the upgrade prompt (printed: the log email provider, or
-SMTP when SMTP_URL is set), a signed Stripe webhook (answered by a local fake Stripe) moves the
-customer to pro, the next call is allowed, the conversion is attributed to the prompt, and the
-funnel is printed. Exits 0 only when every step checked out; stops everything it started.
+Plays tollgate's whole loop and checks every step: a free customer uses the API until blocked (the
+402 carries a signed upgrade link), the limit event wakes the sidecar, which sends the upgrade
+prompt (printed: the log email provider, or SMTP when SMTP_URL is set) with the customer's link;
+the customer clicks it and lands on Stripe Checkout (a local fake Stripe), pays, and the signed
+checkout.session.completed webhook moves them to pro; the next call is allowed, the conversion is
+attributed to the click, and the funnel is printed. Exits 0 only when every step checked out; stops
+everything it started.
 
 Without --database-url it starts a throwaway PostgreSQL (Debian's postgresql package). With it, it
 creates a fresh database on that server (the role needs CREATEDB) and drops it at the end.
@@ -150,7 +157,7 @@ func (d *demo) run(ctx context.Context, serverURL string) (err error) {
 		d.say("%s", line)
 	}
 
-	// 2. The sidecar, with a fake Stripe and the email provider.
+	// 2. The sidecar, with a fake Stripe, the email provider and upgrade links.
 	d.step("starting the sidecar (tollgate serve) with a local fake Stripe")
 	fake, stopFake := stripetest.StartFake()
 	d.cleanup = append(d.cleanup, stopFake)
@@ -160,6 +167,7 @@ func (d *demo) run(ctx context.Context, serverURL string) (err error) {
 		return err
 	}
 	d.say("sidecar at %s, fake Stripe at %s, emails go to %s", sidecarURL, fake.URL, cfg.Email.Provider)
+	d.say("upgrade links on: %s/upgrade/<token>, signed with a TOLLGATE_LINK_SECRET of this run", sidecarURL)
 
 	// 3. A free customer uses the API until blocked.
 	const customer, feature = "alice", "api_calls"
@@ -213,6 +221,20 @@ func (d *demo) run(ctx context.Context, serverURL string) (err error) {
 		"blocked after exactly the free quota (used %d, allowed %d)", v.used, v.allowedN); err != nil {
 		return err
 	}
+	var appLink *string
+	if err := app.QueryRow(ctx, `SELECT tollgate.upgrade_link($1, $2)`, customer, feature).Scan(&appLink); err != nil {
+		return err
+	}
+	if err := check(appLink != nil && strings.HasPrefix(*appLink, sidecarURL+"/upgrade/"), "the 402 carries a signed upgrade link"); err != nil {
+		return err
+	}
+	var variant string
+	if err := owner.QueryRow(ctx, `SELECT variant FROM tollgate.events WHERE customer = $1 AND kind = 'limit_reached'`, customer).
+		Scan(&variant); err != nil {
+		return err
+	}
+	d.say("the 402's upgrade_url (tollgate.upgrade_link, minted in SQL): %s", shorten(*appLink))
+	d.say("alice is in the prompt experiment's %q variant: it chose the message above, which her email repeats", variant)
 
 	// 4. The limit event wakes the sidecar, which sends the upgrade prompt.
 	d.step("the limit event wakes the sidecar's listener; it sends the upgrade prompt")
@@ -247,33 +269,56 @@ func (d *demo) run(ctx context.Context, serverURL string) (err error) {
 		d.say("email %d sent through %s", emailID, cfg.Email.Provider)
 	}
 
-	// 5. The customer pays: Stripe sends a signed webhook; the sidecar re-fetches and upgrades them.
-	d.step("alice subscribes to pro: Stripe sends a signed webhook")
-	if _, err := app.Exec(ctx, `SELECT tollgate.set_customer($1, NULL, $2)`, customer, "cus_DemoAlice"); err != nil {
+	// 5. The customer clicks the email's link: the sidecar records the click and opens Stripe Checkout.
+	d.step("alice clicks the email's upgrade link")
+	link := upgradeLinkRE.FindString(emails.String())
+	if err := check(link != "" && strings.HasPrefix(link, sidecarURL+"/upgrade/"), "the email carries a signed upgrade link"); err != nil {
 		return err
 	}
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Get(link)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	checkout := resp.Header.Get("Location")
+	d.say("GET %s -> %s, Location: %s", shorten(strings.TrimPrefix(link, sidecarURL)), resp.Status, checkout)
+	sessions := fake.CreatedSessions()
+	if err := check(resp.StatusCode == http.StatusSeeOther && len(sessions) == 1 && checkout == sessions[0].URL,
+		"the link opened a Stripe Checkout Session"); err != nil {
+		return err
+	}
+	cs := sessions[0]
+	d.say("Checkout Session %s: subscription to %s for client_reference_id %s (%s prefilled), metadata %v",
+		cs.ID, cs.Lines[0].Price, cs.ClientReferenceID, cs.CustomerEmail, cs.Metadata)
+	if err := check(cs.ClientReferenceID == customer && cs.Lines[0].Price == "price_pro_monthly" &&
+		cs.Metadata["tollgate_email"] == strconv.FormatInt(emailID, 10) && cs.Metadata["tollgate_variant"] == variant,
+		"the session names alice, pro's price, the email and the variant"); err != nil {
+		return err
+	}
+
+	// 6. The customer pays: Stripe sends a signed webhook; the sidecar re-fetches and upgrades them.
+	d.step("alice pays on Stripe Checkout: Stripe sends a signed checkout.session.completed")
+	done := fake.CompleteCheckoutSession(cs.ID, "cus_DemoAlice", "sub_DemoAlice", "prod_pro")
 	now := time.Now()
-	fake.PutCustomer(stripetest.Customer{ID: "cus_DemoAlice"})
-	fake.PutSubscription(stripetest.Subscription{ID: "sub_DemoAlice", Customer: "cus_DemoAlice", Status: "active",
-		Items: []stripetest.Item{{Price: "price_pro_monthly", Product: "prod_pro"}}, Created: now.Unix()})
-	body := stripetest.Event("evt_demo_1", "customer.subscription.created", "2023-10-16", now,
-		map[string]any{"id": "sub_DemoAlice", "object": "subscription", "customer": "cus_DemoAlice", "status": "active"})
+	body := stripetest.Event("evt_demo_1", "checkout.session.completed", "2023-10-16", now,
+		map[string]any{"id": done.ID, "object": "checkout.session"})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, sidecarURL+"/webhooks/stripe", bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Stripe-Signature", stripetest.Sign(body, webhookSecret, now))
-	resp, err := http.DefaultClient.Do(req)
+	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
 		return err
 	}
 	resp.Body.Close()
-	d.say("POST /webhooks/stripe customer.subscription.created -> %s", resp.Status)
+	d.say("POST /webhooks/stripe checkout.session.completed -> %s", resp.Status)
 	if err := check(resp.StatusCode == http.StatusOK, "the webhook was answered %s", resp.Status); err != nil {
 		return err
 	}
 
-	// 6. The next call is allowed.
+	// 7. The next call is allowed.
 	d.step("the next API call")
 	if err := consume(); err != nil {
 		return err
@@ -283,31 +328,35 @@ func (d *demo) run(ctx context.Context, serverURL string) (err error) {
 		return err
 	}
 
-	// 7. The conversion, attributed to the prompt.
-	d.step("the conversion is attributed to the upgrade prompt")
+	// 8. The conversion, attributed to the click.
+	d.step("the conversion is attributed to the click of the upgrade prompt")
 	var fromPlan, toPlan string
-	var attributed *int64
+	var attributed, click *int64
+	var convVariant *string
 	var convertedAt time.Time
-	if err := owner.QueryRow(ctx, `SELECT from_plan, to_plan, email_id, converted_at FROM tollgate.conversions WHERE customer = $1`, customer).
-		Scan(&fromPlan, &toPlan, &attributed, &convertedAt); err != nil {
+	if err := owner.QueryRow(ctx, `SELECT from_plan, to_plan, email_id, click_id, variant, converted_at FROM tollgate.conversions
+		WHERE customer = $1`, customer).Scan(&fromPlan, &toPlan, &attributed, &click, &convVariant, &convertedAt); err != nil {
 		return fmt.Errorf("reading the conversion: %w", err)
 	}
-	d.say("%s -> %s at %s, attributed to email %d (sent %s before)", fromPlan, toPlan, convertedAt.Format(time.TimeOnly),
-		deref(attributed), convertedAt.Sub(sentAt).Round(time.Millisecond))
-	if err := check(attributed != nil && *attributed == emailID, "the conversion is attributed to email %d", emailID); err != nil {
+	d.say("%s -> %s at %s, attributed to the click %d of email %d, variant %q (sent %s before)", fromPlan, toPlan,
+		convertedAt.Format(time.TimeOnly), deref(click), deref(attributed), deref(convVariant),
+		convertedAt.Sub(sentAt).Round(time.Millisecond))
+	if err := check(attributed != nil && *attributed == emailID && click != nil && deref(convVariant) == variant,
+		"the conversion is attributed to the click of email %d", emailID); err != nil {
 		return err
 	}
 
-	// 8. The funnel.
+	// 9. The funnel.
 	d.step("tollgate report: the funnel")
-	var hit, prompted, converted int64
-	err = owner.QueryRow(ctx, `SELECT hit_limit, prompted, converted FROM tollgate.funnel(now() - interval '1 day', now() + interval '1 minute')
-	                           WHERE feature = $1`, feature).Scan(&hit, &prompted, &converted)
+	var hit, prompted, clicked, converted int64
+	err = owner.QueryRow(ctx, `SELECT hit_limit, prompted, clicked, converted FROM tollgate.funnel(now() - interval '1 day', now() + interval '1 minute')
+	                           WHERE feature = $1`, feature).Scan(&hit, &prompted, &clicked, &converted)
 	if err != nil {
 		return fmt.Errorf("reading the funnel: %w", err)
 	}
-	d.say("%s: %d hit the limit, %d prompted, %d converted", feature, hit, prompted, converted)
-	if err := check(hit == 1 && prompted == 1 && converted == 1, "the funnel counts 1 hit, 1 prompted, 1 converted"); err != nil {
+	d.say("%s: %d hit the limit, %d prompted, %d clicked, %d converted", feature, hit, prompted, clicked, converted)
+	if err := check(hit == 1 && prompted == 1 && clicked == 1 && converted == 1,
+		"the funnel counts 1 hit, 1 prompted, 1 clicked, 1 converted"); err != nil {
 		return err
 	}
 	d.step("done in %s; stopping the sidecar and PostgreSQL", time.Since(start).Round(100*time.Millisecond))
@@ -354,25 +403,51 @@ func (d *demo) database(ctx context.Context, serverURL string) (string, error) {
 	return withDatabase(serverURL, name)
 }
 
-// sidecar runs what `tollgate serve` runs, in this process: Stripe sync against stripeURL and the mailer,
-// whose log provider prints into the returned buffer. It stops at the end of the demo.
+// sidecar runs what `tollgate serve` runs, in this process: Stripe sync against stripeURL, the mailer, whose
+// log provider prints into the returned buffer, and upgrade links (public at the sidecar's own address, signed
+// with a secret of this run). It stops at the end of the demo.
 func (d *demo) sidecar(ctx context.Context, cfg *config.Config, pool *pgxpool.Pool, dbURL, stripeURL, webhookSecret string) (string, *syncBuffer, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	url := "http://" + ln.Addr().String()
+	cfg.UpgradeLinks.PublicURL = url // links lead to this sidecar
+	var secret [24]byte
+	rand.Read(secret[:])
 	env := d.env
 	env.DatabaseURL = dbURL
 	env.StripeSecretKey = stripetest.Key
 	env.StripeAPIBase = stripeURL
 	env.StripeWebhookSecret = webhookSecret
+	env.LinkSecret, env.LinkSecretPrevious = hex.EncodeToString(secret[:]), ""
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	reg := metrics.NewRegistry()
 	srv := sidecar.New(cfg, pool, log, reg)
 	syncer, err := stripesync.FromConfig(cfg, env, pool, log, reg)
 	if err != nil {
+		ln.Close()
 		return "", nil, err
 	}
 	srv.Handle("POST /webhooks/stripe", syncer)
+	signer, err := upgrade.SignerFromConfig(cfg, env)
+	if err != nil {
+		ln.Close()
+		return "", nil, err
+	}
+	srv.Add(upgrade.NewConfigurer(pool, signer, url, cfg.UpgradeLinks.Expires, log))
+	linkOpts := upgrade.FromConfig(cfg)
+	linkOpts.DB, linkOpts.Signer, linkOpts.Stripe, linkOpts.Logger, linkOpts.Metrics = pool, signer, syncer.Client(), log, reg
+	links, err := upgrade.NewHandler(linkOpts)
+	if err != nil {
+		ln.Close()
+		return "", nil, err
+	}
+	srv.Handle("GET /upgrade/{token}", links)
 	emails := &syncBuffer{}
 	opts, err := mailer.OptionsFromConfig(pool, cfg, env, reg, log)
 	if err != nil {
+		ln.Close()
 		return "", nil, err
 	}
 	if cfg.Email.Provider == "log" {
@@ -380,14 +455,11 @@ func (d *demo) sidecar(ctx context.Context, cfg *config.Config, pool *pgxpool.Po
 	}
 	m, err := mailer.New(opts)
 	if err != nil {
+		ln.Close()
 		return "", nil, err
 	}
 	srv.Add(m)
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(runCtx, ln) }()
@@ -397,8 +469,7 @@ func (d *demo) sidecar(ctx context.Context, cfg *config.Config, pool *pgxpool.Po
 			fmt.Fprintf(d.out, "   sidecar: %v\n", err)
 		}
 	})
-	url := "http://" + ln.Addr().String()
-	// wait until it is ready: database, migrations, listener
+	// wait until it is ready: database, migrations, listener, the link key
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		resp, err := http.Get(url + "/readyz")
@@ -419,6 +490,17 @@ func (d *demo) sidecar(ctx context.Context, cfg *config.Config, pool *pgxpool.Po
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// upgradeLinkRE finds an upgrade link in an email's text.
+var upgradeLinkRE = regexp.MustCompile(`http://127\.0\.0\.1:[0-9]+/upgrade/[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+`)
+
+// shorten cuts a long URL for the narration.
+func shorten(s string) string {
+	if len(s) > 72 {
+		return s[:60] + "..." + s[len(s)-8:]
+	}
+	return s
 }
 
 // syncBuffer is a bytes.Buffer safe for the mailer's goroutines.

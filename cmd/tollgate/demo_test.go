@@ -28,11 +28,14 @@ func TestDemoChecksOut(t *testing.T) {
 	out := stdout.String()
 	for _, want := range []string{
 		"BLOCKED -> the app answers HTTP 402",
+		"the 402's upgrade_url (tollgate.upgrade_link, minted in SQL): http://127.0.0.1:",
 		"To: alice@example.test",
-		"POST /webhooks/stripe customer.subscription.created -> 200 OK",
+		"== alice clicks the email's upgrade link",
+		"-> 303 See Other, Location: http://127.0.0.1:",
+		"POST /webhooks/stripe checkout.session.completed -> 200 OK",
 		"allowed=true on plan pro",
-		"attributed to email",
-		"1 hit the limit, 1 prompted, 1 converted",
+		"attributed to the click 1 of email 1",
+		"1 hit the limit, 1 prompted, 1 clicked, 1 converted",
 		"stopped PostgreSQL and removed its data directory",
 		"Every step checked out.",
 	} {

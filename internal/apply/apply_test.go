@@ -93,6 +93,8 @@ func TestApplyExample(t *testing.T) {
 		"+ feature api_calls: period 30d",
 		"+ feature projects: period lifetime",
 		"+ feature sso: period lifetime",
+		"+ variant api_calls/control: weight 50",
+		`+ variant api_calls/short: weight 50, message "Out of API calls: upgrade in one click."`,
 		"+ limit free/api_calls: 100",
 		"+ limit free/projects: 3",
 		"+ limit free/sso: 0",
@@ -106,7 +108,7 @@ func TestApplyExample(t *testing.T) {
 		"+ setting pause_collection_keeps_plan: false",
 		`+ setting trial_prompt: ""`,
 	}, changeLines(out))
-	require.True(t, strings.HasSuffix(out, "applied 17 changes\n"), out)
+	require.True(t, strings.HasSuffix(out, "applied 19 changes\n"), out)
 
 	ctx := t.Context()
 	pool := b.db.Pool(t)
@@ -214,18 +216,22 @@ features:
 		"~ plan free: default true -> false; kept (not in file; use --prune)",
 		"~ feature api_calls: period 30d -> month, notify_at [80 100] -> [100], message \"You've reached your free tier limit. ...\" -> none, upgrade_prompt \"upgrade_prompt\" -> none",
 		"+ limit basic/api_calls: 50",
+		"= variant api_calls/control: kept (not in file; use --prune)",
+		"= variant api_calls/short: kept (not in file; use --prune)",
 		"= topup calls_500: kept (not in file; use --prune)",
 		"= route POST /api/features/*: kept (not in file; use --prune)",
 		"= feature projects: kept (not in file; use --prune)",
 		"= feature sso: kept (not in file; use --prune)",
 		"= plan pro: kept (not in file; use --prune)",
 	}, changeLines(out))
-	require.True(t, strings.HasSuffix(out, "applied 4 changes; 5 kept (not in file; use --prune)\n"), out)
+	require.True(t, strings.HasSuffix(out, "applied 4 changes; 7 kept (not in file; use --prune)\n"), out)
 
 	code, out, errOut = b.apply(t, path, "--prune")
 	require.Equal(t, 0, code, errOut)
 	require.Equal(t, []string{
 		"- topup calls_500",
+		"- variant api_calls/control",
+		"- variant api_calls/short",
 		"- route POST /api/features/*",
 		"- limit free/api_calls",
 		"- limit free/projects",
@@ -299,7 +305,7 @@ func TestApplyEnvURL(t *testing.T) {
 		return ""
 	})
 	require.Equal(t, 0, code, errOut.String())
-	require.Contains(t, out.String(), "dry run: 17 changes, rolled back")
+	require.Contains(t, out.String(), "dry run: 19 changes, rolled back")
 
 	out.Reset()
 	errOut.Reset()
@@ -347,7 +353,7 @@ func TestApplyConcurrent(t *testing.T) {
 	waitForLockWait(t, b)
 	res1, err := Apply(t.Context(), tx, cfg, Options{}, &bytes.Buffer{})
 	require.NoError(t, err)
-	require.Equal(t, 17, res1.Writes)
+	require.Equal(t, 19, res1.Writes)
 	require.NoError(t, tx.Commit(t.Context()))
 	res2 := <-done
 	require.NoError(t, <-errs)

@@ -73,6 +73,11 @@ func TestLoadExample(t *testing.T) {
 	require.Equal(t, Stripe{ReconcileInterval: time.Hour, RatePerSecond: 25}, cfg.Stripe)
 	require.Equal(t, Sidecar{Listen: ":8080", MetricsListen: "127.0.0.1:8081", PollInterval: 5 * time.Second}, cfg.Sidecar)
 	require.Equal(t, 30*24*time.Hour, cfg.Conversions.AttributionWindow)
+	require.Equal(t, &Upgrade{Plan: "pro", Price: "price_pro_monthly", Pos: api.Upgrade.Pos}, api.Upgrade)
+	require.Equal(t, []string{"control", "short"}, []string{api.Variants[0].Name, api.Variants[1].Name})
+	require.Equal(t, UpgradeLinks{PublicURL: "https://billing.acme.test", Expires: 30 * 24 * time.Hour,
+		SuccessURL: "https://acme.test/welcome", CancelURL: "https://acme.test/pricing",
+		PortalReturnURL: "https://acme.test/welcome", Pos: cfg.UpgradeLinks.Pos}, cfg.UpgradeLinks)
 }
 
 func TestParseMinimalGetsDefaults(t *testing.T) {
