@@ -31,6 +31,11 @@ type Stripe interface {
 // DefaultStripeTimeout bounds the Stripe requests of one click: the customer is waiting for the redirect.
 const DefaultStripeTimeout = 10 * time.Second
 
+// PortalFreshness is how old a paying customer's link may be to open the Billing Portal. A portal session needs
+// no login, so an older link (an email forwarded, a 402 kept for days) goes to PortalReturnURL, the app's own
+// account page, instead.
+const PortalFreshness = time.Hour
+
 // Options configure a Handler.
 type Options struct {
 	DB Querier
@@ -48,6 +53,9 @@ type Options struct {
 	PortalReturnURL string
 	// StripeTimeout bounds the Stripe requests of a click; 0 means DefaultStripeTimeout.
 	StripeTimeout time.Duration
+	// LinkTTL is how long links are valid (upgrade_links.expires): a link was minted LinkTTL before it
+	// expires. 0 means unknown: no link is fresh enough for the Billing Portal.
+	LinkTTL time.Duration
 	// Now is the clock tokens expire by; nil means time.Now.
 	Now     func() time.Time
 	Logger  *slog.Logger
@@ -64,7 +72,7 @@ func FromConfig(cfg *config.Config) Options {
 	}
 	u := cfg.UpgradeLinks
 	return Options{Prices: prices, PricingURL: cfg.Email.UpgradeURL, SuccessURL: u.SuccessURL, CancelURL: u.CancelURL,
-		PortalReturnURL: u.PortalReturnURL}
+		PortalReturnURL: u.PortalReturnURL, LinkTTL: u.Expires}
 }
 
 // Handler is GET /upgrade/{token}.
@@ -172,6 +180,11 @@ func (h *Handler) click(ctx context.Context, log *slog.Logger, p Payload, signat
 	if c.paying {
 		if c.stripe == nil {
 			return fallback("a paying customer without a known Stripe customer")
+		}
+		if minted := p.Expires.Add(-h.opt.LinkTTL); h.opt.LinkTTL <= 0 || h.opt.Now().Sub(minted) > PortalFreshness {
+			log.Info("upgrade link: a paying customer's link older than an hour goes to the account page, not the Billing Portal (which needs no login)")
+			h.recordTarget(dbctx, log, c.id, "fallback", "")
+			return h.opt.PortalReturnURL, "fallback"
 		}
 		url, err := h.opt.Stripe.CreatePortalSession(sctx, *c.stripe, h.opt.PortalReturnURL, idem+"-portal")
 		if err != nil {

@@ -91,7 +91,7 @@ func setup(t *testing.T, o ...setupOpts) *bundle {
 
 	b.opt = upgrade.Options{DB: b.sidecar, Signer: b.signer, Prices: map[string]string{"api_calls": "price_pro_monthly"},
 		PricingURL: pricing, SuccessURL: "https://acme.test/welcome", CancelURL: pricing,
-		PortalReturnURL: "https://acme.test/account", Metrics: b.reg}
+		PortalReturnURL: "https://acme.test/account", LinkTTL: 30 * 24 * time.Hour, Metrics: b.reg}
 	if !so.noStripe {
 		b.opt.Stripe = client
 	}
@@ -356,6 +356,14 @@ func TestPayingCustomersLinkOpensThePortal(t *testing.T) {
 	require.Equal(t, "https://acme.test/account", portals[0].ReturnURL)
 	require.Empty(t, b.fake.CreatedSessions())
 	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM tollgate.link_clicks WHERE target = 'portal'`))
+
+	// a link minted over an hour ago (an email forwarded, a page kept open) goes to the account page: a portal
+	// session needs no login
+	old := (&upgrade.Minter{Signer: b.signer, BaseURL: publicURL, TTL: 30 * 24 * time.Hour,
+		Now: func() time.Time { return time.Now().Add(-2 * time.Hour) }}).Link(upgrade.Payload{Customer: "carol", Feature: "api_calls"})
+	code, loc, _ = b.get(t, old)
+	require.Equal(t, []any{http.StatusSeeOther, "https://acme.test/account"}, []any{code, loc})
+	require.Len(t, b.fake.PortalSessions(), 1)
 }
 
 // A forged, tampered or expired link: 400 with a link to the pricing page; nothing written, nothing asked of
