@@ -37,6 +37,8 @@ var goodArgs = map[string][]string{
 	"trial_funnel":                  {"now() - interval '1 day'", "now()"},
 	"unmapped_subscriptions":        {},
 	"set_email_opt_out":             {"'carol'", "true"}, // the app's, in sql/email_opt_out.sql
+	"record_topup":                  {"'cs_test_1'", "'carol'", "'{price_calls500}'", "'{1}'"},
+	"prune_idempotency_keys":        {"interval '2 days'"},
 }
 
 // badArgs are the arguments of each type that must never surface a SQLSTATE outside class TG: NULL, empty and
@@ -49,6 +51,7 @@ var badArgs = map[string][]string{
 	"timestamp with time zone": {"NULL::timestamptz", "'infinity'::timestamptz", "'-infinity'::timestamptz", "'epoch'::timestamptz", "'294276-12-31 23:59:59+00'::timestamptz", "'4713-01-01 BC'::timestamptz"},
 	"interval":                 {"NULL::interval", "interval '-1 day'", "interval '0'", "interval '178000000 years'", "interval '-178000000 years'"},
 	"boolean":                  {"NULL::boolean"},
+	"bigint[]":                 {"NULL::bigint[]", "'{NULL}'::bigint[]", "'{-1}'::bigint[]", "'{0}'::bigint[]", "'{9223372036854775807}'::bigint[]", "array_fill(1::bigint, ARRAY[2000])"},
 	"text[]":                   {"NULL::text[]", "'{NULL}'::text[]", "ARRAY[repeat('x', 100000)]", "array_fill('p'::text, ARRAY[2000])", "'{{a},{b}}'::text[]", "'{\"\"}'::text[]"},
 }
 
