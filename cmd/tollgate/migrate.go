@@ -71,23 +71,9 @@ func migrateCmd(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 		}
 		target = int32(n)
 	}
-	if *dbURL == "" {
-		*dbURL = getenv("DATABASE_URL")
-	}
-	if *dbURL == "" {
-		fmt.Fprintf(stderr, "tollgate migrate: no database: pass --database-url URL or set DATABASE_URL\n")
-		return 2
-	}
-
-	cfg, err := pgx.ParseConfig(*dbURL)
-	if err != nil {
-		fmt.Fprintf(stderr, "tollgate migrate: invalid database URL %s: %s\n", redactURL(*dbURL), scrub(err, *dbURL))
-		return 2
-	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		fmt.Fprintf(stderr, "tollgate migrate: %s\n", scrub(err, *dbURL)) // names user, database and host
-		return 1
+	conn, cfg, code := connectFlag(ctx, "migrate", *dbURL, getenv, stderr)
+	if conn == nil {
+		return code
 	}
 	defer conn.Close(context.Background())
 
@@ -165,4 +151,28 @@ func scrub(err error, connString string) string {
 		}
 	}
 	return msg
+}
+
+// connectFlag connects to dbURL, or to $DATABASE_URL when it is empty, for the command named cmd. On failure
+// it writes why to stderr (passwords masked) and returns the exit code: 2 for a missing or invalid URL, 1 when
+// the server cannot be reached.
+func connectFlag(ctx context.Context, cmd, dbURL string, getenv func(string) string, stderr io.Writer) (*pgx.Conn, *pgx.ConnConfig, int) {
+	if dbURL == "" {
+		dbURL = getenv("DATABASE_URL")
+	}
+	if dbURL == "" {
+		fmt.Fprintf(stderr, "tollgate %s: no database: pass --database-url URL or set DATABASE_URL\n", cmd)
+		return nil, nil, 2
+	}
+	cfg, err := pgx.ParseConfig(dbURL)
+	if err != nil {
+		fmt.Fprintf(stderr, "tollgate %s: invalid database URL %s: %s\n", cmd, redactURL(dbURL), scrub(err, dbURL))
+		return nil, nil, 2
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "tollgate %s: %s\n", cmd, scrub(err, dbURL)) // names user, database and host
+		return nil, nil, 1
+	}
+	return conn, cfg, 0
 }
