@@ -342,6 +342,22 @@ END
 $_$;
 
 --
+-- Name: _check_stripe_ids(text, text[]); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate._check_stripe_ids(p_what text, p_ids text[]) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    AS $$
+BEGIN
+  IF pg_catalog.cardinality(p_ids) > 1000 OR coalesce(pg_catalog.array_ndims(p_ids), 1) <> 1
+     OR EXISTS (SELECT FROM pg_catalog.unnest(p_ids) AS x(id) WHERE x.id IS NULL OR x.id = '' OR pg_catalog.length(x.id) > 255) THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422',
+      MESSAGE = pg_catalog.format('%s is a list of at most 1000 ids of 1 to 255 characters, without NULL', p_what);
+  END IF;
+END
+$$;
+
+--
 -- Name: _check_stripe_time(timestamp with time zone, text, boolean); Type: FUNCTION; Schema: tollgate; Owner: -
 --
 
@@ -362,40 +378,42 @@ END
 $$;
 
 --
--- Name: _check_text(text, text, integer); Type: FUNCTION; Schema: tollgate; Owner: -
+-- Name: _check_stripe_word(text, text, boolean, text); Type: FUNCTION; Schema: tollgate; Owner: -
 --
 
-CREATE FUNCTION tollgate._check_text(p_what text, p_value text, p_max integer) RETURNS void
+CREATE FUNCTION tollgate._check_stripe_word(p_what text, p_value text, p_nullable boolean, p_hint text) RETURNS void
     LANGUAGE plpgsql IMMUTABLE
-    AS $$
+    AS $_$
 BEGIN
-  IF p_value IS NULL OR p_value = '' THEN
-    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = format('%s must be a non-empty text', p_what);
+  IF p_value IS NULL AND p_nullable THEN
+    RETURN;
   END IF;
-  IF pg_catalog.length(p_value) > p_max THEN
+  IF p_value IS NULL OR pg_catalog.length(p_value) > 64 OR p_value !~ '^[a-z_]+$' THEN
     RAISE EXCEPTION USING ERRCODE = 'TG422',
-      MESSAGE = format('%s must be at most %s characters long, not %s', p_what, p_max, pg_catalog.length(p_value));
+      MESSAGE = pg_catalog.format('%s %s is not one of Stripe''s', p_what,
+                                  coalesce(pg_catalog.quote_literal(pg_catalog.left(p_value, 64)), 'NULL')),
+      HINT = p_hint || '.';
   END IF;
 END
-$$;
+$_$;
 
 --
 -- Name: _check_text(text, text, integer, boolean); Type: FUNCTION; Schema: tollgate; Owner: -
 --
 
-CREATE FUNCTION tollgate._check_text(p_value text, p_what text, p_max integer, p_nullable boolean) RETURNS void
+CREATE FUNCTION tollgate._check_text(p_what text, p_value text, p_max integer, p_nullable boolean DEFAULT false) RETURNS void
     LANGUAGE plpgsql IMMUTABLE
     AS $$
 BEGIN
   IF p_value IS NULL AND p_nullable THEN
     RETURN;
   END IF;
-  IF p_value IS NULL OR p_value = '' OR pg_catalog.length(p_value) > p_max THEN
+  IF p_value IS NULL OR p_value = '' THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = format('%s must be a non-empty text', p_what);
+  END IF;
+  IF pg_catalog.length(p_value) > p_max THEN
     RAISE EXCEPTION USING ERRCODE = 'TG422',
-      MESSAGE = pg_catalog.format('%s must be a text of 1 to %s characters, not %s', p_what, p_max,
-                                  CASE WHEN p_value IS NULL THEN 'NULL'
-                                       WHEN p_value = '' THEN 'empty'
-                                       ELSE pg_catalog.length(p_value) || ' characters' END);
+      MESSAGE = format('%s must be at most %s characters long, not %s', p_what, p_max, pg_catalog.length(p_value));
   END IF;
 END
 $$;
@@ -1798,7 +1816,7 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = 'TG422',
       MESSAGE = pg_catalog.format('subscriptions must be 0 or more, not %s', coalesce($2::text, 'NULL'));
   END IF;
-  PERFORM tollgate._check_text($3, 'error', 10000, true);
+  PERFORM tollgate._check_text('error', $3, 10000, true);
   UPDATE tollgate.sync_runs r
      SET finished_at = now(), subscriptions = $2, error = $3
    WHERE r.id = $1 AND r.finished_at IS NULL;
@@ -1994,7 +2012,7 @@ BEGIN
   PERFORM tollgate._check_stripe_id(v_session, 'stripe_checkout_session', 'cs',
                                     'Checkout Session ids look like cs_test_a1b2c3');
   PERFORM tollgate._check_stripe_id(v_stripe, 'stripe_customer', 'cus', 'Stripe customer ids look like cus_NffrFeUfNV2Hib');
-  PERFORM tollgate._check_text(v_customer, 'client_reference_id', 255, false);
+  PERFORM tollgate._check_text('client_reference_id', v_customer, 255);
   RETURN tollgate._link_stripe_customer(v_stripe, v_customer, 'checkout', v_session);
 END
 $_$;
@@ -2376,9 +2394,9 @@ DECLARE
   v_type text := $2;
 BEGIN
   PERFORM tollgate._check_stripe_id(v_id, 'id', 'evt', 'Stripe event ids look like evt_1NG8Du2eZvKYlo2CUI79vXWy');
-  PERFORM tollgate._check_text(v_type, 'type', 255, false);
-  PERFORM tollgate._check_text($3, 'api_version', 255, true);
-  PERFORM tollgate._check_text($4, 'object_id', 255, true);
+  PERFORM tollgate._check_text('type', v_type, 255);
+  PERFORM tollgate._check_text('api_version', $3, 255, true);
+  PERFORM tollgate._check_text('object_id', $4, 255, true);
   PERFORM tollgate._check_stripe_time($5, 'stripe_created', true);
   -- A concurrent delivery of the same event waits here for the first one's
   -- transaction, then finds the row (false) or, if that one rolled back,
@@ -3051,21 +3069,9 @@ BEGIN
   PERFORM tollgate._check_stripe_id(v_sub, 'stripe_subscription', 'sub',
                                     'Stripe subscription ids look like sub_1MowQVLkdIwHu7ixeRlqHVzs');
   PERFORM tollgate._check_stripe_id(v_stripe, 'stripe_customer', 'cus', 'Stripe customer ids look like cus_NffrFeUfNV2Hib');
-  IF v_status IS NULL OR pg_catalog.length(v_status) > 64 OR v_status !~ '^[a-z_]+$' THEN
-    RAISE EXCEPTION USING ERRCODE = 'TG422',
-      MESSAGE = pg_catalog.format('status %s is not a Stripe subscription status',
-                                  coalesce(pg_catalog.quote_literal(pg_catalog.left(v_status, 64)), 'NULL'));
-  END IF;
-  IF pg_catalog.cardinality(v_prices) > 1000 OR pg_catalog.cardinality(v_products) > 1000
-     OR coalesce(pg_catalog.array_ndims(v_prices), 1) <> 1 OR coalesce(pg_catalog.array_ndims(v_products), 1) <> 1 THEN
-    RAISE EXCEPTION USING ERRCODE = 'TG422',
-      MESSAGE = 'price_ids and product_ids are lists of at most 1000 ids of 1 to 255 characters, without NULL';
-  END IF;
-  IF EXISTS (SELECT FROM pg_catalog.unnest(v_prices) AS x(id) WHERE x.id IS NULL OR x.id = '' OR pg_catalog.length(x.id) > 255)
-     OR EXISTS (SELECT FROM pg_catalog.unnest(v_products) AS x(id) WHERE x.id IS NULL OR x.id = '' OR pg_catalog.length(x.id) > 255) THEN
-    RAISE EXCEPTION USING ERRCODE = 'TG422',
-      MESSAGE = 'price_ids and product_ids are lists of at most 1000 ids of 1 to 255 characters, without NULL';
-  END IF;
+  PERFORM tollgate._check_stripe_word('status', v_status, false, 'active, trialing, past_due, canceled, ...');
+  PERFORM tollgate._check_stripe_ids('price_ids', v_prices);
+  PERFORM tollgate._check_stripe_ids('product_ids', v_products);
   -- Stripe timestamps are never 0: a period at the epoch is a missing field
   -- read as 0 (API 2025-03-31 moved the periods to the subscription items)
   PERFORM tollgate._check_stripe_time(v_start, 'current_period_start', true);
@@ -3078,16 +3084,12 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'fetched_at must be a finite time, not NULL or infinity',
       HINT = 'Pass the time the fetch from Stripe started.';
   END IF;
-  PERFORM tollgate._check_text(v_meta, 'tollgate_customer', 255, true);
+  PERFORM tollgate._check_text('tollgate_customer', v_meta, 255, true);
   IF v_account IS NOT NULL THEN
     PERFORM tollgate._check_stripe_id(v_account, 'stripe_account', 'acct', 'Connect account ids look like acct_1032D82eZvKYlo2C');
   END IF;
-  IF v_pause IS NOT NULL AND (pg_catalog.length(v_pause) > 64 OR v_pause !~ '^[a-z_]+$') THEN
-    RAISE EXCEPTION USING ERRCODE = 'TG422',
-      MESSAGE = pg_catalog.format('pause_collection %s is not a pause_collection.behavior',
-                                  pg_catalog.quote_literal(pg_catalog.left(v_pause, 64))),
-      HINT = 'void, keep_as_draft or mark_uncollectible; NULL when collection is not paused.';
-  END IF;
+  PERFORM tollgate._check_stripe_word('pause_collection', v_pause, true,
+                                      'void, keep_as_draft or mark_uncollectible; NULL when collection is not paused');
 
   -- An older fetch never overwrites a newer one: the fetch that started last
   -- saw every change made before it started. The row lock makes concurrent
@@ -4680,22 +4682,28 @@ REVOKE ALL ON FUNCTION tollgate._check_room(p_used bigint, p_amount bigint) FROM
 REVOKE ALL ON FUNCTION tollgate._check_stripe_id(p_value text, p_what text, p_prefix text, p_hint text) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _check_stripe_ids(p_what text, p_ids text[]); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate._check_stripe_ids(p_what text, p_ids text[]) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _check_stripe_time(p_value timestamp with time zone, p_what text, p_nullable boolean); Type: ACL; Schema: tollgate; Owner: -
 --
 
 REVOKE ALL ON FUNCTION tollgate._check_stripe_time(p_value timestamp with time zone, p_what text, p_nullable boolean) FROM PUBLIC;
 
 --
--- Name: FUNCTION _check_text(p_what text, p_value text, p_max integer); Type: ACL; Schema: tollgate; Owner: -
+-- Name: FUNCTION _check_stripe_word(p_what text, p_value text, p_nullable boolean, p_hint text); Type: ACL; Schema: tollgate; Owner: -
 --
 
-REVOKE ALL ON FUNCTION tollgate._check_text(p_what text, p_value text, p_max integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tollgate._check_stripe_word(p_what text, p_value text, p_nullable boolean, p_hint text) FROM PUBLIC;
 
 --
--- Name: FUNCTION _check_text(p_value text, p_what text, p_max integer, p_nullable boolean); Type: ACL; Schema: tollgate; Owner: -
+-- Name: FUNCTION _check_text(p_what text, p_value text, p_max integer, p_nullable boolean); Type: ACL; Schema: tollgate; Owner: -
 --
 
-REVOKE ALL ON FUNCTION tollgate._check_text(p_value text, p_what text, p_max integer, p_nullable boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tollgate._check_text(p_what text, p_value text, p_max integer, p_nullable boolean) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _close_window(r tollgate.usage); Type: ACL; Schema: tollgate; Owner: -

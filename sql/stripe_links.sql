@@ -27,24 +27,6 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION tollgate._check_text(p_value text, p_what text, p_max integer, p_nullable boolean)
-RETURNS void
-LANGUAGE plpgsql IMMUTABLE
-AS $$
-BEGIN
-  IF p_value IS NULL AND p_nullable THEN
-    RETURN;
-  END IF;
-  IF p_value IS NULL OR p_value = '' OR pg_catalog.length(p_value) > p_max THEN
-    RAISE EXCEPTION USING ERRCODE = 'TG422',
-      MESSAGE = pg_catalog.format('%s must be a text of 1 to %s characters, not %s', p_what, p_max,
-                                  CASE WHEN p_value IS NULL THEN 'NULL'
-                                       WHEN p_value = '' THEN 'empty'
-                                       ELSE pg_catalog.length(p_value) || ' characters' END);
-  END IF;
-END
-$$;
-
 -- A timestamp from Stripe: NULL when allowed, otherwise after the epoch (a
 -- Stripe timestamp is never 0: the epoch is a missing field read as 0) and
 -- finite.
@@ -120,7 +102,7 @@ BEGIN
   PERFORM tollgate._check_stripe_id(v_session, 'stripe_checkout_session', 'cs',
                                     'Checkout Session ids look like cs_test_a1b2c3');
   PERFORM tollgate._check_stripe_id(v_stripe, 'stripe_customer', 'cus', 'Stripe customer ids look like cus_NffrFeUfNV2Hib');
-  PERFORM tollgate._check_text(v_customer, 'client_reference_id', 255, false);
+  PERFORM tollgate._check_text('client_reference_id', v_customer, 255);
   RETURN tollgate._link_stripe_customer(v_stripe, v_customer, 'checkout', v_session);
 END
 $$;
