@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io/fs"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -171,4 +172,20 @@ func TestNodeURL(t *testing.T) {
 
 	_, err = NodeURL("mysql://x", n, "d")
 	require.Error(t, err)
+}
+
+// TestScalingDocPlacesEveryTable: docs/scaling.md shows the placement of every table as Tables has it.
+func TestScalingDocPlacesEveryTable(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile("../../docs/scaling.md")
+	require.NoError(t, err)
+	rows := regexp.MustCompile(`(?m)^\| tollgate\.(\w+) \| (\w+) \|`).FindAllStringSubmatch(string(doc), -1)
+	inDoc := map[string]string{}
+	for _, r := range rows {
+		inDoc[r[1]] = r[2]
+	}
+	for _, tb := range Tables {
+		require.Equal(t, string(tb.Placement), inDoc[tb.Name], "docs/scaling.md: the placement of tollgate.%s", tb.Name)
+	}
+	require.Len(t, inDoc, len(Tables), "docs/scaling.md places a table that internal/citus.Tables does not")
 }
