@@ -423,12 +423,15 @@ $$;
 --
 
 CREATE FUNCTION tollgate._close_window(r tollgate.usage) RETURNS void
-    LANGUAGE sql
+    LANGUAGE plpgsql
     AS $$
-  INSERT INTO tollgate.usage_windows AS w (customer, feature, window_start, window_end, used, plan)
-  SELECT r.customer, r.feature, r.window_start, nullif(r.window_end, 'infinity'), r.used, r.plan
-   WHERE r.window_end <> '-infinity' AND (r.used <> 0 OR r.limit_hit)
-  ON CONFLICT (customer, feature, window_start) DO UPDATE SET used = w.used + EXCLUDED.used
+BEGIN
+  IF r.window_end <> '-infinity' AND (r.used <> 0 OR r.limit_hit) THEN
+    INSERT INTO tollgate.usage_windows AS w (customer, feature, window_start, window_end, used, plan)
+    VALUES (r.customer, r.feature, r.window_start, nullif(r.window_end, 'infinity'), r.used, r.plan)
+    ON CONFLICT (customer, feature, window_start) DO UPDATE SET used = w.used + EXCLUDED.used;
+  END IF;
+END
 $$;
 
 --
@@ -479,6 +482,7 @@ CREATE FUNCTION tollgate._consume(p_customer text, p_feature text, p_amount bigi
     AS $$
 DECLARE
   r tollgate.usage;
+  v_mark bigint;
 BEGIN
   IF tollgate._bad_args(p_customer, p_feature, p_amount) THEN
     PERFORM tollgate._check_args(p_customer, p_feature, p_amount);
@@ -494,9 +498,11 @@ BEGIN
   RETURNING u.* INTO r;
   IF FOUND THEN
     IF r.used >= r.next_mark THEN
-      UPDATE tollgate.usage u
-         SET next_mark = tollgate._crossed(p_customer, p_feature, r.plan, r.used - p_amount, r.used, r.quota,
-                                           r.soft, r.window_start, r.window_end, p_at)
+      -- _crossed (it writes events) is called first and its result stored:
+      -- Citus refuses a volatile function inside an UPDATE of a distributed table
+      v_mark := tollgate._crossed(p_customer, p_feature, r.plan, r.used - p_amount, r.used, r.quota,
+                                  r.soft, r.window_start, r.window_end, p_at);
+      UPDATE tollgate.usage u SET next_mark = v_mark
        WHERE u.customer = p_customer AND u.feature = p_feature;
     END IF;
     RETURN tollgate._verdict(true, p_customer, p_feature, r.plan, r.used, r.quota, r.window_end, r.granted);
@@ -688,7 +694,8 @@ BEGIN
     SELECT m.id, m.event_id, m.feature, m.sent_at
       INTO v_email, v_event, v_feature, v_prompted
       FROM tollgate.emails m
-      JOIN tollgate.events e ON e.id = m.event_id
+      -- (the customer too: on a Citus cluster the join stays on the customer's worker)
+      JOIN tollgate.events e ON e.customer = m.customer AND e.id = m.event_id
      WHERE m.customer = NEW.customer
        AND m.status = 'sent'
        AND m.sent_at >= now() - tollgate._attribution_window()
@@ -730,10 +737,12 @@ $$;
 --
 
 CREATE FUNCTION tollgate._entitlements_changed(p_customer text) RETURNS void
-    LANGUAGE sql
+    LANGUAGE plpgsql
     AS $$
+BEGIN
   INSERT INTO tollgate.customers AS c (customer) VALUES (p_customer)
-  ON CONFLICT (customer) DO UPDATE SET plan_epoch = c.plan_epoch + 1
+  ON CONFLICT (customer) DO UPDATE SET plan_epoch = c.plan_epoch + 1;
+END
 $$;
 
 --
@@ -741,17 +750,23 @@ $$;
 --
 
 CREATE FUNCTION tollgate._fold_shards(p_customer text, p_feature text, p_start timestamp with time zone) RETURNS bigint
-    LANGUAGE sql
+    LANGUAGE plpgsql
     AS $$
+DECLARE
+  v_folded bigint;
+BEGIN
   WITH folded AS (
     DELETE FROM tollgate.usage_shards s
-     WHERE (s.customer, s.feature, s.window_start, s.shard) IN (
+     WHERE s.customer = p_customer AND s.feature = p_feature AND s.window_start = p_start -- (one shard on Citus)
+       AND (s.customer, s.feature, s.window_start, s.shard) IN (
              SELECT f.customer, f.feature, f.window_start, f.shard
                FROM tollgate.usage_shards f
               WHERE f.customer = p_customer AND f.feature = p_feature AND f.window_start = p_start
                 FOR UPDATE SKIP LOCKED)
     RETURNING s.used)
-  SELECT least(coalesce(sum(folded.used), 0), 9223372036854775807)::bigint FROM folded
+  SELECT least(coalesce(sum(folded.used), 0), 9223372036854775807)::bigint INTO v_folded FROM folded;
+  RETURN v_folded;
+END
 $$;
 
 --
@@ -759,13 +774,16 @@ $$;
 --
 
 CREATE FUNCTION tollgate._granted(p_customer text, p_feature text, p_at timestamp with time zone, OUT granted bigint, OUT expires timestamp with time zone) RETURNS record
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     AS $$
+BEGIN
   SELECT least(coalesce(sum(g.amount - g.spent), 0), 9223372036854775807)::bigint,
          coalesce(min(g.expires_at), 'infinity')
+    INTO granted, expires
     FROM tollgate.grants g
    WHERE g.customer = p_customer AND g.feature = p_feature AND g.spent < g.amount
-     AND (g.expires_at IS NULL OR g.expires_at > p_at)
+     AND (g.expires_at IS NULL OR g.expires_at > p_at);
+END
 $$;
 
 --
@@ -781,7 +799,7 @@ BEGIN
   INSERT INTO tollgate.stripe_links AS l (stripe_customer, customer, source, source_id)
   VALUES (p_stripe_customer, p_customer, p_source, p_source_id)
   ON CONFLICT ON CONSTRAINT stripe_links_pkey DO UPDATE
-    SET customer = EXCLUDED.customer, source = EXCLUDED.source, source_id = EXCLUDED.source_id, linked_at = now()
+    SET customer = EXCLUDED.customer, source = EXCLUDED.source, source_id = EXCLUDED.source_id, linked_at = EXCLUDED.linked_at
   WHERE (l.customer, l.source) IS DISTINCT FROM (EXCLUDED.customer, EXCLUDED.source)
     AND (EXCLUDED.source = 'metadata' OR l.source = 'checkout');
   v_owner := tollgate._stripe_owner(p_stripe_customer);
@@ -1090,14 +1108,16 @@ COMMENT ON FUNCTION tollgate._row_gate() IS 'Trigger function of row gates (see 
 --
 
 CREATE FUNCTION tollgate._save_usage(r tollgate.usage) RETURNS void
-    LANGUAGE sql
+    LANGUAGE plpgsql
     AS $$
+BEGIN
   UPDATE tollgate.usage u
      SET window_start = r.window_start, window_end = r.window_end, used = r.used, limit_hit = r.limit_hit,
          plan = r.plan, quota = r.quota, soft = r.soft, next_mark = r.next_mark,
          config_version = r.config_version, plan_epoch = r.plan_epoch, granted = r.granted,
          valid_until = r.valid_until
-   WHERE u.customer = r.customer AND u.feature = r.feature
+   WHERE u.customer = r.customer AND u.feature = r.feature;
+END
 $$;
 
 --
@@ -1115,11 +1135,13 @@ $$;
 --
 
 CREATE FUNCTION tollgate._shard_total(p_customer text, p_feature text, p_start timestamp with time zone) RETURNS numeric
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     AS $$
-  SELECT coalesce(sum(s.used), 0)
-    FROM tollgate.usage_shards s
-   WHERE s.customer = p_customer AND s.feature = p_feature AND s.window_start = p_start
+BEGIN
+  RETURN (SELECT coalesce(sum(s.used), 0)
+            FROM tollgate.usage_shards s
+           WHERE s.customer = p_customer AND s.feature = p_feature AND s.window_start = p_start);
+END
 $$;
 
 --
@@ -1154,11 +1176,13 @@ $$;
 --
 
 CREATE FUNCTION tollgate._stripe_owner(p_stripe_customer text) RETURNS text
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     AS $$
-  SELECT coalesce(
+BEGIN
+  RETURN coalesce(
     (SELECT c.customer FROM tollgate.customers c WHERE c.stripe_customer = p_stripe_customer),
-    (SELECT l.customer FROM tollgate.stripe_links l WHERE l.stripe_customer = p_stripe_customer))
+    (SELECT l.customer FROM tollgate.stripe_links l WHERE l.stripe_customer = p_stripe_customer));
+END
 $$;
 
 --
@@ -1637,7 +1661,7 @@ BEGIN
   ON CONFLICT ON CONSTRAINT features_pkey DO UPDATE
     SET period = EXCLUDED.period, period_unit = EXCLUDED.period_unit, period_length = EXCLUDED.period_length,
         enforcement = EXCLUDED.enforcement, notify_at = EXCLUDED.notify_at, message = EXCLUDED.message,
-        upgrade_prompt = EXCLUDED.upgrade_prompt, updated_at = now()
+        upgrade_prompt = EXCLUDED.upgrade_prompt, updated_at = EXCLUDED.updated_at
   WHERE (f.period, f.enforcement, f.notify_at, f.message, f.upgrade_prompt)
         IS DISTINCT FROM (EXCLUDED.period, EXCLUDED.enforcement, EXCLUDED.notify_at, EXCLUDED.message, EXCLUDED.upgrade_prompt);
 END
@@ -1683,7 +1707,7 @@ BEGIN
   VALUES (v_plan, v_default, v_prices, v_products, v_rank)
   ON CONFLICT ON CONSTRAINT plans_pkey DO UPDATE
     SET is_default = EXCLUDED.is_default, stripe_prices = EXCLUDED.stripe_prices,
-        stripe_products = EXCLUDED.stripe_products, rank = EXCLUDED.rank, updated_at = now()
+        stripe_products = EXCLUDED.stripe_products, rank = EXCLUDED.rank, updated_at = EXCLUDED.updated_at
   WHERE (p.is_default, p.stripe_prices, p.stripe_products, p.rank)
         IS DISTINCT FROM (EXCLUDED.is_default, EXCLUDED.stripe_prices, EXCLUDED.stripe_products, EXCLUDED.rank);
   -- prices may now mean another plan: remap stored subscriptions (the trigger
@@ -2328,6 +2352,8 @@ DECLARE
   v_id bigint := $1;
   v_provider text := $2;
   v_provider_id text := $3;
+  v_customer text;
+  v_event bigint;
   v_seconds double precision;
 BEGIN
   PERFORM tollgate._check_claim(v_id, 1);
@@ -2343,8 +2369,11 @@ BEGIN
      SET status = 'sent', sent_at = pg_catalog.now(), provider = v_provider, provider_id = v_provider_id,
          handed_off_at = NULL, last_error = NULL
    WHERE m.id = v_id AND m.status <> 'sent'
-  RETURNING extract(epoch FROM pg_catalog.now() - (SELECT e.created_at FROM tollgate.events e WHERE e.id = m.event_id))
-    INTO v_seconds;
+  RETURNING m.customer, m.event_id INTO v_customer, v_event;
+  -- (a statement of its own: on a Citus cluster RETURNING takes no now() and
+  -- no subquery of another table)
+  SELECT extract(epoch FROM pg_catalog.now() - e.created_at) INTO v_seconds
+    FROM tollgate.events e WHERE e.customer = v_customer AND e.id = v_event;
   RETURN v_seconds;
 END
 $_$;
@@ -2656,13 +2685,24 @@ BEGIN
       MESSAGE = format('stripe_customer %L is not a Stripe customer id of at most 255 characters', left(v_stripe, 300)),
       HINT = 'Stripe customer ids look like cus_NffrFeUfNV2Hib.';
   END IF;
+  IF v_stripe IS NOT NULL THEN
+    -- Checked here, one link of a Stripe customer at a time, besides the
+    -- unique key: on a Citus cluster customers is distributed by customer and
+    -- cannot have that key (docs/scaling.md).
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('tollgate stripe customer ' || v_stripe, 0));
+    IF EXISTS (SELECT 1 FROM tollgate.customers c WHERE c.stripe_customer = v_stripe AND c.customer <> v_customer) THEN
+      RAISE EXCEPTION USING ERRCODE = 'TG422',
+        MESSAGE = format('stripe_customer %s already belongs to another customer', v_stripe),
+        DETAIL = (SELECT format('customer %L', c.customer) FROM tollgate.customers c WHERE c.stripe_customer = v_stripe LIMIT 1);
+    END IF;
+  END IF;
   BEGIN
     INSERT INTO tollgate.customers AS c (customer, email, stripe_customer)
     VALUES (v_customer, v_email, v_stripe)
     ON CONFLICT ON CONSTRAINT customers_pkey DO UPDATE
       SET email = coalesce(EXCLUDED.email, c.email),
           stripe_customer = coalesce(EXCLUDED.stripe_customer, c.stripe_customer),
-          updated_at = now();
+          updated_at = EXCLUDED.updated_at;
   EXCEPTION WHEN unique_violation THEN
     RAISE EXCEPTION USING ERRCODE = 'TG422',
       MESSAGE = format('stripe_customer %s already belongs to another customer', v_stripe),
@@ -2709,7 +2749,7 @@ BEGIN
   INSERT INTO tollgate.customers AS c (customer, email_opt_out)
   VALUES (v_customer, v_opted_out)
   ON CONFLICT ON CONSTRAINT customers_pkey DO UPDATE
-    SET email_opt_out = EXCLUDED.email_opt_out, updated_at = now()
+    SET email_opt_out = EXCLUDED.email_opt_out, updated_at = EXCLUDED.updated_at
   WHERE c.email_opt_out IS DISTINCT FROM EXCLUDED.email_opt_out;
 END
 $_$;

@@ -65,7 +65,8 @@ BEGIN
     SELECT m.id, m.event_id, m.feature, m.sent_at
       INTO v_email, v_event, v_feature, v_prompted
       FROM tollgate.emails m
-      JOIN tollgate.events e ON e.id = m.event_id
+      -- (the customer too: on a Citus cluster the join stays on the customer's worker)
+      JOIN tollgate.events e ON e.customer = m.customer AND e.id = m.event_id
      WHERE m.customer = NEW.customer
        AND m.status = 'sent'
        AND m.sent_at >= now() - tollgate._attribution_window()
@@ -80,7 +81,13 @@ BEGIN
 END
 $$;
 
-DROP TRIGGER IF EXISTS customers_plan_changed ON tollgate.customers;
-CREATE TRIGGER customers_plan_changed AFTER UPDATE OF plan ON tollgate.customers
-  FOR EACH ROW WHEN (OLD.plan IS DISTINCT FROM NEW.plan)
-  EXECUTE FUNCTION tollgate._customers_plan_changed();
+-- Through EXECUTE, as in config_version.sql: on a Citus cluster customers is
+-- distributed, and Citus sends trigger DDL to the workers as the client's text.
+DO $$
+BEGIN
+  EXECUTE 'DROP TRIGGER IF EXISTS customers_plan_changed ON tollgate.customers';
+  EXECUTE 'CREATE TRIGGER customers_plan_changed AFTER UPDATE OF plan ON tollgate.customers '
+          'FOR EACH ROW WHEN (OLD.plan IS DISTINCT FROM NEW.plan) '
+          'EXECUTE FUNCTION tollgate._customers_plan_changed()';
+END
+$$;

@@ -48,13 +48,17 @@ END
 $$;
 
 -- The tollgate customer a Stripe customer belongs to; NULL = nobody yet.
+-- (PL/pgSQL, not SQL: on a Citus cluster a SQL function's parameters do not
+-- reach the planner, which then fails to plan this.)
 CREATE OR REPLACE FUNCTION tollgate._stripe_owner(p_stripe_customer text)
 RETURNS text
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 AS $$
-  SELECT coalesce(
+BEGIN
+  RETURN coalesce(
     (SELECT c.customer FROM tollgate.customers c WHERE c.stripe_customer = p_stripe_customer),
-    (SELECT l.customer FROM tollgate.stripe_links l WHERE l.stripe_customer = p_stripe_customer))
+    (SELECT l.customer FROM tollgate.stripe_links l WHERE l.stripe_customer = p_stripe_customer));
+END
 $$;
 
 -- Records a link found in Stripe (source 'metadata' or 'checkout'; a metadata
@@ -73,7 +77,7 @@ BEGIN
   INSERT INTO tollgate.stripe_links AS l (stripe_customer, customer, source, source_id)
   VALUES (p_stripe_customer, p_customer, p_source, p_source_id)
   ON CONFLICT ON CONSTRAINT stripe_links_pkey DO UPDATE
-    SET customer = EXCLUDED.customer, source = EXCLUDED.source, source_id = EXCLUDED.source_id, linked_at = now()
+    SET customer = EXCLUDED.customer, source = EXCLUDED.source, source_id = EXCLUDED.source_id, linked_at = EXCLUDED.linked_at
   WHERE (l.customer, l.source) IS DISTINCT FROM (EXCLUDED.customer, EXCLUDED.source)
     AND (EXCLUDED.source = 'metadata' OR l.source = 'checkout');
   v_owner := tollgate._stripe_owner(p_stripe_customer);
