@@ -72,6 +72,9 @@ var Tables = []Table{
 	{Name: "emails", Placement: Distributed, Why: "the outbox rows of a customer's limit events",
 		Prepare: []string{
 			`ALTER TABLE tollgate.emails DROP CONSTRAINT IF EXISTS emails_event_id_fkey`,
+			// a plain table cannot reference a distributed one (trial_conversions stays on the coordinator):
+			// the trial prompt's email id stays, unchecked
+			`ALTER TABLE tollgate.trial_conversions DROP CONSTRAINT IF EXISTS trial_conversions_email_id_fkey`,
 			replaceKey("emails"),
 		},
 		Finish: []string{
@@ -94,9 +97,8 @@ var Tables = []Table{
 	{Name: "sync_runs", Placement: Coordinator, Why: "the sidecar's reconcile runs"},
 	{Name: "code_package", Placement: Coordinator, Why: "the install record, read by tollgate migrate and /readyz"},
 	{Name: "trial_conversions", Placement: Coordinator,
-		Why: "keyed by Stripe subscription and trial; written by the trigger on subscriptions, on the coordinator",
-		// a plain table cannot reference a distributed one: the prompt's email id stays, unchecked
-		Prepare: []string{`ALTER TABLE tollgate.trial_conversions DROP CONSTRAINT IF EXISTS trial_conversions_email_id_fkey`}},
+		Why: "keyed by Stripe subscription and trial; written by the trigger on subscriptions, on the coordinator " +
+			"(its reference to emails goes before emails is distributed)"},
 }
 
 // Delegated are the functions the app calls about one customer: distributed functions whose call is sent
