@@ -3,16 +3,21 @@
 GO ?= go
 
 .DEFAULT_GOAL := help
-.PHONY: help test build vet fmt demo dev bench fuzz schema release-fixture docs tools
+.PHONY: help test test-citus build vet fmt demo dev bench fuzz schema release-fixture docs tools
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-test: ## run every test: installs what is missing first (Debian packages as root, pinned test tools), then go test and every fuzz target for 10s
+test: ## run every test but the Citus ones: installs what is missing first (Debian packages as root, pinned test tools), then go test and every fuzz target for 10s
 	scripts/deps.sh test
 	scripts/tools.sh
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v '/tests/citus$$')
 	scripts/fuzz.sh 10s
+
+CITUS_SRC ?= ../shared/citus
+test-citus: ## the tests on a Citus cluster on this machine (docs/scaling.md): builds Citus from ../shared/citus first (once per machine)
+	@if [ -x $(CITUS_SRC)/build.sh ]; then $(CITUS_SRC)/build.sh; else echo "no $(CITUS_SRC)/build.sh: the tests skip unless Citus is installed"; fi
+	$(GO) test -race -count=1 -timeout 45m ./tests/citus/...
 
 build: ## build the tollgate CLI into bin/tollgate
 	$(GO) build -o bin/tollgate ./cmd/tollgate

@@ -382,6 +382,22 @@ END
 $_$;
 
 --
+-- Name: _check_stripe_ids(text, text[]); Type: FUNCTION; Schema: tollgate; Owner: -
+--
+
+CREATE FUNCTION tollgate._check_stripe_ids(p_what text, p_ids text[]) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    AS $$
+BEGIN
+  IF pg_catalog.cardinality(p_ids) > 1000 OR coalesce(pg_catalog.array_ndims(p_ids), 1) <> 1
+     OR EXISTS (SELECT FROM pg_catalog.unnest(p_ids) AS x(id) WHERE x.id IS NULL OR x.id = '' OR pg_catalog.length(x.id) > 255) THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422',
+      MESSAGE = pg_catalog.format('%s is a list of at most 1000 ids of 1 to 255 characters, without NULL', p_what);
+  END IF;
+END
+$$;
+
+--
 -- Name: _check_stripe_time(timestamp with time zone, text, boolean); Type: FUNCTION; Schema: tollgate; Owner: -
 --
 
@@ -402,40 +418,42 @@ END
 $$;
 
 --
--- Name: _check_text(text, text, integer); Type: FUNCTION; Schema: tollgate; Owner: -
+-- Name: _check_stripe_word(text, text, boolean, text); Type: FUNCTION; Schema: tollgate; Owner: -
 --
 
-CREATE FUNCTION tollgate._check_text(p_what text, p_value text, p_max integer) RETURNS void
+CREATE FUNCTION tollgate._check_stripe_word(p_what text, p_value text, p_nullable boolean, p_hint text) RETURNS void
     LANGUAGE plpgsql IMMUTABLE
-    AS $$
+    AS $_$
 BEGIN
-  IF p_value IS NULL OR p_value = '' THEN
-    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = format('%s must be a non-empty text', p_what);
+  IF p_value IS NULL AND p_nullable THEN
+    RETURN;
   END IF;
-  IF pg_catalog.length(p_value) > p_max THEN
+  IF p_value IS NULL OR pg_catalog.length(p_value) > 64 OR p_value !~ '^[a-z_]+$' THEN
     RAISE EXCEPTION USING ERRCODE = 'TG422',
-      MESSAGE = format('%s must be at most %s characters long, not %s', p_what, p_max, pg_catalog.length(p_value));
+      MESSAGE = pg_catalog.format('%s %s is not one of Stripe''s', p_what,
+                                  coalesce(pg_catalog.quote_literal(pg_catalog.left(p_value, 64)), 'NULL')),
+      HINT = p_hint || '.';
   END IF;
 END
-$$;
+$_$;
 
 --
 -- Name: _check_text(text, text, integer, boolean); Type: FUNCTION; Schema: tollgate; Owner: -
 --
 
-CREATE FUNCTION tollgate._check_text(p_value text, p_what text, p_max integer, p_nullable boolean) RETURNS void
+CREATE FUNCTION tollgate._check_text(p_what text, p_value text, p_max integer, p_nullable boolean DEFAULT false) RETURNS void
     LANGUAGE plpgsql IMMUTABLE
     AS $$
 BEGIN
   IF p_value IS NULL AND p_nullable THEN
     RETURN;
   END IF;
-  IF p_value IS NULL OR p_value = '' OR pg_catalog.length(p_value) > p_max THEN
+  IF p_value IS NULL OR p_value = '' THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = format('%s must be a non-empty text', p_what);
+  END IF;
+  IF pg_catalog.length(p_value) > p_max THEN
     RAISE EXCEPTION USING ERRCODE = 'TG422',
-      MESSAGE = pg_catalog.format('%s must be a text of 1 to %s characters, not %s', p_what, p_max,
-                                  CASE WHEN p_value IS NULL THEN 'NULL'
-                                       WHEN p_value = '' THEN 'empty'
-                                       ELSE pg_catalog.length(p_value) || ' characters' END);
+      MESSAGE = format('%s must be at most %s characters long, not %s', p_what, p_max, pg_catalog.length(p_value));
   END IF;
 END
 $$;
@@ -525,12 +543,15 @@ $$;
 --
 
 CREATE FUNCTION tollgate._close_window(r tollgate.usage) RETURNS void
-    LANGUAGE sql
+    LANGUAGE plpgsql
     AS $$
-  INSERT INTO tollgate.usage_windows AS w (customer, feature, window_start, window_end, used, plan)
-  SELECT r.customer, r.feature, r.window_start, nullif(r.window_end, 'infinity'), r.used, r.plan
-   WHERE r.window_end <> '-infinity' AND (r.used <> 0 OR r.limit_hit)
-  ON CONFLICT (customer, feature, window_start) DO UPDATE SET used = w.used + EXCLUDED.used
+BEGIN
+  IF r.window_end <> '-infinity' AND (r.used <> 0 OR r.limit_hit) THEN
+    INSERT INTO tollgate.usage_windows AS w (customer, feature, window_start, window_end, used, plan)
+    VALUES (r.customer, r.feature, r.window_start, nullif(r.window_end, 'infinity'), r.used, r.plan)
+    ON CONFLICT (customer, feature, window_start) DO UPDATE SET used = w.used + EXCLUDED.used;
+  END IF;
+END
 $$;
 
 --
@@ -581,6 +602,7 @@ CREATE FUNCTION tollgate._consume(p_customer text, p_feature text, p_amount bigi
     AS $$
 DECLARE
   r tollgate.usage;
+  v_mark bigint;
 BEGIN
   IF tollgate._bad_args(p_customer, p_feature, p_amount) THEN
     PERFORM tollgate._check_args(p_customer, p_feature, p_amount);
@@ -596,9 +618,11 @@ BEGIN
   RETURNING u.* INTO r;
   IF FOUND THEN
     IF r.used >= r.next_mark THEN
-      UPDATE tollgate.usage u
-         SET next_mark = tollgate._crossed(p_customer, p_feature, r.plan, r.used - p_amount, r.used, r.quota,
-                                           r.soft, r.window_start, r.window_end, p_at)
+      -- _crossed (it writes events) is called first and its result stored:
+      -- Citus refuses a volatile function inside an UPDATE of a distributed table
+      v_mark := tollgate._crossed(p_customer, p_feature, r.plan, r.used - p_amount, r.used, r.quota,
+                                  r.soft, r.window_start, r.window_end, p_at);
+      UPDATE tollgate.usage u SET next_mark = v_mark
        WHERE u.customer = p_customer AND u.feature = p_feature;
     END IF;
     RETURN tollgate._verdict(true, p_customer, p_feature, r.plan, r.used, r.quota, r.window_end, r.granted);
@@ -795,7 +819,7 @@ BEGIN
        AND k.completed_at IS NOT NULL
        AND k.clicked_at >= now() - tollgate._attribution_window()
        AND k.clicked_at <= now()
-       AND NOT EXISTS (SELECT FROM tollgate.plan_changes p WHERE p.click_id = k.id)
+       AND NOT EXISTS (SELECT FROM tollgate.plan_changes p WHERE p.customer = k.customer AND p.click_id = k.id)
      ORDER BY k.completed_at DESC, k.id DESC
      LIMIT 1;
     IF v_click.id IS NOT NULL THEN
@@ -808,7 +832,8 @@ BEGIN
       SELECT m.id, m.event_id, m.feature, m.sent_at, m.variant
         INTO v_email, v_event, v_feature, v_prompted, v_variant
         FROM tollgate.emails m
-        JOIN tollgate.events e ON e.id = m.event_id
+        -- (the customer too: on a Citus cluster the join stays on the customer's worker)
+        JOIN tollgate.events e ON e.customer = m.customer AND e.id = m.event_id
        WHERE m.customer = NEW.customer
          AND m.status = 'sent'
          AND m.sent_at >= now() - tollgate._attribution_window()
@@ -859,10 +884,12 @@ $$;
 --
 
 CREATE FUNCTION tollgate._entitlements_changed(p_customer text) RETURNS void
-    LANGUAGE sql
+    LANGUAGE plpgsql
     AS $$
+BEGIN
   INSERT INTO tollgate.customers AS c (customer) VALUES (p_customer)
-  ON CONFLICT (customer) DO UPDATE SET plan_epoch = c.plan_epoch + 1
+  ON CONFLICT (customer) DO UPDATE SET plan_epoch = c.plan_epoch + 1;
+END
 $$;
 
 --
@@ -912,17 +939,23 @@ $$;
 --
 
 CREATE FUNCTION tollgate._fold_shards(p_customer text, p_feature text, p_start timestamp with time zone) RETURNS bigint
-    LANGUAGE sql
+    LANGUAGE plpgsql
     AS $$
+DECLARE
+  v_folded bigint;
+BEGIN
   WITH folded AS (
     DELETE FROM tollgate.usage_shards s
-     WHERE (s.customer, s.feature, s.window_start, s.shard) IN (
+     WHERE s.customer = p_customer AND s.feature = p_feature AND s.window_start = p_start -- (one shard on Citus)
+       AND (s.customer, s.feature, s.window_start, s.shard) IN (
              SELECT f.customer, f.feature, f.window_start, f.shard
                FROM tollgate.usage_shards f
               WHERE f.customer = p_customer AND f.feature = p_feature AND f.window_start = p_start
                 FOR UPDATE SKIP LOCKED)
     RETURNING s.used)
-  SELECT least(coalesce(sum(folded.used), 0), 9223372036854775807)::bigint FROM folded
+  SELECT least(coalesce(sum(folded.used), 0), 9223372036854775807)::bigint INTO v_folded FROM folded;
+  RETURN v_folded;
+END
 $$;
 
 --
@@ -982,13 +1015,16 @@ $$;
 --
 
 CREATE FUNCTION tollgate._granted(p_customer text, p_feature text, p_at timestamp with time zone, OUT granted bigint, OUT expires timestamp with time zone) RETURNS record
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     AS $$
+BEGIN
   SELECT least(coalesce(sum(g.amount - g.spent), 0), 9223372036854775807)::bigint,
          coalesce(min(g.expires_at), 'infinity')
+    INTO granted, expires
     FROM tollgate.grants g
    WHERE g.customer = p_customer AND g.feature = p_feature AND g.spent < g.amount
-     AND (g.expires_at IS NULL OR g.expires_at > p_at)
+     AND (g.expires_at IS NULL OR g.expires_at > p_at);
+END
 $$;
 
 --
@@ -1004,7 +1040,7 @@ BEGIN
   INSERT INTO tollgate.stripe_links AS l (stripe_customer, customer, source, source_id)
   VALUES (p_stripe_customer, p_customer, p_source, p_source_id)
   ON CONFLICT ON CONSTRAINT stripe_links_pkey DO UPDATE
-    SET customer = EXCLUDED.customer, source = EXCLUDED.source, source_id = EXCLUDED.source_id, linked_at = now()
+    SET customer = EXCLUDED.customer, source = EXCLUDED.source, source_id = EXCLUDED.source_id, linked_at = EXCLUDED.linked_at
   WHERE (l.customer, l.source) IS DISTINCT FROM (EXCLUDED.customer, EXCLUDED.source)
     AND (EXCLUDED.source = 'metadata' OR l.source = 'checkout');
   v_owner := tollgate._stripe_owner(p_stripe_customer);
@@ -1355,14 +1391,16 @@ COMMENT ON FUNCTION tollgate._row_gate() IS 'Trigger function of row gates (see 
 --
 
 CREATE FUNCTION tollgate._save_usage(r tollgate.usage) RETURNS void
-    LANGUAGE sql
+    LANGUAGE plpgsql
     AS $$
+BEGIN
   UPDATE tollgate.usage u
      SET window_start = r.window_start, window_end = r.window_end, used = r.used, limit_hit = r.limit_hit,
          plan = r.plan, quota = r.quota, soft = r.soft, next_mark = r.next_mark,
          config_version = r.config_version, plan_epoch = r.plan_epoch, granted = r.granted,
          valid_until = r.valid_until
-   WHERE u.customer = r.customer AND u.feature = r.feature
+   WHERE u.customer = r.customer AND u.feature = r.feature;
+END
 $$;
 
 --
@@ -1380,11 +1418,13 @@ $$;
 --
 
 CREATE FUNCTION tollgate._shard_total(p_customer text, p_feature text, p_start timestamp with time zone) RETURNS numeric
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     AS $$
-  SELECT coalesce(sum(s.used), 0)
-    FROM tollgate.usage_shards s
-   WHERE s.customer = p_customer AND s.feature = p_feature AND s.window_start = p_start
+BEGIN
+  RETURN (SELECT coalesce(sum(s.used), 0)
+            FROM tollgate.usage_shards s
+           WHERE s.customer = p_customer AND s.feature = p_feature AND s.window_start = p_start);
+END
 $$;
 
 --
@@ -1419,11 +1459,13 @@ $$;
 --
 
 CREATE FUNCTION tollgate._stripe_owner(p_stripe_customer text) RETURNS text
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     AS $$
-  SELECT coalesce(
+BEGIN
+  RETURN coalesce(
     (SELECT c.customer FROM tollgate.customers c WHERE c.stripe_customer = p_stripe_customer),
-    (SELECT l.customer FROM tollgate.stripe_links l WHERE l.stripe_customer = p_stripe_customer))
+    (SELECT l.customer FROM tollgate.stripe_links l WHERE l.stripe_customer = p_stripe_customer));
+END
 $$;
 
 --
@@ -2019,7 +2061,7 @@ BEGIN
   ON CONFLICT ON CONSTRAINT features_pkey DO UPDATE
     SET period = EXCLUDED.period, period_unit = EXCLUDED.period_unit, period_length = EXCLUDED.period_length,
         enforcement = EXCLUDED.enforcement, notify_at = EXCLUDED.notify_at, message = EXCLUDED.message,
-        upgrade_prompt = EXCLUDED.upgrade_prompt, updated_at = now()
+        upgrade_prompt = EXCLUDED.upgrade_prompt, updated_at = EXCLUDED.updated_at
   WHERE (f.period, f.enforcement, f.notify_at, f.message, f.upgrade_prompt)
         IS DISTINCT FROM (EXCLUDED.period, EXCLUDED.enforcement, EXCLUDED.notify_at, EXCLUDED.message, EXCLUDED.upgrade_prompt);
 END
@@ -2065,7 +2107,7 @@ BEGIN
   VALUES (v_plan, v_default, v_prices, v_products, v_rank)
   ON CONFLICT ON CONSTRAINT plans_pkey DO UPDATE
     SET is_default = EXCLUDED.is_default, stripe_prices = EXCLUDED.stripe_prices,
-        stripe_products = EXCLUDED.stripe_products, rank = EXCLUDED.rank, updated_at = now()
+        stripe_products = EXCLUDED.stripe_products, rank = EXCLUDED.rank, updated_at = EXCLUDED.updated_at
   WHERE (p.is_default, p.stripe_prices, p.stripe_products, p.rank)
         IS DISTINCT FROM (EXCLUDED.is_default, EXCLUDED.stripe_prices, EXCLUDED.stripe_products, EXCLUDED.rank);
   -- prices may now mean another plan: remap stored subscriptions (the trigger
@@ -2371,7 +2413,7 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = 'TG422',
       MESSAGE = pg_catalog.format('subscriptions must be 0 or more, not %s', coalesce($2::text, 'NULL'));
   END IF;
-  PERFORM tollgate._check_text($3, 'error', 10000, true);
+  PERFORM tollgate._check_text('error', $3, 10000, true);
   UPDATE tollgate.sync_runs r
      SET finished_at = now(), subscriptions = $2, error = $3
    WHERE r.id = $1 AND r.finished_at IS NULL;
@@ -2586,7 +2628,7 @@ BEGIN
   PERFORM tollgate._check_stripe_id(v_session, 'stripe_checkout_session', 'cs',
                                     'Checkout Session ids look like cs_test_a1b2c3');
   PERFORM tollgate._check_stripe_id(v_stripe, 'stripe_customer', 'cus', 'Stripe customer ids look like cus_NffrFeUfNV2Hib');
-  PERFORM tollgate._check_text(v_customer, 'client_reference_id', 255, false);
+  PERFORM tollgate._check_text('client_reference_id', v_customer, 255);
   RETURN tollgate._link_stripe_customer(v_stripe, v_customer, 'checkout', v_session);
 END
 $_$;
@@ -2906,6 +2948,8 @@ DECLARE
   v_id bigint := $1;
   v_provider text := $2;
   v_provider_id text := $3;
+  v_customer text;
+  v_event bigint;
   v_seconds double precision;
 BEGIN
   PERFORM tollgate._check_claim(v_id, 1);
@@ -2921,8 +2965,11 @@ BEGIN
      SET status = 'sent', sent_at = pg_catalog.now(), provider = v_provider, provider_id = v_provider_id,
          handed_off_at = NULL, last_error = NULL
    WHERE m.id = v_id AND m.status <> 'sent'
-  RETURNING extract(epoch FROM pg_catalog.now() - (SELECT e.created_at FROM tollgate.events e WHERE e.id = m.event_id))
-    INTO v_seconds;
+  RETURNING m.customer, m.event_id INTO v_customer, v_event;
+  -- (a statement of its own: on a Citus cluster RETURNING takes no now() and
+  -- no subquery of another table)
+  SELECT extract(epoch FROM pg_catalog.now() - e.created_at) INTO v_seconds
+    FROM tollgate.events e WHERE e.customer = v_customer AND e.id = v_event;
   RETURN v_seconds;
 END
 $_$;
@@ -3111,9 +3158,9 @@ DECLARE
   v_type text := $2;
 BEGIN
   PERFORM tollgate._check_stripe_id(v_id, 'id', 'evt', 'Stripe event ids look like evt_1NG8Du2eZvKYlo2CUI79vXWy');
-  PERFORM tollgate._check_text(v_type, 'type', 255, false);
-  PERFORM tollgate._check_text($3, 'api_version', 255, true);
-  PERFORM tollgate._check_text($4, 'object_id', 255, true);
+  PERFORM tollgate._check_text('type', v_type, 255);
+  PERFORM tollgate._check_text('api_version', $3, 255, true);
+  PERFORM tollgate._check_text('object_id', $4, 255, true);
   PERFORM tollgate._check_stripe_time($5, 'stripe_created', true);
   -- A concurrent delivery of the same event waits here for the first one's
   -- transaction, then finds the row (false) or, if that one rolled back,
@@ -3461,13 +3508,24 @@ BEGIN
       MESSAGE = format('stripe_customer %L is not a Stripe customer id of at most 255 characters', left(v_stripe, 300)),
       HINT = 'Stripe customer ids look like cus_NffrFeUfNV2Hib.';
   END IF;
+  IF v_stripe IS NOT NULL THEN
+    -- Checked here, one link of a Stripe customer at a time, besides the
+    -- unique key: on a Citus cluster customers is distributed by customer and
+    -- cannot have that key (docs/scaling.md).
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('tollgate stripe customer ' || v_stripe, 0));
+    IF EXISTS (SELECT 1 FROM tollgate.customers c WHERE c.stripe_customer = v_stripe AND c.customer <> v_customer) THEN
+      RAISE EXCEPTION USING ERRCODE = 'TG422',
+        MESSAGE = format('stripe_customer %s already belongs to another customer', v_stripe),
+        DETAIL = (SELECT format('customer %L', c.customer) FROM tollgate.customers c WHERE c.stripe_customer = v_stripe LIMIT 1);
+    END IF;
+  END IF;
   BEGIN
     INSERT INTO tollgate.customers AS c (customer, email, stripe_customer)
     VALUES (v_customer, v_email, v_stripe)
     ON CONFLICT ON CONSTRAINT customers_pkey DO UPDATE
       SET email = coalesce(EXCLUDED.email, c.email),
           stripe_customer = coalesce(EXCLUDED.stripe_customer, c.stripe_customer),
-          updated_at = now();
+          updated_at = EXCLUDED.updated_at;
   EXCEPTION WHEN unique_violation THEN
     RAISE EXCEPTION USING ERRCODE = 'TG422',
       MESSAGE = format('stripe_customer %s already belongs to another customer', v_stripe),
@@ -3516,7 +3574,7 @@ BEGIN
   INSERT INTO tollgate.customers AS c (customer, email_opt_out)
   VALUES (v_customer, v_opted_out)
   ON CONFLICT ON CONSTRAINT customers_pkey DO UPDATE
-    SET email_opt_out = EXCLUDED.email_opt_out, updated_at = now()
+    SET email_opt_out = EXCLUDED.email_opt_out, updated_at = EXCLUDED.updated_at
   WHERE c.email_opt_out IS DISTINCT FROM EXCLUDED.email_opt_out;
 END
 $_$;
@@ -3876,21 +3934,9 @@ BEGIN
   PERFORM tollgate._check_stripe_id(v_sub, 'stripe_subscription', 'sub',
                                     'Stripe subscription ids look like sub_1MowQVLkdIwHu7ixeRlqHVzs');
   PERFORM tollgate._check_stripe_id(v_stripe, 'stripe_customer', 'cus', 'Stripe customer ids look like cus_NffrFeUfNV2Hib');
-  IF v_status IS NULL OR pg_catalog.length(v_status) > 64 OR v_status !~ '^[a-z_]+$' THEN
-    RAISE EXCEPTION USING ERRCODE = 'TG422',
-      MESSAGE = pg_catalog.format('status %s is not a Stripe subscription status',
-                                  coalesce(pg_catalog.quote_literal(pg_catalog.left(v_status, 64)), 'NULL'));
-  END IF;
-  IF pg_catalog.cardinality(v_prices) > 1000 OR pg_catalog.cardinality(v_products) > 1000
-     OR coalesce(pg_catalog.array_ndims(v_prices), 1) <> 1 OR coalesce(pg_catalog.array_ndims(v_products), 1) <> 1 THEN
-    RAISE EXCEPTION USING ERRCODE = 'TG422',
-      MESSAGE = 'price_ids and product_ids are lists of at most 1000 ids of 1 to 255 characters, without NULL';
-  END IF;
-  IF EXISTS (SELECT FROM pg_catalog.unnest(v_prices) AS x(id) WHERE x.id IS NULL OR x.id = '' OR pg_catalog.length(x.id) > 255)
-     OR EXISTS (SELECT FROM pg_catalog.unnest(v_products) AS x(id) WHERE x.id IS NULL OR x.id = '' OR pg_catalog.length(x.id) > 255) THEN
-    RAISE EXCEPTION USING ERRCODE = 'TG422',
-      MESSAGE = 'price_ids and product_ids are lists of at most 1000 ids of 1 to 255 characters, without NULL';
-  END IF;
+  PERFORM tollgate._check_stripe_word('status', v_status, false, 'active, trialing, past_due, canceled, ...');
+  PERFORM tollgate._check_stripe_ids('price_ids', v_prices);
+  PERFORM tollgate._check_stripe_ids('product_ids', v_products);
   -- Stripe timestamps are never 0: a period at the epoch is a missing field
   -- read as 0 (API 2025-03-31 moved the periods to the subscription items)
   PERFORM tollgate._check_stripe_time(v_start, 'current_period_start', true);
@@ -3903,16 +3949,12 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'fetched_at must be a finite time, not NULL or infinity',
       HINT = 'Pass the time the fetch from Stripe started.';
   END IF;
-  PERFORM tollgate._check_text(v_meta, 'tollgate_customer', 255, true);
+  PERFORM tollgate._check_text('tollgate_customer', v_meta, 255, true);
   IF v_account IS NOT NULL THEN
     PERFORM tollgate._check_stripe_id(v_account, 'stripe_account', 'acct', 'Connect account ids look like acct_1032D82eZvKYlo2C');
   END IF;
-  IF v_pause IS NOT NULL AND (pg_catalog.length(v_pause) > 64 OR v_pause !~ '^[a-z_]+$') THEN
-    RAISE EXCEPTION USING ERRCODE = 'TG422',
-      MESSAGE = pg_catalog.format('pause_collection %s is not a pause_collection.behavior',
-                                  pg_catalog.quote_literal(pg_catalog.left(v_pause, 64))),
-      HINT = 'void, keep_as_draft or mark_uncollectible; NULL when collection is not paused.';
-  END IF;
+  PERFORM tollgate._check_stripe_word('pause_collection', v_pause, true,
+                                      'void, keep_as_draft or mark_uncollectible; NULL when collection is not paused');
 
   -- An older fetch never overwrites a newer one: the fetch that started last
   -- saw every change made before it started. The row lock makes concurrent
@@ -5827,22 +5869,28 @@ REVOKE ALL ON FUNCTION tollgate._check_room(p_used bigint, p_amount bigint) FROM
 REVOKE ALL ON FUNCTION tollgate._check_stripe_id(p_value text, p_what text, p_prefix text, p_hint text) FROM PUBLIC;
 
 --
+-- Name: FUNCTION _check_stripe_ids(p_what text, p_ids text[]); Type: ACL; Schema: tollgate; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tollgate._check_stripe_ids(p_what text, p_ids text[]) FROM PUBLIC;
+
+--
 -- Name: FUNCTION _check_stripe_time(p_value timestamp with time zone, p_what text, p_nullable boolean); Type: ACL; Schema: tollgate; Owner: -
 --
 
 REVOKE ALL ON FUNCTION tollgate._check_stripe_time(p_value timestamp with time zone, p_what text, p_nullable boolean) FROM PUBLIC;
 
 --
--- Name: FUNCTION _check_text(p_what text, p_value text, p_max integer); Type: ACL; Schema: tollgate; Owner: -
+-- Name: FUNCTION _check_stripe_word(p_what text, p_value text, p_nullable boolean, p_hint text); Type: ACL; Schema: tollgate; Owner: -
 --
 
-REVOKE ALL ON FUNCTION tollgate._check_text(p_what text, p_value text, p_max integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tollgate._check_stripe_word(p_what text, p_value text, p_nullable boolean, p_hint text) FROM PUBLIC;
 
 --
--- Name: FUNCTION _check_text(p_value text, p_what text, p_max integer, p_nullable boolean); Type: ACL; Schema: tollgate; Owner: -
+-- Name: FUNCTION _check_text(p_what text, p_value text, p_max integer, p_nullable boolean); Type: ACL; Schema: tollgate; Owner: -
 --
 
-REVOKE ALL ON FUNCTION tollgate._check_text(p_value text, p_what text, p_max integer, p_nullable boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tollgate._check_text(p_what text, p_value text, p_max integer, p_nullable boolean) FROM PUBLIC;
 
 --
 -- Name: FUNCTION _click_prompted_at(k tollgate.link_clicks); Type: ACL; Schema: tollgate; Owner: -

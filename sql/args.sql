@@ -1,5 +1,6 @@
 -- Argument checks shared by every entry function: one documented maximum per
--- kind of name, checked up front, so a bad argument is answered with TG422
+-- kind of name, checked up front (_check_text: NULL passes only when
+-- p_nullable), so a bad argument is answered with TG422
 -- before anything is read or written (and never reaches an index as a value
 -- too long for it).
 --
@@ -7,11 +8,17 @@
 --   feature and plan names      1 to 63 characters
 --   emails                      up to 320 characters (RFC 5321)
 --   amounts                     1 to 9223372036854775807
-CREATE OR REPLACE FUNCTION tollgate._check_text(p_what text, p_value text, p_max integer)
+-- (0.1.0 had no p_nullable: its three-argument form would make calls ambiguous)
+DROP FUNCTION IF EXISTS tollgate._check_text(text, text, integer);
+CREATE OR REPLACE FUNCTION tollgate._check_text(p_what text, p_value text, p_max integer,
+                                                p_nullable boolean DEFAULT false)
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE
 AS $$
 BEGIN
+  IF p_value IS NULL AND p_nullable THEN
+    RETURN;
+  END IF;
   IF p_value IS NULL OR p_value = '' THEN
     RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = format('%s must be a non-empty text', p_what);
   END IF;

@@ -59,14 +59,18 @@ $$;
 
 -- The units left on a customer's unexpired grants of a feature, and when the
 -- first of them expires. The full path reads it after locking the usage row,
--- so it sees what the last holder of the row spent.
+-- so it sees what the last holder of the row spent. (PL/pgSQL, as every
+-- function over a per-customer table: docs/scaling.md.)
 CREATE OR REPLACE FUNCTION tollgate._granted(
   p_customer text, p_feature text, p_at timestamptz, OUT granted bigint, OUT expires timestamptz)
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 AS $$
+BEGIN
   SELECT least(coalesce(sum(g.amount - g.spent), 0), 9223372036854775807)::bigint,
          coalesce(min(g.expires_at), 'infinity')
+    INTO granted, expires
     FROM tollgate.grants g
    WHERE g.customer = p_customer AND g.feature = p_feature AND g.spent < g.amount
-     AND (g.expires_at IS NULL OR g.expires_at > p_at)
+     AND (g.expires_at IS NULL OR g.expires_at > p_at);
+END
 $$;

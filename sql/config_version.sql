@@ -11,12 +11,18 @@ BEGIN
 END
 $$;
 
-DROP TRIGGER IF EXISTS bump_config_version ON tollgate.plans;
-CREATE TRIGGER bump_config_version AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tollgate.plans
-  FOR EACH STATEMENT EXECUTE FUNCTION tollgate._bump_config_version();
-DROP TRIGGER IF EXISTS bump_config_version ON tollgate.features;
-CREATE TRIGGER bump_config_version AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tollgate.features
-  FOR EACH STATEMENT EXECUTE FUNCTION tollgate._bump_config_version();
-DROP TRIGGER IF EXISTS bump_config_version ON tollgate.limits;
-CREATE TRIGGER bump_config_version AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tollgate.limits
-  FOR EACH STATEMENT EXECUTE FUNCTION tollgate._bump_config_version();
+-- The trigger DDL runs through EXECUTE, one statement per string: on a Citus
+-- cluster these are reference tables, and Citus sends a trigger's DDL to the
+-- other nodes as the text of the statement the client sent, which for the
+-- package (one string) would be the whole package (docs/scaling.md).
+DO $$
+DECLARE
+  t text;
+BEGIN
+  FOREACH t IN ARRAY ARRAY['plans', 'features', 'limits'] LOOP
+    EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS bump_config_version ON tollgate.%I', t);
+    EXECUTE pg_catalog.format('CREATE TRIGGER bump_config_version AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tollgate.%I '
+                              'FOR EACH STATEMENT EXECUTE FUNCTION tollgate._bump_config_version()', t);
+  END LOOP;
+END
+$$;

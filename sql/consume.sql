@@ -34,6 +34,7 @@ LANGUAGE plpgsql
 AS $$
 DECLARE
   r tollgate.usage;
+  v_mark bigint;
 BEGIN
   IF tollgate._bad_args(p_customer, p_feature, p_amount) THEN
     PERFORM tollgate._check_args(p_customer, p_feature, p_amount);
@@ -49,9 +50,11 @@ BEGIN
   RETURNING u.* INTO r;
   IF FOUND THEN
     IF r.used >= r.next_mark THEN
-      UPDATE tollgate.usage u
-         SET next_mark = tollgate._crossed(p_customer, p_feature, r.plan, r.used - p_amount, r.used, r.quota,
-                                           r.soft, r.window_start, r.window_end, p_at)
+      -- _crossed (it writes events) is called first and its result stored:
+      -- Citus refuses a volatile function inside an UPDATE of a distributed table
+      v_mark := tollgate._crossed(p_customer, p_feature, r.plan, r.used - p_amount, r.used, r.quota,
+                                  r.soft, r.window_start, r.window_end, p_at);
+      UPDATE tollgate.usage u SET next_mark = v_mark
        WHERE u.customer = p_customer AND u.feature = p_feature;
     END IF;
     RETURN tollgate._verdict(true, p_customer, p_feature, r.plan, r.used, r.quota, r.window_end, r.granted);

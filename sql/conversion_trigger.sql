@@ -74,7 +74,7 @@ BEGIN
        AND k.completed_at IS NOT NULL
        AND k.clicked_at >= now() - tollgate._attribution_window()
        AND k.clicked_at <= now()
-       AND NOT EXISTS (SELECT FROM tollgate.plan_changes p WHERE p.click_id = k.id)
+       AND NOT EXISTS (SELECT FROM tollgate.plan_changes p WHERE p.customer = k.customer AND p.click_id = k.id)
      ORDER BY k.completed_at DESC, k.id DESC
      LIMIT 1;
     IF v_click.id IS NOT NULL THEN
@@ -87,7 +87,8 @@ BEGIN
       SELECT m.id, m.event_id, m.feature, m.sent_at, m.variant
         INTO v_email, v_event, v_feature, v_prompted, v_variant
         FROM tollgate.emails m
-        JOIN tollgate.events e ON e.id = m.event_id
+        -- (the customer too: on a Citus cluster the join stays on the customer's worker)
+        JOIN tollgate.events e ON e.customer = m.customer AND e.id = m.event_id
        WHERE m.customer = NEW.customer
          AND m.status = 'sent'
          AND m.sent_at >= now() - tollgate._attribution_window()
@@ -104,7 +105,13 @@ BEGIN
 END
 $$;
 
-DROP TRIGGER IF EXISTS customers_plan_changed ON tollgate.customers;
-CREATE TRIGGER customers_plan_changed AFTER UPDATE OF plan ON tollgate.customers
-  FOR EACH ROW WHEN (OLD.plan IS DISTINCT FROM NEW.plan)
-  EXECUTE FUNCTION tollgate._customers_plan_changed();
+-- Through EXECUTE, as in config_version.sql: on a Citus cluster customers is
+-- distributed, and Citus sends trigger DDL to the workers as the client's text.
+DO $$
+BEGIN
+  EXECUTE 'DROP TRIGGER IF EXISTS customers_plan_changed ON tollgate.customers';
+  EXECUTE 'CREATE TRIGGER customers_plan_changed AFTER UPDATE OF plan ON tollgate.customers '
+          'FOR EACH ROW WHEN (OLD.plan IS DISTINCT FROM NEW.plan) '
+          'EXECUTE FUNCTION tollgate._customers_plan_changed()';
+END
+$$;

@@ -52,7 +52,7 @@ BEGIN
   ON CONFLICT ON CONSTRAINT features_pkey DO UPDATE
     SET period = EXCLUDED.period, period_unit = EXCLUDED.period_unit, period_length = EXCLUDED.period_length,
         enforcement = EXCLUDED.enforcement, notify_at = EXCLUDED.notify_at, message = EXCLUDED.message,
-        upgrade_prompt = EXCLUDED.upgrade_prompt, updated_at = now()
+        upgrade_prompt = EXCLUDED.upgrade_prompt, updated_at = EXCLUDED.updated_at
   WHERE (f.period, f.enforcement, f.notify_at, f.message, f.upgrade_prompt)
         IS DISTINCT FROM (EXCLUDED.period, EXCLUDED.enforcement, EXCLUDED.notify_at, EXCLUDED.message, EXCLUDED.upgrade_prompt);
 END

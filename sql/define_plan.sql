@@ -33,7 +33,7 @@ BEGIN
   VALUES (v_plan, v_default, v_prices, v_products, v_rank)
   ON CONFLICT ON CONSTRAINT plans_pkey DO UPDATE
     SET is_default = EXCLUDED.is_default, stripe_prices = EXCLUDED.stripe_prices,
-        stripe_products = EXCLUDED.stripe_products, rank = EXCLUDED.rank, updated_at = now()
+        stripe_products = EXCLUDED.stripe_products, rank = EXCLUDED.rank, updated_at = EXCLUDED.updated_at
   WHERE (p.is_default, p.stripe_prices, p.stripe_products, p.rank)
         IS DISTINCT FROM (EXCLUDED.is_default, EXCLUDED.stripe_prices, EXCLUDED.stripe_products, EXCLUDED.rank);
   -- prices may now mean another plan: remap stored subscriptions (the trigger

@@ -6,6 +6,8 @@ DECLARE
   v_id bigint := $1;
   v_provider text := $2;
   v_provider_id text := $3;
+  v_customer text;
+  v_event bigint;
   v_seconds double precision;
 BEGIN
   PERFORM tollgate._check_claim(v_id, 1);
@@ -21,8 +23,11 @@ BEGIN
      SET status = 'sent', sent_at = pg_catalog.now(), provider = v_provider, provider_id = v_provider_id,
          handed_off_at = NULL, last_error = NULL
    WHERE m.id = v_id AND m.status <> 'sent'
-  RETURNING extract(epoch FROM pg_catalog.now() - (SELECT e.created_at FROM tollgate.events e WHERE e.id = m.event_id))
-    INTO v_seconds;
+  RETURNING m.customer, m.event_id INTO v_customer, v_event;
+  -- (a statement of its own: on a Citus cluster RETURNING takes no now() and
+  -- no subquery of another table)
+  SELECT extract(epoch FROM pg_catalog.now() - e.created_at) INTO v_seconds
+    FROM tollgate.events e WHERE e.customer = v_customer AND e.id = v_event;
   RETURN v_seconds;
 END
 $$;

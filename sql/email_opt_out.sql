@@ -17,7 +17,7 @@ BEGIN
   INSERT INTO tollgate.customers AS c (customer, email_opt_out)
   VALUES (v_customer, v_opted_out)
   ON CONFLICT ON CONSTRAINT customers_pkey DO UPDATE
-    SET email_opt_out = EXCLUDED.email_opt_out, updated_at = now()
+    SET email_opt_out = EXCLUDED.email_opt_out, updated_at = EXCLUDED.updated_at
   WHERE c.email_opt_out IS DISTINCT FROM EXCLUDED.email_opt_out;
 END
 $$;

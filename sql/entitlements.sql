@@ -7,10 +7,12 @@
 -- Registers a customer seen first by an entitlement, and starts a new epoch.
 CREATE OR REPLACE FUNCTION tollgate._entitlements_changed(p_customer text)
 RETURNS void
-LANGUAGE sql
+LANGUAGE plpgsql
 AS $$
+BEGIN
   INSERT INTO tollgate.customers AS c (customer) VALUES (p_customer)
-  ON CONFLICT (customer) DO UPDATE SET plan_epoch = c.plan_epoch + 1
+  ON CONFLICT (customer) DO UPDATE SET plan_epoch = c.plan_epoch + 1;
+END
 $$;
 
 -- The checks the entitlement functions share: a known feature (TG404) that

@@ -16,13 +16,24 @@ BEGIN
       MESSAGE = format('stripe_customer %L is not a Stripe customer id of at most 255 characters', left(v_stripe, 300)),
       HINT = 'Stripe customer ids look like cus_NffrFeUfNV2Hib.';
   END IF;
+  IF v_stripe IS NOT NULL THEN
+    -- Checked here, one link of a Stripe customer at a time, besides the
+    -- unique key: on a Citus cluster customers is distributed by customer and
+    -- cannot have that key (docs/scaling.md).
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('tollgate stripe customer ' || v_stripe, 0));
+    IF EXISTS (SELECT 1 FROM tollgate.customers c WHERE c.stripe_customer = v_stripe AND c.customer <> v_customer) THEN
+      RAISE EXCEPTION USING ERRCODE = 'TG422',
+        MESSAGE = format('stripe_customer %s already belongs to another customer', v_stripe),
+        DETAIL = (SELECT format('customer %L', c.customer) FROM tollgate.customers c WHERE c.stripe_customer = v_stripe LIMIT 1);
+    END IF;
+  END IF;
   BEGIN
     INSERT INTO tollgate.customers AS c (customer, email, stripe_customer)
     VALUES (v_customer, v_email, v_stripe)
     ON CONFLICT ON CONSTRAINT customers_pkey DO UPDATE
       SET email = coalesce(EXCLUDED.email, c.email),
           stripe_customer = coalesce(EXCLUDED.stripe_customer, c.stripe_customer),
-          updated_at = now();
+          updated_at = EXCLUDED.updated_at;
   EXCEPTION WHEN unique_violation THEN
     RAISE EXCEPTION USING ERRCODE = 'TG422',
       MESSAGE = format('stripe_customer %s already belongs to another customer', v_stripe),

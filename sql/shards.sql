@@ -12,14 +12,18 @@ AS $$
   SELECT pg_catalog.pg_backend_pid() % 16
 $$;
 
--- The committed units on the shards of one window.
+-- The committed units on the shards of one window. (This and _fold_shards
+-- are PL/pgSQL, not SQL: on a Citus cluster a SQL function's parameters do
+-- not reach the planner, which then asks every shard, not the customer's.)
 CREATE OR REPLACE FUNCTION tollgate._shard_total(p_customer text, p_feature text, p_start timestamptz)
 RETURNS numeric
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 AS $$
-  SELECT coalesce(sum(s.used), 0)
-    FROM tollgate.usage_shards s
-   WHERE s.customer = p_customer AND s.feature = p_feature AND s.window_start = p_start
+BEGIN
+  RETURN (SELECT coalesce(sum(s.used), 0)
+            FROM tollgate.usage_shards s
+           WHERE s.customer = p_customer AND s.feature = p_feature AND s.window_start = p_start);
+END
 $$;
 
 -- A window's usage: the row's count plus its shards (capped at the largest
@@ -38,15 +42,21 @@ $$;
 -- transaction); its units are folded by the next call that takes this path.
 CREATE OR REPLACE FUNCTION tollgate._fold_shards(p_customer text, p_feature text, p_start timestamptz)
 RETURNS bigint
-LANGUAGE sql
+LANGUAGE plpgsql
 AS $$
+DECLARE
+  v_folded bigint;
+BEGIN
   WITH folded AS (
     DELETE FROM tollgate.usage_shards s
-     WHERE (s.customer, s.feature, s.window_start, s.shard) IN (
+     WHERE s.customer = p_customer AND s.feature = p_feature AND s.window_start = p_start -- (one shard on Citus)
+       AND (s.customer, s.feature, s.window_start, s.shard) IN (
              SELECT f.customer, f.feature, f.window_start, f.shard
                FROM tollgate.usage_shards f
               WHERE f.customer = p_customer AND f.feature = p_feature AND f.window_start = p_start
                 FOR UPDATE SKIP LOCKED)
     RETURNING s.used)
-  SELECT least(coalesce(sum(folded.used), 0), 9223372036854775807)::bigint FROM folded
+  SELECT least(coalesce(sum(folded.used), 0), 9223372036854775807)::bigint INTO v_folded FROM folded;
+  RETURN v_folded;
+END
 $$;

@@ -8,9 +8,9 @@ DECLARE
   v_type text := $2;
 BEGIN
   PERFORM tollgate._check_stripe_id(v_id, 'id', 'evt', 'Stripe event ids look like evt_1NG8Du2eZvKYlo2CUI79vXWy');
-  PERFORM tollgate._check_text(v_type, 'type', 255, false);
-  PERFORM tollgate._check_text($3, 'api_version', 255, true);
-  PERFORM tollgate._check_text($4, 'object_id', 255, true);
+  PERFORM tollgate._check_text('type', v_type, 255);
+  PERFORM tollgate._check_text('api_version', $3, 255, true);
+  PERFORM tollgate._check_text('object_id', $4, 255, true);
   PERFORM tollgate._check_stripe_time($5, 'stripe_created', true);
   -- A concurrent delivery of the same event waits here for the first one's
   -- transaction, then finds the row (false) or, if that one rolled back,

@@ -27,24 +27,6 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION tollgate._check_text(p_value text, p_what text, p_max integer, p_nullable boolean)
-RETURNS void
-LANGUAGE plpgsql IMMUTABLE
-AS $$
-BEGIN
-  IF p_value IS NULL AND p_nullable THEN
-    RETURN;
-  END IF;
-  IF p_value IS NULL OR p_value = '' OR pg_catalog.length(p_value) > p_max THEN
-    RAISE EXCEPTION USING ERRCODE = 'TG422',
-      MESSAGE = pg_catalog.format('%s must be a text of 1 to %s characters, not %s', p_what, p_max,
-                                  CASE WHEN p_value IS NULL THEN 'NULL'
-                                       WHEN p_value = '' THEN 'empty'
-                                       ELSE pg_catalog.length(p_value) || ' characters' END);
-  END IF;
-END
-$$;
-
 -- A timestamp from Stripe: NULL when allowed, otherwise after the epoch (a
 -- Stripe timestamp is never 0: the epoch is a missing field read as 0) and
 -- finite.
@@ -66,13 +48,17 @@ END
 $$;
 
 -- The tollgate customer a Stripe customer belongs to; NULL = nobody yet.
+-- (PL/pgSQL, not SQL: on a Citus cluster a SQL function's parameters do not
+-- reach the planner, which then fails to plan this.)
 CREATE OR REPLACE FUNCTION tollgate._stripe_owner(p_stripe_customer text)
 RETURNS text
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 AS $$
-  SELECT coalesce(
+BEGIN
+  RETURN coalesce(
     (SELECT c.customer FROM tollgate.customers c WHERE c.stripe_customer = p_stripe_customer),
-    (SELECT l.customer FROM tollgate.stripe_links l WHERE l.stripe_customer = p_stripe_customer))
+    (SELECT l.customer FROM tollgate.stripe_links l WHERE l.stripe_customer = p_stripe_customer));
+END
 $$;
 
 -- Records a link found in Stripe (source 'metadata' or 'checkout'; a metadata
@@ -92,7 +78,7 @@ BEGIN
   INSERT INTO tollgate.stripe_links AS l (stripe_customer, customer, source, source_id)
   VALUES (p_stripe_customer, p_customer, p_source, p_source_id)
   ON CONFLICT ON CONSTRAINT stripe_links_pkey DO UPDATE
-    SET customer = EXCLUDED.customer, source = EXCLUDED.source, source_id = EXCLUDED.source_id, linked_at = now()
+    SET customer = EXCLUDED.customer, source = EXCLUDED.source, source_id = EXCLUDED.source_id, linked_at = EXCLUDED.linked_at
   WHERE (l.customer, l.source) IS DISTINCT FROM (EXCLUDED.customer, EXCLUDED.source)
     AND (EXCLUDED.source = 'metadata' OR l.source = 'checkout');
   v_owner := tollgate._stripe_owner(p_stripe_customer);
@@ -123,7 +109,7 @@ BEGIN
   PERFORM tollgate._check_stripe_id(v_session, 'stripe_checkout_session', 'cs',
                                     'Checkout Session ids look like cs_test_a1b2c3');
   PERFORM tollgate._check_stripe_id(v_stripe, 'stripe_customer', 'cus', 'Stripe customer ids look like cus_NffrFeUfNV2Hib');
-  PERFORM tollgate._check_text(v_customer, 'client_reference_id', 255, false);
+  PERFORM tollgate._check_text('client_reference_id', v_customer, 255);
   RETURN tollgate._link_stripe_customer(v_stripe, v_customer, 'checkout', v_session);
 END
 $$;

@@ -32,7 +32,7 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = 'TG422',
       MESSAGE = pg_catalog.format('subscriptions must be 0 or more, not %s', coalesce($2::text, 'NULL'));
   END IF;
-  PERFORM tollgate._check_text($3, 'error', 10000, true);
+  PERFORM tollgate._check_text('error', $3, 10000, true);
   UPDATE tollgate.sync_runs r
      SET finished_at = now(), subscriptions = $2, error = $3
    WHERE r.id = $1 AND r.finished_at IS NULL;

@@ -3,6 +3,40 @@
 DROP FUNCTION IF EXISTS tollgate.sync_subscription(
   text, text, text, text[], text[], timestamptz, timestamptz, boolean, timestamptz, timestamptz, text);
 
+-- A word of Stripe's vocabulary (a status, a pause behavior): lower-case
+-- letters and _, at most 64 characters; NULL only when p_nullable.
+CREATE OR REPLACE FUNCTION tollgate._check_stripe_word(p_what text, p_value text, p_nullable boolean, p_hint text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+AS $$
+BEGIN
+  IF p_value IS NULL AND p_nullable THEN
+    RETURN;
+  END IF;
+  IF p_value IS NULL OR pg_catalog.length(p_value) > 64 OR p_value !~ '^[a-z_]+$' THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422',
+      MESSAGE = pg_catalog.format('%s %s is not one of Stripe''s', p_what,
+                                  coalesce(pg_catalog.quote_literal(pg_catalog.left(p_value, 64)), 'NULL')),
+      HINT = p_hint || '.';
+  END IF;
+END
+$$;
+
+-- A list of Stripe ids (prices, products): at most 1000 ids of 1 to 255
+-- characters, one dimension, no NULL.
+CREATE OR REPLACE FUNCTION tollgate._check_stripe_ids(p_what text, p_ids text[])
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+AS $$
+BEGIN
+  IF pg_catalog.cardinality(p_ids) > 1000 OR coalesce(pg_catalog.array_ndims(p_ids), 1) <> 1
+     OR EXISTS (SELECT FROM pg_catalog.unnest(p_ids) AS x(id) WHERE x.id IS NULL OR x.id = '' OR pg_catalog.length(x.id) > 255) THEN
+    RAISE EXCEPTION USING ERRCODE = 'TG422',
+      MESSAGE = pg_catalog.format('%s is a list of at most 1000 ids of 1 to 255 characters, without NULL', p_what);
+  END IF;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION tollgate.sync_subscription(
   stripe_subscription text,
   stripe_customer text,
@@ -51,21 +85,9 @@ BEGIN
   PERFORM tollgate._check_stripe_id(v_sub, 'stripe_subscription', 'sub',
                                     'Stripe subscription ids look like sub_1MowQVLkdIwHu7ixeRlqHVzs');
   PERFORM tollgate._check_stripe_id(v_stripe, 'stripe_customer', 'cus', 'Stripe customer ids look like cus_NffrFeUfNV2Hib');
-  IF v_status IS NULL OR pg_catalog.length(v_status) > 64 OR v_status !~ '^[a-z_]+$' THEN
-    RAISE EXCEPTION USING ERRCODE = 'TG422',
-      MESSAGE = pg_catalog.format('status %s is not a Stripe subscription status',
-                                  coalesce(pg_catalog.quote_literal(pg_catalog.left(v_status, 64)), 'NULL'));
-  END IF;
-  IF pg_catalog.cardinality(v_prices) > 1000 OR pg_catalog.cardinality(v_products) > 1000
-     OR coalesce(pg_catalog.array_ndims(v_prices), 1) <> 1 OR coalesce(pg_catalog.array_ndims(v_products), 1) <> 1 THEN
-    RAISE EXCEPTION USING ERRCODE = 'TG422',
-      MESSAGE = 'price_ids and product_ids are lists of at most 1000 ids of 1 to 255 characters, without NULL';
-  END IF;
-  IF EXISTS (SELECT FROM pg_catalog.unnest(v_prices) AS x(id) WHERE x.id IS NULL OR x.id = '' OR pg_catalog.length(x.id) > 255)
-     OR EXISTS (SELECT FROM pg_catalog.unnest(v_products) AS x(id) WHERE x.id IS NULL OR x.id = '' OR pg_catalog.length(x.id) > 255) THEN
-    RAISE EXCEPTION USING ERRCODE = 'TG422',
-      MESSAGE = 'price_ids and product_ids are lists of at most 1000 ids of 1 to 255 characters, without NULL';
-  END IF;
+  PERFORM tollgate._check_stripe_word('status', v_status, false, 'active, trialing, past_due, canceled, ...');
+  PERFORM tollgate._check_stripe_ids('price_ids', v_prices);
+  PERFORM tollgate._check_stripe_ids('product_ids', v_products);
   -- Stripe timestamps are never 0: a period at the epoch is a missing field
   -- read as 0 (API 2025-03-31 moved the periods to the subscription items)
   PERFORM tollgate._check_stripe_time(v_start, 'current_period_start', true);
@@ -78,16 +100,12 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'fetched_at must be a finite time, not NULL or infinity',
       HINT = 'Pass the time the fetch from Stripe started.';
   END IF;
-  PERFORM tollgate._check_text(v_meta, 'tollgate_customer', 255, true);
+  PERFORM tollgate._check_text('tollgate_customer', v_meta, 255, true);
   IF v_account IS NOT NULL THEN
     PERFORM tollgate._check_stripe_id(v_account, 'stripe_account', 'acct', 'Connect account ids look like acct_1032D82eZvKYlo2C');
   END IF;
-  IF v_pause IS NOT NULL AND (pg_catalog.length(v_pause) > 64 OR v_pause !~ '^[a-z_]+$') THEN
-    RAISE EXCEPTION USING ERRCODE = 'TG422',
-      MESSAGE = pg_catalog.format('pause_collection %s is not a pause_collection.behavior',
-                                  pg_catalog.quote_literal(pg_catalog.left(v_pause, 64))),
-      HINT = 'void, keep_as_draft or mark_uncollectible; NULL when collection is not paused.';
-  END IF;
+  PERFORM tollgate._check_stripe_word('pause_collection', v_pause, true,
+                                      'void, keep_as_draft or mark_uncollectible; NULL when collection is not paused');
 
   -- An older fetch never overwrites a newer one: the fetch that started last
   -- saw every change made before it started. The row lock makes concurrent

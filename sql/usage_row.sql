@@ -76,27 +76,34 @@ BEGIN
 END
 $$;
 
--- Writes a usage row back.
+-- Writes a usage row back. (This and _close_window are PL/pgSQL, not SQL:
+-- on a Citus cluster a SQL function's parameters do not reach the planner,
+-- which then sends the statement to every shard instead of the customer's.)
 CREATE OR REPLACE FUNCTION tollgate._save_usage(r tollgate.usage)
 RETURNS void
-LANGUAGE sql
+LANGUAGE plpgsql
 AS $$
+BEGIN
   UPDATE tollgate.usage u
      SET window_start = r.window_start, window_end = r.window_end, used = r.used, limit_hit = r.limit_hit,
          plan = r.plan, quota = r.quota, soft = r.soft, next_mark = r.next_mark,
          config_version = r.config_version, plan_epoch = r.plan_epoch, granted = r.granted,
          valid_until = r.valid_until
-   WHERE u.customer = r.customer AND u.feature = r.feature
+   WHERE u.customer = r.customer AND u.feature = r.feature;
+END
 $$;
 
 -- Keeps a closed window's count in usage_windows. Its shards stay keyed by
 -- the window's start. A rolling row has no count of its own.
 CREATE OR REPLACE FUNCTION tollgate._close_window(r tollgate.usage)
 RETURNS void
-LANGUAGE sql
+LANGUAGE plpgsql
 AS $$
-  INSERT INTO tollgate.usage_windows AS w (customer, feature, window_start, window_end, used, plan)
-  SELECT r.customer, r.feature, r.window_start, nullif(r.window_end, 'infinity'), r.used, r.plan
-   WHERE r.window_end <> '-infinity' AND (r.used <> 0 OR r.limit_hit)
-  ON CONFLICT (customer, feature, window_start) DO UPDATE SET used = w.used + EXCLUDED.used
+BEGIN
+  IF r.window_end <> '-infinity' AND (r.used <> 0 OR r.limit_hit) THEN
+    INSERT INTO tollgate.usage_windows AS w (customer, feature, window_start, window_end, used, plan)
+    VALUES (r.customer, r.feature, r.window_start, nullif(r.window_end, 'infinity'), r.used, r.plan)
+    ON CONFLICT (customer, feature, window_start) DO UPDATE SET used = w.used + EXCLUDED.used;
+  END IF;
+END
 $$;

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tollgate/tollgate/internal/bench"
+	"github.com/tollgate/tollgate/internal/citus"
 	"github.com/tollgate/tollgate/internal/pgserver"
 	"github.com/tollgate/tollgate/internal/schema"
 )
@@ -32,7 +33,9 @@ tollgate's performance targets. Speed is only ever compared within one run.
 
 Without --database-url it starts a throwaway PostgreSQL on disk with fsync on (so synchronous_commit
 means what it means in production). With it, it creates a scratch database on that server (the role
-needs CREATEDB), and drops it at the end.
+needs CREATEDB), and drops it at the end. When that database has the citus extension and knows its
+workers (the coordinator of a Citus cluster), the scratch database is created on every node and
+tollgate is distributed in it as tollgate migrate --citus does (docs/scaling.md).
 
   --database-url URL  a server to run on; default: a throwaway one
   --clients LIST      client counts (default 1,8,32)
@@ -139,13 +142,32 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 1
 	}
 	defer admin.Close(context.Background())
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{dbName}.Sanitize()); err != nil {
-		fmt.Fprintf(stderr, "tollgate bench: creating the scratch database: %v\n", err)
+	onCluster, err := citus.HasExtension(ctx, admin)
+	if err != nil {
+		fmt.Fprintf(stderr, "tollgate bench: %v\n", err)
 		return 1
 	}
-	defer admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+pgx.Identifier{dbName}.Sanitize()+" WITH (FORCE)")
+	if onCluster {
+		_, workers, err := citus.Nodes(ctx, admin)
+		if err != nil {
+			fmt.Fprintf(stderr, "tollgate bench: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(progress, "a Citus cluster: the coordinator and %d workers; tollgate is distributed in the scratch database\n", len(workers))
+		if benchURL, err = citus.CreateDatabase(ctx, server, dbName); err != nil {
+			fmt.Fprintf(stderr, "tollgate bench: creating the scratch database: %v\n", err)
+			return 1
+		}
+		defer citus.DropDatabase(context.Background(), server, dbName)
+	} else {
+		if _, err := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{dbName}.Sanitize()); err != nil {
+			fmt.Fprintf(stderr, "tollgate bench: creating the scratch database: %v\n", err)
+			return 1
+		}
+		defer admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+pgx.Identifier{dbName}.Sanitize()+" WITH (FORCE)")
+	}
 
-	results, err := benchRun(ctx, benchURL, scenarios, clients, syncs, *duration, progress, func(r bench.Result) {
+	results, err := benchRun(ctx, benchURL, onCluster, scenarios, clients, syncs, *duration, progress, func(r bench.Result) {
 		if *asJSON {
 			b, _ := json.Marshal(r)
 			fmt.Fprintln(stdout, string(b))
@@ -193,19 +215,27 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 
 // benchRun migrates and prepares the scratch database, then runs every
 // scenario at every client count and commit mode, checking exactness at the end.
-func benchRun(ctx context.Context, dbURL string, scenarios []bench.Scenario, clients []int, syncs []string,
+func benchRun(ctx context.Context, dbURL string, onCluster bool, scenarios []bench.Scenario, clients []int, syncs []string,
 	d time.Duration, progress io.Writer, each func(bench.Result)) ([]bench.Result, error) {
 	conn, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close(context.Background())
-	if _, err := schema.Migrate(ctx, conn, schema.Latest, nil); err != nil {
+	if onCluster {
+		_, err = citus.Migrate(ctx, conn, nil, nil, nil)
+	} else {
+		_, err = schema.Migrate(ctx, conn, schema.Latest, nil)
+	}
+	if err != nil {
 		return nil, err
 	}
 	fmt.Fprintln(progress, "preparing 10k customers per scenario...")
 	if _, err := conn.Exec(ctx, bench.Setup); err != nil {
 		return nil, fmt.Errorf("setup: %w", err)
+	}
+	if err := bench.Seed(ctx, dbURL, scenarios); err != nil {
+		return nil, err
 	}
 	if _, err := conn.Exec(ctx, "VACUUM ANALYZE"); err != nil {
 		return nil, err

@@ -13,7 +13,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -57,27 +56,14 @@ func customerCmd(ctx context.Context, args []string, stdout, stderr io.Writer, g
 		fmt.Fprintf(stderr, "tollgate customer: --format is table or json, not %q\n", *format)
 		return 2
 	}
-	if *dbURL == "" {
-		*dbURL = getenv("DATABASE_URL")
-	}
-	if *dbURL == "" {
-		fmt.Fprintln(stderr, "tollgate customer: no database: pass --database-url URL or set DATABASE_URL")
-		return 2
-	}
-	cfg, err := pgx.ParseConfig(*dbURL)
-	if err != nil {
-		fmt.Fprintf(stderr, "tollgate customer: invalid database URL %s: %s\n", redactURL(*dbURL), scrub(err, *dbURL))
-		return 2
-	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		fmt.Fprintf(stderr, "tollgate customer: %s\n", scrub(err, *dbURL))
-		return 1
+	conn, cfg, code := connectFlag(ctx, "customer", *dbURL, getenv, stderr)
+	if conn == nil {
+		return code
 	}
 	defer conn.Close(context.Background())
 	var raw []byte
 	if err := conn.QueryRow(ctx, `SELECT tollgate.customer_summary($1)`, flags.Arg(0)).Scan(&raw); err != nil {
-		fmt.Fprintf(stderr, "tollgate customer: %s\n", scrub(err, *dbURL))
+		fmt.Fprintf(stderr, "tollgate customer: %s\n", scrub(err, cfg.ConnString()))
 		var pgErr *pgconn.PgError
 		switch {
 		case errors.As(err, &pgErr) && pgErr.Code == "42501":

@@ -15,12 +15,13 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/tollgate/tollgate/internal/citus"
 	"github.com/tollgate/tollgate/internal/schema"
 	"github.com/tollgate/tollgate/migrations"
 	sqlapi "github.com/tollgate/tollgate/sql"
 )
 
-const migrateUsage = `usage: tollgate migrate [--database-url URL] [--to N]
+const migrateUsage = `usage: tollgate migrate [--database-url URL] [--to N] [--citus]
 
 Brings the tollgate schema of the database to version N (default: the latest), one transaction per
 migration, and prints each migration it runs. At the latest version it then installs the SQL API (the
@@ -33,6 +34,10 @@ first (with the row gates that use them); --to 0 removes the tollgate schema and
 
   --database-url URL  a role that may create schemas and roles; default: $DATABASE_URL
   --to N              the target version (0 to the latest)
+  --citus             the database is the coordinator of a Citus cluster: after migrating, distribute
+                      tollgate (per-customer tables by customer, the configuration as reference tables,
+                      consume/check/require/refund/note_blocked delegated to the customer's worker); see
+                      docs/scaling.md. Once distributed, every later tollgate migrate keeps it so.
 `
 
 func init() {
@@ -50,6 +55,7 @@ func migrateCmd(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	flags.SetOutput(io.Discard)
 	dbURL := flags.String("database-url", "", "")
 	to := flags.String("to", "", "")
+	onCitus := flags.Bool("citus", false, "")
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, migrateUsage)
@@ -71,32 +77,54 @@ func migrateCmd(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 		}
 		target = int32(n)
 	}
-	if *dbURL == "" {
-		*dbURL = getenv("DATABASE_URL")
-	}
-	if *dbURL == "" {
-		fmt.Fprintf(stderr, "tollgate migrate: no database: pass --database-url URL or set DATABASE_URL\n")
-		return 2
-	}
-
-	cfg, err := pgx.ParseConfig(*dbURL)
-	if err != nil {
-		fmt.Fprintf(stderr, "tollgate migrate: invalid database URL %s: %s\n", redactURL(*dbURL), scrub(err, *dbURL))
-		return 2
-	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		fmt.Fprintf(stderr, "tollgate migrate: %s\n", scrub(err, *dbURL)) // names user, database and host
-		return 1
+	conn, cfg, code := connectFlag(ctx, "migrate", *dbURL, getenv, stderr)
+	if conn == nil {
+		return code
 	}
 	defer conn.Close(context.Background())
 
 	fmt.Fprintf(stdout, "database %s\n", describe(cfg))
-	if _, err := schema.MigrateFS(ctx, conn, fsys, codeFS, target, stdout); err != nil {
+	onCluster, err := citusWanted(ctx, conn, *onCitus, target, stdout)
+	if err != nil {
+		fmt.Fprintf(stderr, "tollgate migrate: %v\n", err)
+		return 1
+	}
+	if onCluster {
+		_, err = citus.Migrate(ctx, conn, fsys, codeFS, stdout)
+	} else {
+		_, err = schema.MigrateFS(ctx, conn, fsys, codeFS, target, stdout)
+	}
+	if err != nil {
 		printMigrateError(stderr, err)
 		return 1
 	}
 	return 0
+}
+
+// citusWanted says whether to migrate the Citus way (citus.Migrate): when --citus asks for it, or when a
+// previous migrate --citus distributed tollgate (then every migrate keeps it so).
+func citusWanted(ctx context.Context, conn *pgx.Conn, asked bool, target int32, out io.Writer) (bool, error) {
+	distributed, err := citus.IsDistributed(ctx, conn)
+	if err != nil {
+		return false, err
+	}
+	switch {
+	case !asked && !distributed:
+		return false, nil
+	case target != schema.Latest && asked:
+		return false, errors.New("--citus distributes the latest version: leave out --to")
+	case target != schema.Latest:
+		return false, nil // going down on a cluster: the plain way (docs/scaling.md)
+	}
+	if has, err := citus.HasExtension(ctx, conn); err != nil {
+		return false, err
+	} else if !has {
+		return false, fmt.Errorf("--citus: %w", citus.ErrNoCitus)
+	}
+	if !asked {
+		fmt.Fprintln(out, "citus: tollgate is distributed on this cluster; keeping it so")
+	}
+	return true, nil
 }
 
 // printMigrateError prints a failed migration (or code package install) as
@@ -165,4 +193,28 @@ func scrub(err error, connString string) string {
 		}
 	}
 	return msg
+}
+
+// connectFlag connects to dbURL, or to $DATABASE_URL when it is empty, for the command named cmd. On failure
+// it writes why to stderr (passwords masked) and returns the exit code: 2 for a missing or invalid URL, 1 when
+// the server cannot be reached.
+func connectFlag(ctx context.Context, cmd, dbURL string, getenv func(string) string, stderr io.Writer) (*pgx.Conn, *pgx.ConnConfig, int) {
+	if dbURL == "" {
+		dbURL = getenv("DATABASE_URL")
+	}
+	if dbURL == "" {
+		fmt.Fprintf(stderr, "tollgate %s: no database: pass --database-url URL or set DATABASE_URL\n", cmd)
+		return nil, nil, 2
+	}
+	cfg, err := pgx.ParseConfig(dbURL)
+	if err != nil {
+		fmt.Fprintf(stderr, "tollgate %s: invalid database URL %s: %s\n", cmd, redactURL(dbURL), scrub(err, dbURL))
+		return nil, nil, 2
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "tollgate %s: %s\n", cmd, scrub(err, dbURL)) // names user, database and host
+		return nil, nil, 1
+	}
+	return conn, cfg, 0
 }

@@ -323,3 +323,25 @@ func changedOnDisk(t *testing.T, dir string, embedded fs.FS) []string {
 	}))
 	return changed
 }
+
+// --citus on a database without Citus changes nothing and says what is missing; with --to it is refused
+// (the cluster form is the latest version's). The tests on a cluster are in tests/citus.
+func TestMigrateCitusNeedsACluster(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewEmptyDB(t)
+	r := runCLI(t, nil, nil, "migrate", "--citus", "--database-url", db.URL)
+	require.Equal(t, 1, r.code, r.stderr)
+	require.Contains(t, r.stderr, "CREATE EXTENSION citus")
+	v, err := schema.CurrentVersion(t.Context(), db.Pool(t))
+	require.NoError(t, err)
+	require.Zero(t, v, "nothing was migrated")
+
+	r = runCLI(t, nil, nil, "migrate", "--citus", "--to", "2", "--database-url", db.URL)
+	require.Equal(t, 1, r.code, r.stderr)
+	require.Contains(t, r.stderr, "leave out --to")
+
+	// a plain migrate of a database that is not distributed is the single-node one
+	r = runCLI(t, nil, nil, "migrate", "--database-url", db.URL)
+	require.Equal(t, 0, r.code, r.stderr)
+	require.NotContains(t, r.stdout, "citus:")
+}

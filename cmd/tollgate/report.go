@@ -14,7 +14,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tollgate/tollgate/internal/funnel"
@@ -75,28 +74,15 @@ func reportCmd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		fmt.Fprintf(stderr, "tollgate report: %v\n", err)
 		return 2
 	}
-	if *dbURL == "" {
-		*dbURL = getenv("DATABASE_URL")
-	}
-	if *dbURL == "" {
-		fmt.Fprintln(stderr, "tollgate report: no database: pass --database-url URL or set DATABASE_URL")
-		return 2
-	}
-	cfg, err := pgx.ParseConfig(*dbURL)
-	if err != nil {
-		fmt.Fprintf(stderr, "tollgate report: invalid database URL %s: %s\n", redactURL(*dbURL), scrub(err, *dbURL))
-		return 2
-	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		fmt.Fprintf(stderr, "tollgate report: %s\n", scrub(err, *dbURL))
-		return 1
+	conn, cfg, code := connectFlag(ctx, "report", *dbURL, getenv, stderr)
+	if conn == nil {
+		return code
 	}
 	defer conn.Close(context.Background())
 
 	rows, err := funnel.Query(ctx, conn, from, to)
 	if err != nil {
-		fmt.Fprintf(stderr, "tollgate report: the funnel: %s\n", scrub(err, *dbURL))
+		fmt.Fprintf(stderr, "tollgate report: the funnel: %s\n", scrub(err, cfg.ConnString()))
 		if hint := reportRoleHint(err, cfg.User); hint != "" {
 			fmt.Fprintln(stderr, hint)
 		}
@@ -104,7 +90,7 @@ func reportCmd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	}
 	attention, err := funnel.QueryAttention(ctx, conn)
 	if err != nil {
-		fmt.Fprintf(stderr, "tollgate report: what needs attention: %s\n", scrub(err, *dbURL))
+		fmt.Fprintf(stderr, "tollgate report: what needs attention: %s\n", scrub(err, cfg.ConnString()))
 		return 1
 	}
 	experiments, err := funnel.Experiments(ctx, conn, from, to, funnel.Step(from, to))

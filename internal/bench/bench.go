@@ -7,6 +7,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -110,12 +111,6 @@ SELECT tollgate.set_limit('free', 'bench_events', 10000);
 -- a mark at every unit: every call crosses one
 SELECT tollgate.define_feature('bench_events_worst', '30d', 'hard', ARRAY(SELECT generate_series(1, 100)));
 SELECT tollgate.set_limit('free', 'bench_events_worst', 100);
-SELECT count(tollgate.consume('c' || i, 'bench_spread')) FROM generate_series(1, 10000) i;
--- start each customer at its own offset so crossings are spread evenly over the run
-SELECT count(tollgate.consume('e' || i, 'bench_events', 1 + (i * 37) % 99)) FROM generate_series(1, 10000) i;
-SELECT count(tollgate.consume('w' || i, 'bench_events_worst', 1)) FROM generate_series(1, 10000) i;
-SELECT tollgate.consume('over', 'bench_reject');
-SELECT tollgate.consume('over', 'bench_reject'); -- the first blocked call writes its event
 CREATE TABLE bench_counter (id integer PRIMARY KEY, n bigint NOT NULL DEFAULT 0) WITH (fillfactor = 70);
 INSERT INTO bench_counter (id) SELECT generate_series(1, 10000);
 CREATE TABLE bench_usage (
@@ -144,6 +139,70 @@ BEGIN
 END $f$;
 
 `
+
+// Seed gives the customers of the scenarios their usage rows, after Setup: one tollgate.consume call per
+// customer, each a statement of its own, over a few connections at once (on a Citus cluster each call is
+// then delegated to the customer's worker). Only the customers of the given scenarios are seeded.
+func Seed(ctx context.Context, connString string, scenarios []Scenario) error {
+	type call struct {
+		customer, feature string
+		amount            int64
+	}
+	runs := func(name string) bool {
+		return slices.ContainsFunc(scenarios, func(s Scenario) bool { return s.Name == name })
+	}
+	var calls []call
+	for i := 1; i <= Customers; i++ {
+		if runs("consume_spread") {
+			calls = append(calls, call{fmt.Sprintf("c%d", i), "bench_spread", 1})
+		}
+		if runs("consume_events") {
+			// start each customer at its own offset so crossings are spread evenly over the run
+			calls = append(calls, call{fmt.Sprintf("e%d", i), "bench_events", int64(1 + (i*37)%99)})
+		}
+		if runs("consume_events_worst") {
+			calls = append(calls, call{fmt.Sprintf("w%d", i), "bench_events_worst", 1})
+		}
+	}
+	const conns = 8
+	var wg sync.WaitGroup
+	errs := make([]error, conns)
+	for w := range conns {
+		wg.Go(func() {
+			conn, err := pgx.Connect(ctx, connString)
+			if err != nil {
+				errs[w] = err
+				return
+			}
+			defer conn.Close(context.WithoutCancel(ctx))
+			for i := w; i < len(calls); i += conns {
+				if _, err := conn.Exec(ctx, `SELECT allowed FROM tollgate.consume($1, $2, $3)`,
+					calls[i].customer, calls[i].feature, calls[i].amount); err != nil {
+					errs[w] = fmt.Errorf("seed: %w", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if !runs("consume_reject") && !runs("read_function") {
+		return nil
+	}
+	conn, err := pgx.Connect(ctx, connString)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	for range 2 { // the first blocked call writes its event
+		if _, err := conn.Exec(ctx, `SELECT allowed FROM tollgate.consume('over', 'bench_reject')`); err != nil {
+			return fmt.Errorf("seed: %w", err)
+		}
+	}
+	return nil
+}
 
 // Overquota counts usage rows over a hard quota: the bench fails if any is.
 const Overquota = `SELECT count(*) FROM tollgate.usage u WHERE NOT u.soft AND u.quota IS NOT NULL AND u.used > u.quota`

@@ -19,6 +19,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -274,6 +275,14 @@ func (s *Server) command(ctx context.Context, cred *syscall.Credential, name str
 	cmd := exec.CommandContext(ctx, filepath.Join(s.binDir, name), args...)
 	cmd.Dir = s.root
 	cmd.Env = append(filteredEnv(), "LC_ALL=C")
+	if cred != nil {
+		// Run as the postgres OS user, with its home: libpq in the server (an extension connecting to
+		// other servers, such as Citus) reads ~/.postgresql, which root's home would deny it.
+		if u, err := user.LookupId(strconv.FormatUint(uint64(cred.Uid), 10)); err == nil && u.HomeDir != "" {
+			cmd.Env = append(slices.DeleteFunc(cmd.Env, func(kv string) bool { return strings.HasPrefix(kv, "HOME=") }),
+				"HOME="+u.HomeDir)
+		}
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGQUIT}
 	return cmd
 }

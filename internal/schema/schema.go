@@ -81,6 +81,18 @@ func Migrate(ctx context.Context, conn *pgx.Conn, target int32, out io.Writer) (
 // Going down (target below the current version), the code package's functions are dropped first,
 // with what depends on them: below the latest version there is no code package.
 func MigrateFS(ctx context.Context, conn *pgx.Conn, migrationsFS, codeFS fs.FS, target int32, out io.Writer) (res Result, err error) {
+	return MigrateFSWith(ctx, conn, migrationsFS, codeFS, target, out, Hooks{})
+}
+
+// Hooks extend Migrate for a kind of installation (internal/citus: a Citus cluster).
+type Hooks struct {
+	// AfterCode, when set, runs inside the transaction that installs the code package, after it: what it
+	// changes commits with the package or not at all, so no session sees the package without it.
+	AfterCode func(ctx context.Context, tx pgx.Tx) error
+}
+
+// MigrateFSWith is MigrateFS with hooks.
+func MigrateFSWith(ctx context.Context, conn *pgx.Conn, migrationsFS, codeFS fs.FS, target int32, out io.Writer, hooks Hooks) (res Result, err error) {
 	if out == nil {
 		out = io.Discard
 	}
@@ -158,7 +170,7 @@ func MigrateFS(ctx context.Context, conn *pgx.Conn, migrationsFS, codeFS fs.FS, 
 		}
 		if recorded != code.SHA256 {
 			fmt.Fprintf(out, "installing code package sql/ (sha256 %.12s)\n", code.SHA256)
-			dropped, err := installCode(ctx, conn, code, codeFS)
+			dropped, err := installCode(ctx, conn, code, codeFS, hooks.AfterCode)
 			if err != nil {
 				return res, err
 			}
@@ -278,7 +290,7 @@ func tollgateFunctions(ctx context.Context, tx pgx.Tx) ([]string, error) {
 // installCode runs the rendered package in one transaction, as `tern code install` does (one
 // string, simple protocol, inside BEGIN ... COMMIT), and returns the functions its last file
 // dropped.
-func installCode(ctx context.Context, conn *pgx.Conn, code RenderedCode, codeFS fs.FS) (dropped []string, err error) {
+func installCode(ctx context.Context, conn *pgx.Conn, code RenderedCode, codeFS fs.FS, after func(context.Context, pgx.Tx) error) (dropped []string, err error) {
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return nil, err
@@ -300,7 +312,12 @@ func installCode(ctx context.Context, conn *pgx.Conn, code RenderedCode, codeFS 
 	if recorded != code.SHA256 {
 		return nil, fmt.Errorf("code package sql/ recorded sha256 %s, but its text has sha256 %s (its last file must be record_install.sql)", recorded, code.SHA256)
 	}
-	after, err := tollgateFunctions(ctx, tx)
+	if after != nil {
+		if err := after(ctx, tx); err != nil {
+			return nil, err
+		}
+	}
+	kept, err := tollgateFunctions(ctx, tx)
 	if err != nil {
 		return nil, fmt.Errorf("list functions: %w", err)
 	}
@@ -311,12 +328,12 @@ func installCode(ctx context.Context, conn *pgx.Conn, code RenderedCode, codeFS 
 	if _, err := conn.Exec(ctx, "RESET ALL"); err != nil {
 		return nil, err
 	}
-	kept := map[string]bool{}
-	for _, fn := range after {
-		kept[fn] = true
+	keep := map[string]bool{}
+	for _, fn := range kept {
+		keep[fn] = true
 	}
 	for _, fn := range before {
-		if !kept[fn] {
+		if !keep[fn] {
 			dropped = append(dropped, fn)
 		}
 	}

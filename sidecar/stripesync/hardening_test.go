@@ -63,7 +63,7 @@ var badArgs = map[string][]string{
 	"interval":                 {"NULL::interval", "interval '-1 day'", "interval '0'", "interval '178000000 years'", "interval '-178000000 years'"},
 	"boolean":                  {"NULL::boolean"},
 	"text[]":                   {"NULL::text[]", "'{NULL}'::text[]", "ARRAY[repeat('x', 100000)]", "array_fill('p'::text, ARRAY[2000])", "'{{a},{b}}'::text[]", "'{\"\"}'::text[]"},
-	"bigint[]":                 {"NULL::bigint[]", "'{NULL}'::bigint[]", "'{-1}'::bigint[]", "'{9223372036854775807}'::bigint[]", "array_fill(1::bigint, ARRAY[2000])", "'{{1},{2}}'::bigint[]"},
+	"bigint[]":                 {"NULL::bigint[]", "'{NULL}'::bigint[]", "'{-1}'::bigint[]", "'{0}'::bigint[]", "'{9223372036854775807}'::bigint[]", "array_fill(1::bigint, ARRAY[2000])", "'{{1},{2}}'::bigint[]"},
 }
 
 // Every function the sidecar may call (and the app's set_email_opt_out), fed bad arguments one position at a
