@@ -127,11 +127,14 @@ COMMENT ON FUNCTION tollgate.upgrade_link(text, text) IS
 -- event (a 402 is shown when the limit is hit), else the click.
 CREATE OR REPLACE FUNCTION tollgate._click_prompted_at(k tollgate.link_clicks)
 RETURNS timestamptz
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 AS $$
-  SELECT coalesce((SELECT m.sent_at FROM tollgate.emails m WHERE m.id = k.email_id AND m.status = 'sent'),
-                  (SELECT e.created_at FROM tollgate.events e WHERE e.id = k.event_id),
-                  k.clicked_at)
+BEGIN
+  RETURN coalesce((SELECT m.sent_at FROM tollgate.emails m
+                    WHERE m.customer = k.customer AND m.id = k.email_id AND m.status = 'sent'),
+                  (SELECT e.created_at FROM tollgate.events e WHERE e.customer = k.customer AND e.id = k.event_id),
+                  k.clicked_at);
+END
 $$;
 
 CREATE OR REPLACE FUNCTION tollgate.record_click(
@@ -162,15 +165,16 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = 'TG422', MESSAGE = 'signature must be the token''s HMAC-SHA256 as 64 hex digits';
   END IF;
   -- pruned events and emails are forgotten, not an error
-  v_event := (SELECT e.id FROM tollgate.events e WHERE e.id = v_event);
-  v_email := (SELECT m.id FROM tollgate.emails m WHERE m.id = v_email);
+  v_event := (SELECT e.id FROM tollgate.events e WHERE e.customer = v_customer AND e.id = v_event);
+  v_email := (SELECT m.id FROM tollgate.emails m WHERE m.customer = v_customer AND m.id = v_email);
   INSERT INTO tollgate.link_clicks AS k (token, minute, customer, feature, event_id, email_id, variant)
   VALUES (v_signature, v_minute, v_customer, v_feature, v_event, v_email, v_variant)
   ON CONFLICT ON CONSTRAINT link_clicks_token_minute_key DO NOTHING
   RETURNING k.id INTO v_id;
   repeated := v_id IS NULL;
   IF repeated THEN
-    SELECT k.id INTO v_id FROM tollgate.link_clicks k WHERE k.token = v_signature AND k.minute = v_minute;
+    SELECT k.id INTO v_id FROM tollgate.link_clicks k
+     WHERE k.customer = v_customer AND k.token = v_signature AND k.minute = v_minute;
   END IF;
   click_id := v_id;
   SELECT c.plan, c.plan IS NOT NULL, coalesce(c.stripe_customer,
@@ -239,7 +243,8 @@ BEGIN
   IF k.id IS NULL THEN
     RETURN NULL;
   END IF;
-  UPDATE tollgate.link_clicks c SET completed_at = coalesce(c.completed_at, now()) WHERE c.id = k.id;
+  UPDATE tollgate.link_clicks c SET completed_at = coalesce(c.completed_at, now())
+   WHERE c.customer = k.customer AND c.id = k.id;
   -- a conversion recorded since the click, before this event (its subscription's event came first), is the
   -- click's: attributed exactly
   UPDATE tollgate.plan_changes pc
@@ -250,7 +255,7 @@ BEGIN
                      AND p.click_id IS NULL
                    ORDER BY p.changed_at DESC, p.id DESC
                    LIMIT 1)
-     AND NOT EXISTS (SELECT FROM tollgate.plan_changes o WHERE o.click_id = k.id);
+     AND NOT EXISTS (SELECT FROM tollgate.plan_changes o WHERE o.customer = k.customer AND o.click_id = k.id);
   RETURN k.id;
 END
 $$;

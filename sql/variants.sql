@@ -35,28 +35,35 @@ $$;
 -- The variant a customer sees for a feature: the one assigned at their first
 -- prompt while it is still defined (whatever its weight now), else the pick
 -- by the weights. NULL when the feature has no variant with a weight.
+-- (PL/pgSQL, like every function that reads a per-customer table: Citus cannot
+-- plan a SQL function's parameters in a query on a distributed table.)
 CREATE OR REPLACE FUNCTION tollgate._variant(p_customer text, p_feature text)
 RETURNS text
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 AS $$
-  SELECT CASE WHEN EXISTS (SELECT FROM tollgate.prompt_variants v WHERE v.feature = p_feature AND v.weight > 0) THEN
-           coalesce((SELECT a.variant
-                       FROM tollgate.variant_assignments a
-                       JOIN tollgate.prompt_variants v ON v.feature = a.feature AND v.variant = a.variant
-                      WHERE a.customer = p_customer AND a.feature = p_feature),
-                    tollgate._variant_pick(p_customer, p_feature))
-         END
+BEGIN
+  IF NOT EXISTS (SELECT FROM tollgate.prompt_variants v WHERE v.feature = p_feature AND v.weight > 0) THEN
+    RETURN NULL;
+  END IF;
+  RETURN coalesce((SELECT a.variant
+                     FROM tollgate.variant_assignments a
+                     JOIN tollgate.prompt_variants v ON v.feature = a.feature AND v.variant = a.variant
+                    WHERE a.customer = p_customer AND a.feature = p_feature),
+                  tollgate._variant_pick(p_customer, p_feature));
+END
 $$;
 
 -- Stores the variant a customer was prompted with (their first prompt, or the
 -- first after their variant was removed).
 CREATE OR REPLACE FUNCTION tollgate._assign_variant(p_customer text, p_feature text, p_variant text)
 RETURNS void
-LANGUAGE sql
+LANGUAGE plpgsql
 AS $$
+BEGIN
   INSERT INTO tollgate.variant_assignments AS a (customer, feature, variant) VALUES (p_customer, p_feature, p_variant)
   ON CONFLICT ON CONSTRAINT variant_assignments_pkey DO UPDATE SET variant = EXCLUDED.variant, assigned_at = now()
-   WHERE a.variant IS DISTINCT FROM EXCLUDED.variant
+   WHERE a.variant IS DISTINCT FROM EXCLUDED.variant;
+END
 $$;
 
 CREATE OR REPLACE FUNCTION tollgate.define_variant(

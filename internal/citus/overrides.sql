@@ -39,7 +39,7 @@ $$;
 -- its customer's worker by statements that check processed_at again under the
 -- row's lock: replicas collecting at once process each event once, and the
 -- unique key of emails keeps one email per customer, feature and window.
--- replaces tollgate.outbox_collect of sql/email_collect.sql sha256 25c0c416c28caedbcb8c2700c2e667167283bb7076f2936c01d039306327b6fa
+-- replaces tollgate.outbox_collect of sql/email_collect.sql sha256 a8e08c84024314a8555938fb037243ba585e00952953a56fae17e5af1ab563c8
 CREATE OR REPLACE FUNCTION tollgate.outbox_collect(max_events integer DEFAULT 500)
 RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = tollgate, pg_temp
@@ -55,6 +55,7 @@ DECLARE
   v_email text;
   v_opt_out boolean;
   v_trial_prompt text;
+  v_variant text;
 BEGIN
   IF max_events IS NULL OR max_events < 1 THEN
     RAISE EXCEPTION USING ERRCODE = 'TG422',
@@ -66,24 +67,29 @@ BEGIN
   LOOP
     UPDATE tollgate.events e SET processed_at = pg_catalog.now()
      WHERE e.customer = v_customer AND e.id = v_id AND e.processed_at IS NULL
-    RETURNING e.kind, e.feature, e.period_start INTO v_kind, v_feature, v_start;
+    RETURNING e.kind, e.feature, e.period_start, e.variant INTO v_kind, v_feature, v_start, v_variant;
     CONTINUE WHEN NOT FOUND; -- another replica took it
     v_n := v_n + 1;
     -- a limit event becomes the feature's upgrade prompt; a trial_will_end
-    -- event the trial prompt (the setting trial_prompt), once per trial
+    -- event the trial prompt (the setting trial_prompt), once per trial; a
+    -- prompt variant's own template, else the feature's
     v_template := NULL;
     IF v_kind = 'limit_reached' THEN
-      SELECT f.upgrade_prompt INTO v_template FROM tollgate.features f WHERE f.feature = v_feature;
+      SELECT coalesce(pv.email, f.upgrade_prompt) INTO v_template
+        FROM tollgate.features f
+        LEFT JOIN tollgate.prompt_variants pv ON pv.feature = f.feature AND pv.variant = v_variant
+       WHERE f.feature = v_feature;
     ELSIF v_kind = 'trial_will_end' THEN
       v_template := v_trial_prompt;
     END IF;
     CONTINUE WHEN v_template IS NULL;
     SELECT c.email, c.email_opt_out INTO v_email, v_opt_out FROM tollgate.customers c WHERE c.customer = v_customer;
-    INSERT INTO tollgate.emails AS m (event_id, customer, feature, period_start, template, to_email, status, last_error)
+    INSERT INTO tollgate.emails AS m (event_id, customer, feature, period_start, template, to_email, status, last_error, variant)
     VALUES (v_id, v_customer, v_feature, v_start, v_template, v_email,
             CASE WHEN v_email IS NULL OR v_opt_out THEN 'skipped' ELSE 'pending' END,
             CASE WHEN v_email IS NULL THEN 'the customer has no email address'
-                 WHEN v_opt_out THEN 'the customer opted out of upgrade prompts' END)
+                 WHEN v_opt_out THEN 'the customer opted out of upgrade prompts' END,
+            v_variant)
     ON CONFLICT (customer, feature, period_start) DO NOTHING;
   END LOOP;
   RETURN v_n;
@@ -96,7 +102,7 @@ $$;
 -- running claim is alive is asked here, on the coordinator, where workers
 -- hold their liveness lock (tollgate.outbox_register): a statement sent to a
 -- worker would ask that worker's locks.
--- replaces tollgate.outbox_claim of sql/email_claim.sql sha256 9097c231628e08d3f36264c71e53ba18f732cad760bc6cd27c63a5fca1d573b1
+-- replaces tollgate.outbox_claim of sql/email_claim.sql sha256 9a7ec81f51d98b42d72eb25bc8e90c0fae184c8beb13243dcbebde1ff389339e
 CREATE OR REPLACE FUNCTION tollgate.outbox_claim(worker text, n integer DEFAULT 1, stale interval DEFAULT '5 minutes')
 RETURNS TABLE (
   id              bigint,
@@ -117,7 +123,9 @@ RETURNS TABLE (
   sender          text,
   subject         text,
   body_text       text,
-  body_html       text)
+  body_html       text,
+  event_id        bigint,
+  variant         text)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = tollgate, pg_temp
 AS $$
 DECLARE
@@ -194,11 +202,12 @@ BEGIN
       IF v_status = 'sending' THEN
         RETURN QUERY
         SELECT m.id, m.attempts, m.handed_off_at IS NOT NULL, m.provider, m.template, m.customer, m.to_email,
-               m.feature, e.plan, e.used, e.quota, m.period_start, e.period_end, f.message, e.created_at,
-               m.sender, m.subject, m.body_text, m.body_html
+               m.feature, e.plan, e.used, e.quota, m.period_start, e.period_end, coalesce(pv.message, f.message),
+               e.created_at, m.sender, m.subject, m.body_text, m.body_html, m.event_id, m.variant
           FROM tollgate.emails m
           JOIN tollgate.events e ON e.customer = m.customer AND e.id = m.event_id
           LEFT JOIN tollgate.features f ON f.feature = m.feature
+          LEFT JOIN tollgate.prompt_variants pv ON pv.feature = m.feature AND pv.variant = m.variant
          WHERE m.customer = c.customer AND m.id = c.id;
       END IF;
       EXIT WHEN v_claimed >= v_n;
@@ -212,13 +221,14 @@ $$;
 -- The rows of the range are read from the workers first (the MATERIALIZED
 -- CTEs: one pass each), then counted as the single-node function counts them,
 -- on the coordinator.
--- replaces tollgate.funnel of sql/funnel.sql sha256 d48602655c172defc95c45435782c009e48a9add9c8a4f67de099fa6afbf0736
+-- replaces tollgate.funnel of sql/funnel.sql sha256 6aa106766612ec2c683fd34697a21230bf132a15116764b526d1c07b018d8a21
 CREATE OR REPLACE FUNCTION tollgate.funnel(since timestamptz, until timestamptz)
 RETURNS TABLE (
   feature         text,
   hit_threshold   bigint,
   hit_limit       bigint,
   prompted        bigint,
+  clicked         bigint,
   converted       bigint,
   attributed      bigint,
   organic         bigint,
@@ -252,19 +262,23 @@ BEGIN
       FROM tollgate.emails m
      WHERE m.status = 'sent' AND m.sent_at >= v_since
   ), conv AS MATERIALIZED (
-    SELECT pc.customer, pc.event_id, pc.feature, pc.changed_at, pc.prompted_at
+    SELECT pc.customer, pc.event_id, pc.feature, pc.changed_at, pc.prompted_at, pc.click_id
       FROM tollgate.plan_changes pc
      WHERE pc.kind = 'conversion' AND pc.changed_at >= v_since
+  ), clicks AS MATERIALIZED (
+    SELECT DISTINCT k.customer, k.feature FROM tollgate.link_clicks k WHERE k.clicked_at >= v_since
   ), cohort AS (
     SELECT e.feature, GROUPING(e.feature) = 1 AS total,
            bool_or(e.kind = 'limit_reached') AS hit_limit,
-           bool_or(m.event_id IS NOT NULL) AS prompted
+           bool_or(m.event_id IS NOT NULL OR (k.customer IS NOT NULL AND e.kind = 'limit_reached')) AS prompted,
+           bool_or(k.customer IS NOT NULL AND e.kind = 'limit_reached') AS clicked
       FROM ev e
       LEFT JOIN sent m ON m.customer = e.customer AND m.event_id = e.id
+      LEFT JOIN clicks k ON k.customer = e.customer AND k.feature = e.feature
      GROUP BY GROUPING SETS ((e.feature, e.customer), (e.customer))
   ), c_agg AS (
     SELECT c.feature, count(*) AS hit_threshold, count(*) FILTER (WHERE c.hit_limit) AS hit_limit,
-           count(*) FILTER (WHERE c.prompted) AS prompted
+           count(*) FILTER (WHERE c.prompted) AS prompted, count(*) FILTER (WHERE c.clicked) AS clicked
       FROM cohort c
      GROUP BY c.feature, c.total
   ), converted AS (
@@ -273,6 +287,12 @@ BEGIN
      CROSS JOIN LATERAL (
         SELECT e.feature FROM ev e WHERE e.customer = pc.customer AND e.id = pc.event_id LIMIT 1) e
      WHERE pc.event_id IS NOT NULL
+    UNION ALL
+    SELECT e.feature, pc.customer, extract(epoch FROM pc.changed_at - pc.prompted_at)::double precision
+      FROM conv pc
+     CROSS JOIN LATERAL (
+        SELECT e.feature FROM ev e WHERE e.customer = pc.customer AND e.feature = pc.feature LIMIT 1) e
+     WHERE pc.event_id IS NULL AND pc.click_id IS NOT NULL
     UNION ALL
     SELECT f.feature, pc.customer, NULL
       FROM conv pc
@@ -290,7 +310,7 @@ BEGIN
      GROUP BY GROUPING SETS ((v.feature), ())
   )
   SELECT c.feature, coalesce(c.hit_threshold, 0), coalesce(c.hit_limit, 0), coalesce(c.prompted, 0),
-         coalesce(v.converted, 0), coalesce(v.attributed, 0), coalesce(v.converted - v.attributed, 0),
+         coalesce(c.clicked, 0), coalesce(v.converted, 0), coalesce(v.attributed, 0), coalesce(v.converted - v.attributed, 0),
          coalesce(v.attributed, 0)::double precision / nullif(c.prompted, 0),
          v.median_seconds, v.p90_seconds
     FROM (SELECT * FROM v_agg WHERE v_agg.total OR v_agg.feature IS NOT NULL) v

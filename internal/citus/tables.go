@@ -60,6 +60,22 @@ var Tables = []Table{
 	{Name: "usage", Placement: Distributed, Why: "the hot table: one row per customer and feature"},
 	{Name: "usage_shards", Placement: Distributed, Why: "counts of unlimited features, per customer"},
 	{Name: "usage_windows", Placement: Distributed, Why: "closed windows and rolling buckets, per customer"},
+	{Name: "link_clicks", Placement: Distributed,
+		Why: "upgrade-link clicks, read by the trigger on customers in the customer's transaction",
+		// Before plan_changes, emails and events, whose keys change. As plan_changes: the references to events
+		// and emails go, and plan_changes' to the clicks; the unique keys include customer under their names
+		// (a token and a Checkout Session belong to one customer).
+		Prepare: []string{
+			`ALTER TABLE tollgate.plan_changes DROP CONSTRAINT IF EXISTS plan_changes_click_id_fkey`,
+			`ALTER TABLE tollgate.link_clicks DROP CONSTRAINT IF EXISTS link_clicks_event_id_fkey`,
+			`ALTER TABLE tollgate.link_clicks DROP CONSTRAINT IF EXISTS link_clicks_email_id_fkey`,
+			`ALTER TABLE tollgate.link_clicks
+			   DROP CONSTRAINT link_clicks_token_minute_key,
+			   ADD CONSTRAINT link_clicks_token_minute_key UNIQUE (customer, token, minute),
+			   DROP CONSTRAINT link_clicks_checkout_session_key,
+			   ADD CONSTRAINT link_clicks_checkout_session_key UNIQUE (customer, checkout_session)`,
+			replaceKey("link_clicks"),
+		}},
 	{Name: "plan_changes", Placement: Distributed,
 		Why: "written by the trigger on customers, in the customer's transaction",
 		// Citus refuses ON DELETE SET NULL on a key that includes the distribution column: the references to
@@ -84,9 +100,18 @@ var Tables = []Table{
 	{Name: "events", Placement: Distributed, Why: "limit events, written by the customer's calls",
 		Prepare: []string{replaceKey("events")}},
 	{Name: "overrides", Placement: Distributed, Why: "a customer's own quotas, read by the customer's calls"},
-	{Name: "grants", Placement: Distributed, Why: "a customer's granted units, spent by the customer's calls"},
+	{Name: "grants", Placement: Distributed, Why: "a customer's granted units, spent by the customer's calls",
+		// Citus cannot distribute a table with an identity column once it has become a Citus local table,
+		// which a reference to features (a reference table by then) would make it: the reference goes
+		// before, and comes back after
+		Prepare: []string{`ALTER TABLE tollgate.grants DROP CONSTRAINT IF EXISTS grants_feature_fkey`},
+		Finish: []string{`ALTER TABLE tollgate.grants ADD CONSTRAINT grants_feature_fkey FOREIGN KEY (feature)
+			REFERENCES tollgate.features ON DELETE CASCADE`}},
 	{Name: "idempotency_keys", Placement: Distributed, Why: "the verdicts of a customer's keyed calls"},
+	{Name: "variant_assignments", Placement: Distributed, Why: "the prompt variant each customer was shown, per feature"},
 	{Name: "topups", Placement: Reference, Why: "configuration: the top-up packs sold in Stripe"},
+	{Name: "prompt_variants", Placement: Reference, Why: "configuration: the variants of each feature's upgrade prompt"},
+	{Name: "link_keys", Placement: Reference, Why: "the upgrade links' key, read by upgrade_link on the customer's worker"},
 
 	// On the coordinator: the sidecar's Stripe state and the install record.
 	{Name: "subscriptions", Placement: Coordinator,
@@ -95,6 +120,8 @@ var Tables = []Table{
 	{Name: "stripe_links", Placement: Coordinator, Why: "keyed by Stripe customer; the sidecar's"},
 	{Name: "stripe_events", Placement: Coordinator, Why: "keyed by Stripe event; the sidecar's"},
 	{Name: "sync_runs", Placement: Coordinator, Why: "the sidecar's reconcile runs"},
+	{Name: "topup_purchases", Placement: Coordinator,
+		Why: "keyed by Stripe object, with no customer until one is known; the sidecar's"},
 	{Name: "code_package", Placement: Coordinator, Why: "the install record, read by tollgate migrate and /readyz"},
 	{Name: "trial_conversions", Placement: Coordinator,
 		Why: "keyed by Stripe subscription and trial; written by the trigger on subscriptions, on the coordinator " +
@@ -105,7 +132,7 @@ var Tables = []Table{
 // whole to the worker that holds the customer (distribution argument "customer", co-located with
 // tollgate.customers), so it costs one round trip from the coordinator.
 var Delegated = []string{"consume", "check", "require", "refund", "note_blocked", "usage", "set_email_opt_out",
-	"set_override", "clear_override", "grant", "record_topup"}
+	"set_override", "clear_override", "grant", "record_topup", "upgrade_link"}
 
 // NotDelegated are the functions with a customer argument that run on the coordinator, and why.
 // TestEveryCustomerFunctionIsPlaced checks that each function with a customer argument is in Delegated or
@@ -114,6 +141,7 @@ var NotDelegated = map[string]string{
 	"set_customer": "links a Stripe customer under an advisory lock taken on the coordinator, and relinks " +
 		"subscriptions, which live there",
 	"customer_summary": "reads the customer's subscriptions, which live on the coordinator",
+	"record_click":     "the sidecar's: reads the Stripe customers linked to the customer, which live on the coordinator",
 }
 
 // replaceKey makes the primary key of a table with an identity id (customer, id): a key of a distributed

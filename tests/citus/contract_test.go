@@ -44,12 +44,13 @@ func TestTablesAndFunctionsArePlaced(t *testing.T) {
 		}
 	}
 	for _, fn := range citus.Delegated {
-		var arg int
+		var arg, customerArg int
 		require.NoError(t, b.owner.QueryRow(ctx, `
-		  SELECT o.distribution_argument_index FROM pg_dist_object o JOIN pg_proc p ON p.oid = o.objid
+		  SELECT o.distribution_argument_index, pg_catalog.array_position(p.proargnames, 'customer') - 1
+		    FROM pg_dist_object o JOIN pg_proc p ON p.oid = o.objid
 		   WHERE o.classid = 'pg_proc'::regclass AND p.pronamespace = 'tollgate'::regnamespace AND p.proname = $1
-		     AND o.colocationid = $2`, fn, colocation).Scan(&arg), fn)
-		require.Zero(t, arg, "tollgate.%s is delegated by its first argument, customer", fn)
+		     AND o.colocationid = $2`, fn, colocation).Scan(&arg, &customerArg), fn)
+		require.Equal(t, customerArg, arg, "tollgate.%s is delegated by its argument customer", fn)
 	}
 	// every function of the schema exists on every worker
 	n := b.int(t, `SELECT count(*) FROM pg_proc WHERE pronamespace = 'tollgate'::regnamespace`)
