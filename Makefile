@@ -8,16 +8,17 @@ GO ?= go
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-test: ## run every test but the Citus ones: installs what is missing first (Debian packages as root, pinned test tools), then go test and every fuzz target for 10s
+test: ## run every test: installs what is missing first (Debian packages as root, pinned test tools), then go test, every fuzz target for 10s, and the Citus tests (test-citus)
 	scripts/deps.sh test
 	scripts/tools.sh
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v '/tests/citus$$')
 	scripts/fuzz.sh 10s
+	$(MAKE) test-citus
 
 CITUS_SRC ?= ../shared/citus
-test-citus: ## the tests on a Citus cluster on this machine (docs/scaling.md): builds Citus from ../shared/citus first (once per machine)
-	@if [ -x $(CITUS_SRC)/build.sh ]; then $(CITUS_SRC)/build.sh; else echo "no $(CITUS_SRC)/build.sh: the tests skip unless Citus is installed"; fi
-	$(GO) test -race -count=1 -timeout 45m ./tests/citus/...
+test-citus: ## the tests on a Citus cluster on this machine (docs/scaling.md): builds Citus from ../shared/citus first (once per machine); they skip, saying so, without Citus
+	@if [ -x $(CITUS_SRC)/build.sh ]; then $(CITUS_SRC)/build.sh; else echo "no $(CITUS_SRC)/build.sh: the Citus tests skip unless Citus is installed"; fi
+	$(GO) test -count=1 -timeout 20m ./tests/citus/...
 
 build: ## build the tollgate CLI into bin/tollgate
 	$(GO) build -o bin/tollgate ./cmd/tollgate
