@@ -259,13 +259,23 @@ type DB struct {
 
 var nameUnsafe = regexp.MustCompile(`[^a-z0-9]+`)
 
+// joining serialises what tests do to the cluster's shared objects: creating a database and joining its
+// nodes (citus_add_node copies every role, a cluster-wide object, to each worker), installing tollgate in it
+// (its roles and grants reach every node) and dropping it. Tests that did this at once saw citus_add_node
+// fail with "failure on connection marked as essential" now and then; a test's own statements stay
+// parallel.
+var joining sync.Mutex
+
 // NewDB returns a database of its own on the shared cluster, migrated and distributed (citus.Migrate), and
 // drops it from every node when the test ends. It skips t without Citus.
 func NewDB(t testing.TB) *DB {
 	t.Helper()
 	db := NewEmptyDB(t)
 	conn := db.Conn(t, db.URL)
-	if _, err := citus.Migrate(t.Context(), conn, nil, nil, nil); err != nil {
+	joining.Lock()
+	_, err := citus.Migrate(t.Context(), conn, nil, nil, nil)
+	joining.Unlock()
+	if err != nil {
 		t.Fatalf("citustest: tollgate migrate --citus: %v", err)
 	}
 	return db
@@ -282,7 +292,9 @@ func NewEmptyDB(t testing.TB) *DB {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	joining.Lock()
 	dbURL, err := citus.CreateDatabase(ctx, c.AdminURL, name)
+	joining.Unlock()
 	if err != nil {
 		t.Fatalf("citustest: create database %s: %v", name, err)
 	}
@@ -301,6 +313,8 @@ func NewEmptyDB(t testing.TB) *DB {
 		if stopped.Load() {
 			return
 		}
+		joining.Lock()
+		defer joining.Unlock()
 		if err := citus.DropDatabase(context.Background(), c.AdminURL, name); err != nil {
 			t.Errorf("citustest: drop database %s: %v", name, err)
 		}
