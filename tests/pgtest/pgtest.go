@@ -166,6 +166,13 @@ func startCluster() (*Cluster, error) {
 		return nil, fmt.Errorf("pgtest: connect to the test server: %w", err)
 	}
 	c.admin = admin
+	if _, err := admin.Exec(ctx, groupRolesSQL); err != nil {
+		admin.Close()
+		if c.srv != nil {
+			c.srv.Stop()
+		}
+		return nil, fmt.Errorf("pgtest: create tollgate's roles: %w", err)
+	}
 	var version int
 	if err := admin.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&version); err == nil && version >= 150000 {
 		c.strategy = " STRATEGY FILE_COPY"
@@ -268,6 +275,25 @@ func (c *Cluster) prepareTemplate(ctx context.Context, name string) error {
 	_, err = c.admin.Exec(ctx, loginRolesSQL)
 	return err
 }
+
+// groupRolesSQL creates tollgate's cluster-wide roles once per test server, before any test migrates a
+// database: the tests of a package migrate many databases of one server at once, and a run saw migration
+// 007 fail with 42704 (role "tollgate_admin" does not exist) on the template while other tests' migrations
+// were creating that role; the cause in PostgreSQL was not pinned down. The migrations' own creation path
+// still runs wherever a server is new to tollgate: tollgate demo and tollgate dev, and their tests.
+const groupRolesSQL = `
+DO $$
+DECLARE
+  r text;
+BEGIN
+  PERFORM pg_advisory_xact_lock(hashtext('tollgate pgtest login roles'));
+  FOREACH r IN ARRAY ARRAY['tollgate_app', 'tollgate_sidecar', 'tollgate_admin'] LOOP
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = r) THEN
+      EXECUTE format('CREATE ROLE %I NOLOGIN', r);
+    END IF;
+  END LOOP;
+END
+$$`
 
 // loginRolesSQL creates (or resets) the test login roles, each a member of exactly one tollgate role.
 // Roles are cluster-wide and several test processes may share a server: an advisory lock serializes
