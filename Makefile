@@ -8,11 +8,11 @@ GO ?= go
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-test: ## run every test: installs what is missing first (Debian packages as root, pinned test tools), then go test, every fuzz target for 10s, and the Citus tests (test-citus)
+test: ## run every test: installs what is missing first (Debian packages as root, pinned test tools), then go test, every fuzz target for 3000 inputs, and the Citus tests (test-citus)
 	scripts/deps.sh test
 	scripts/tools.sh
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v '/tests/citus$$')
-	scripts/fuzz.sh 10s
+	scripts/fuzz.sh 3000x
 	$(MAKE) test-citus
 
 CITUS_SRC ?= ../shared/citus

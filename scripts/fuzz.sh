@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every Go fuzz target of the module (func FuzzXxx in a *_test.go file) for DURATION each, default 2m:
-# `go test -fuzz` takes one package and one target at a time. `make test` runs this for a few seconds per
-# target, `make fuzz` for longer (FUZZTIME=10m make fuzz). A failing input is written to the package's
+# `go test -fuzz` takes one package and one target at a time. DURATION is what -fuzztime takes: a time, or a
+# number of inputs (3000x). `make test` runs 3000 inputs per target: a count, because Go 1.26's fuzzing can
+# fail with a spurious "context deadline exceeded" when a duration ends (go.dev/issue/75804, fixed in Go
+# 1.27), which a loaded CI machine hits. `make fuzz` runs for a time (FUZZTIME=10m make fuzz). A failing input is written to the package's
 # testdata/fuzz/FuzzXxx/ and then runs as an ordinary test: commit it with the fix.
 #
 # One worker per target (-parallel 1): targets that use a database start a PostgreSQL per worker process.
